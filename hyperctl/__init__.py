@@ -1,0 +1,1 @@
+"""hyper (hyperctl): the thin command line over the hyperd API."""

@@ -1,0 +1,1 @@
+"""hyperd: the hyper daemon and the libraries it is built from."""
