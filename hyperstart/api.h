@@ -1,0 +1,145 @@
+/*
+ * hyperstart/api.h — the host <-> guest protocol, defined once for the guest.
+ * The host's mirror is hyperd/agent/protocol.py; change both together and bump
+ * HYPER_API_VERSION when a payload or a frame changes meaning.
+ *
+ * Two virtio-serial ports, found under /sys/class/virtio-ports/<port>/name:
+ *   sh.hyper.channel.0  control: commands, answers, events
+ *   sh.hyper.channel.1  streams: stdin/stdout/stderr of processes
+ *
+ * Control frame (big-endian):
+ *
+ *    0               4               8
+ *   +---------------+---------------+-------------------------------+
+ *   |   u32 code    |  u32 length   |  payload (length - 8 bytes)   |
+ *   +---------------+---------------+-------------------------------+
+ *   length counts the 8-byte header. Payloads are JSON objects unless a
+ *   command says otherwise. Frames longer than HYPER_MAX_CONTROL_FRAME are
+ *   answered ERROR and their payload is skipped, so the stream stays in sync.
+ *
+ * Stream frame (big-endian):
+ *
+ *    0                               8               12
+ *   +-------------------------------+---------------+-----------------+
+ *   |            u64 seq            |  u32 length   | data (len - 12) |
+ *   +-------------------------------+---------------+-----------------+
+ *   length counts the 12-byte header; a frame with no data is EOF for that
+ *   seq (host -> guest: close stdin; guest -> host: output finished).
+ *
+ * Rules:
+ *   - The guest sends READY each time it sees the host connect to the control
+ *     port (at boot, and again after a host daemon reconnects).
+ *   - Every host command is answered, in order, by exactly one ACK (payload as
+ *     the command documents, often empty) or ERROR (payload: UTF-8 message).
+ *   - PROCESSASYNCEVENT may arrive between answers. For a process, the guest
+ *     first sends EOF on its stdout and stderr seqs, then the event:
+ *       {"container": ID, "process": ID, "event": "finished", "status": N}
+ *     status is the exit code, or 128 + N when killed by signal N.
+ *   - No NEXT flow control: virtio-serial's own back-pressure is used. A guest
+ *     that cannot write stops reading process output (nothing is dropped).
+ *   - Events produced while the host is disconnected are kept and sent after
+ *     the next READY.
+ */
+#ifndef HYPERSTART_API_H
+#define HYPERSTART_API_H
+
+#define HYPER_API_VERSION 1
+
+#define HYPER_CONTROL_PORT "sh.hyper.channel.0"
+#define HYPER_STREAM_PORT  "sh.hyper.channel.1"
+
+#define HYPER_CONTROL_HEADER_SIZE 8
+#define HYPER_STREAM_HEADER_SIZE  12
+#define HYPER_MAX_CONTROL_FRAME   (16u * 1024 * 1024)
+#define HYPER_MAX_STREAM_FRAME    (64u * 1024 + HYPER_STREAM_HEADER_SIZE)
+
+/*
+ * Command codes. Numbers are never reused: 2, 3, 5, 7 and 13 were retired by
+ * the original hyperstart; NEXT (14) is deprecated and answered ERROR.
+ */
+enum hyper_code {
+	/* host -> guest. ACK payload {"version": HYPER_API_VERSION} */
+	HYPER_GETVERSION = 0,
+	/* {"hostname": str, "dns": [str], "dnsSearch": [str]} -> ACK */
+	HYPER_STARTPOD = 1,
+	/* {} -> ACK, then every process is killed, disks synced, power off */
+	HYPER_DESTROYPOD = 4,
+	/* {"container": ID, "process": PROCESS} -> ACK once the process runs */
+	HYPER_EXECCMD = 6,
+	/* guest -> host, empty payload */
+	HYPER_READY = 8,
+	HYPER_ACK = 9,
+	HYPER_ERROR = 10,
+	/* {"container": ID, "process": ID, "row": N, "column": N} -> ACK */
+	HYPER_WINSIZE = 11,
+	/* {} -> ACK */
+	HYPER_PING = 12,
+	/* deprecated: answered ERROR */
+	HYPER_NEXT = 14,
+	/*
+	 * payload: JSON object {"container": ID, "path": str, "mode": N (opt.)}
+	 * immediately followed by the raw file bytes -> ACK. The file is written
+	 * inside the container's root (or the guest's own when container is "").
+	 */
+	HYPER_WRITEFILE = 15,
+	/* {"container": ID, "path": str} -> ACK whose payload is the raw bytes */
+	HYPER_READFILE = 16,
+	/*
+	 * NEWCONTAINER -> ACK once the root is mounted and (if given) the process
+	 * runs. {
+	 *   "id": ID,
+	 *   "image": SERIAL,       virtio-blk serial of the read-only image disk
+	 *   "fstype": "ext4"|"erofs",
+	 *   "rw": SERIAL,          serial of the writable ext4 disk; absent/"" ->
+	 *                          a tmpfs upper layer (lost at power-off)
+	 *   "readOnly": bool,      root mounted read-only (no overlay upper)
+	 *   "process": PROCESS     optional: the container's main process
+	 *   "sysctl": {key: value} optional, written under /proc/sys
+	 * }
+	 */
+	HYPER_NEWCONTAINER = 17,
+	/* {"container": ID, "signal": N} -> ACK; signals the main process */
+	HYPER_KILLCONTAINER = 18,
+	/* {} -> ACK after every offline CPU and memory block is brought online */
+	HYPER_ONLINECPUMEM = 19,
+	/*
+	 * {"device": "eth0" | MAC "aa:bb:..", "newName": str (opt.),
+	 *  "ipAddresses": [{"ipAddress": "10.1.2.3", "netMask": "24"}],
+	 *  "mtu": N (opt.)} -> ACK; the link is brought up
+	 */
+	HYPER_SETUPINTERFACE = 20,
+	/* {"routes": [{"dest": "default"|"a.b.c.d/n", "gateway": str (opt.),
+	 *              "device": str}]} -> ACK */
+	HYPER_SETUPROUTE = 21,
+	/* {"container": ID} -> ACK; kills what is left, unmounts, forgets it */
+	HYPER_REMOVECONTAINER = 22,
+	/* guest -> host, see the rules above */
+	HYPER_PROCESSASYNCEVENT = 23,
+	/* {"container": ID, "process": ID, "signal": N} -> ACK */
+	HYPER_SIGNALPROCESS = 24,
+	/* {"device": "eth0" | MAC} -> ACK; addresses flushed, link down */
+	HYPER_DELETEINTERFACE = 25,
+};
+
+/*
+ * PROCESS object, used by NEWCONTAINER and EXECCMD:
+ * {
+ *   "id": str,                  unique within the container
+ *   "args": [str, ...],         argv; args[0] searched in PATH when it has no '/'
+ *   "envs": [{"env": K, "value": V}, ...],
+ *   "workdir": str,             default "/"; created if missing
+ *   "user": str,                name or uid, resolved in the container's
+ *   "group": str,               /etc/passwd and /etc/group; default root
+ *   "additionalGroups": [str],
+ *   "terminal": bool,           a pty: stdin and output both on "stdio"
+ *   "row": N, "column": N,      initial terminal size (terminal only)
+ *   "stdio": u64,               seq of stdin (host->guest) and stdout
+ *   "stderr": u64,              seq of stderr (0 or absent with a terminal)
+ *   "rlimits": [{"type": "RLIMIT_NOFILE", "soft": N, "hard": N}]
+ * }
+ * A process whose program cannot be found exits 127, one that cannot be
+ * executed exits 126; both print the reason on their stderr.
+ * HOME (from passwd) and PATH are set when absent from envs.
+ */
+
+#endif /* HYPERSTART_API_H */

@@ -1,0 +1,79 @@
+"""Codec of the host<->guest protocol (hyperd/agent/protocol.py vs hyperstart/api.h)."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from hyperd.agent import protocol as p
+
+API_H = Path(__file__).resolve().parents[2] / "hyperstart" / "api.h"
+
+
+def test_codes_match_api_h():
+    text = API_H.read_text()
+    in_c = {m[0]: int(m[1]) for m in re.findall(r"HYPER_([A-Z]+) = (\d+),", text)}
+    assert in_c == {c.name: c.value for c in p.Code}
+
+
+def test_constants_match_api_h():
+    text = API_H.read_text()
+    assert f"#define HYPER_API_VERSION {p.API_VERSION}\n" in text
+    assert f'#define HYPER_CONTROL_PORT "{p.CONTROL_PORT}"' in text
+    assert f'#define HYPER_STREAM_PORT  "{p.STREAM_PORT}"' in text
+
+
+def test_control_frame_round_trip():
+    frame = p.encode_control(p.Code.PING, b'{"a":1}')
+    assert frame[:8] == bytes([0, 0, 0, 12, 0, 0, 0, 15])
+    assert p.decode_control_header(frame[:8]) == (12, 7)
+    assert frame[8:] == b'{"a":1}'
+
+
+@pytest.mark.parametrize("length", [0, 7, p.MAX_CONTROL_FRAME + 1])
+def test_control_header_rejects_bad_length(length):
+    with pytest.raises(p.ProtocolError):
+        p.decode_control_header(p.CONTROL_HEADER.pack(9, length))
+
+
+def test_stream_frame_round_trip_and_eof():
+    frame = p.encode_stream(2**40 + 5, b"hello")
+    assert len(frame) == 17
+    assert p.decode_stream_header(frame[:12]) == (2**40 + 5, 5)
+    assert p.decode_stream_header(p.encode_stream(7)) == (7, 0)
+
+
+def test_stream_frame_limits():
+    with pytest.raises(ValueError):
+        p.encode_stream(1, b"x" * (p.MAX_STREAM_DATA + 1))
+    with pytest.raises(p.ProtocolError):
+        p.decode_stream_header(p.STREAM_HEADER.pack(1, 11))
+
+
+def test_process_payload_shape():
+    proc = p.Process("init", ["sh", "-c", "x"], stdio=3, stderr=4, env={"A": "1"}, user="nobody")
+    assert proc.to_json() == {
+        "id": "init",
+        "args": ["sh", "-c", "x"],
+        "envs": [{"env": "A", "value": "1"}],
+        "workdir": "/",
+        "terminal": False,
+        "stdio": 3,
+        "stderr": 4,
+        "user": "nobody",
+    }
+    tty = p.Process("t", ["sh"], stdio=5, stderr=6, terminal=True, rows=40, columns=100)
+    assert tty.to_json()["stderr"] == 0
+    assert (tty.to_json()["row"], tty.to_json()["column"]) == (40, 100)
+
+
+def test_newcontainer_and_writefile_payloads():
+    proc = p.Process("init", ["true"], stdio=1, stderr=2)
+    payload = p.newcontainer("c1", "img0", "ext4", "rw0", proc)
+    assert payload["image"] == "img0" and payload["rw"] == "rw0"
+    assert payload["process"]["args"] == ["true"]
+    raw = p.writefile_payload("c1", "/etc/x", b"\x00\x01data", mode=0o600)
+    head, _, rest = raw.partition(b"}")
+    assert json.loads(head + b"}") == {"container": "c1", "path": "/etc/x", "mode": 0o600}
+    assert rest == b"\x00\x01data"
