@@ -1,0 +1,217 @@
+"""libvirt domain XML from small typed objects.
+
+Conversion only: each object turns its fields into XML and decides nothing. Defaults and
+policy (machine type, buses, command line, limits) live in ``hyperd.vm.designer``.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs) -> ET.Element:
+    el = ET.SubElement(parent, tag, {k.rstrip("_"): str(v) for k, v in attrs.items()})
+    if text is not None:
+        el.text = str(text)
+    return el
+
+
+@dataclass
+class OSBoot:
+    """Direct kernel boot: ``<os>`` with type, kernel, initrd and command line."""
+
+    type: str  # hvm | xenpvh
+    kernel: str
+    initrd: str
+    cmdline: str
+    machine: str = ""
+    arch: str = "x86_64"
+
+    def to_xml(self, parent: ET.Element) -> None:
+        os_el = _sub(parent, "os")
+        attrs = {"arch": self.arch}
+        if self.machine:
+            attrs["machine"] = self.machine
+        _sub(os_el, "type", self.type, **attrs)
+        _sub(os_el, "kernel", self.kernel)
+        _sub(os_el, "initrd", self.initrd)
+        _sub(os_el, "cmdline", self.cmdline)
+
+
+@dataclass
+class Features:
+    """``<features>``: ACPI and the TCG translation-cache cap."""
+
+    acpi: bool = True
+    tcg_tb_cache_mib: int = 0
+
+    def to_xml(self, parent: ET.Element) -> None:
+        if not (self.acpi or self.tcg_tb_cache_mib):
+            return
+        feats = _sub(parent, "features")
+        if self.acpi:
+            _sub(feats, "acpi")
+        if self.tcg_tb_cache_mib:
+            tcg = _sub(feats, "tcg")
+            _sub(tcg, "tb-cache", self.tcg_tb_cache_mib, unit="MiB")
+
+
+@dataclass
+class CPU:
+    """``<cpu mode=...>``; an empty mode writes nothing."""
+
+    mode: str = ""
+
+    def to_xml(self, parent: ET.Element) -> None:
+        if self.mode:
+            _sub(parent, "cpu", mode=self.mode)
+
+
+@dataclass
+class Disk:
+    """A file-backed disk with a serial the guest finds it by."""
+
+    source: str
+    target: str  # vda, xvda
+    bus: str  # virtio, xen
+    serial: str
+    readonly: bool = False
+    driver: str = ""  # qemu (for QEMU/KVM), "" lets libxl choose
+    fmt: str = "raw"
+    cache: str = ""
+
+    def to_xml(self, parent: ET.Element) -> None:
+        disk = _sub(parent, "disk", type="file", device="disk")
+        if self.driver:
+            drv = {"name": self.driver, "type": self.fmt}
+            if self.cache:
+                drv["cache"] = self.cache
+            _sub(disk, "driver", **drv)
+        _sub(disk, "source", file=self.source)
+        _sub(disk, "target", dev=self.target, bus=self.bus)
+        _sub(disk, "serial", self.serial)
+        if self.readonly:
+            _sub(disk, "readonly")
+
+
+@dataclass
+class Channel:
+    """A named host<->guest port on a unix socket (virtio-serial, or xen PV console)."""
+
+    path: str
+    name: str
+    target_type: str  # virtio | xen
+
+    def to_xml(self, parent: ET.Element) -> None:
+        ch = _sub(parent, "channel", type="unix")
+        _sub(ch, "source", mode="bind", path=self.path)
+        _sub(ch, "target", type=self.target_type, name=self.name)
+
+
+@dataclass
+class Serial:
+    """The guest console written to a log file."""
+
+    log_path: str
+    target_type: str = ""  # isa-serial for QEMU; libxl picks its own
+
+    def to_xml(self, parent: ET.Element) -> None:
+        serial = _sub(parent, "serial", type="file")
+        _sub(serial, "source", path=self.log_path)
+        if self.target_type:
+            _sub(serial, "target", type=self.target_type, port=0)
+
+
+@dataclass
+class Interface:
+    """An ethernet NIC on a tap the host prepared (or a bridge)."""
+
+    mac: str
+    kind: str = "ethernet"  # ethernet | bridge
+    tap: str = ""
+    bridge: str = ""
+    model: str = "virtio"
+
+    def to_xml(self, parent: ET.Element) -> None:
+        nic = _sub(parent, "interface", type=self.kind)
+        _sub(nic, "mac", address=self.mac)
+        if self.kind == "bridge":
+            _sub(nic, "source", bridge=self.bridge)
+        if self.tap:
+            _sub(nic, "target", dev=self.tap, managed="no")
+        if self.model:
+            _sub(nic, "model", type=self.model)
+
+
+@dataclass
+class Devices:
+    """``<devices>``; ``none_models`` lists default devices to switch off."""
+
+    emulator: str = ""
+    disks: list[Disk] = field(default_factory=list)
+    channels: list[Channel] = field(default_factory=list)
+    interfaces: list[Interface] = field(default_factory=list)
+    serial: Serial | None = None
+    no_usb: bool = False
+    no_memballoon: bool = False
+
+    def to_xml(self, parent: ET.Element) -> None:
+        devs = _sub(parent, "devices")
+        if self.emulator:
+            _sub(devs, "emulator", self.emulator)
+        for item in [*self.disks, *self.interfaces, *self.channels]:
+            item.to_xml(devs)
+        if self.serial:
+            self.serial.to_xml(devs)
+        if self.no_usb:
+            _sub(devs, "controller", type="usb", model="none")
+        if self.no_memballoon:
+            _sub(devs, "memballoon", model="none")
+
+
+@dataclass
+class Domain:
+    """A whole ``<domain>``."""
+
+    type: str  # kvm | qemu | xen
+    name: str
+    uuid: str
+    memory_mib: int
+    vcpus: int
+    os: OSBoot
+    features: Features = field(default_factory=Features)
+    cpu: CPU = field(default_factory=CPU)
+    devices: Devices = field(default_factory=Devices)
+    on_poweroff: str = "destroy"
+    on_reboot: str = "destroy"
+    on_crash: str = "destroy"
+    metadata: dict[str, str] = field(default_factory=dict)
+    metadata_ns: str = "https://hyper.dev/xmlns/domain/1"
+
+    def to_element(self) -> ET.Element:
+        """The ``<domain>`` element."""
+        dom = ET.Element("domain", type=self.type)
+        _sub(dom, "name", self.name)
+        _sub(dom, "uuid", self.uuid)
+        if self.metadata:
+            meta = _sub(_sub(dom, "metadata"), "hyper:vm")
+            meta.set("xmlns:hyper", self.metadata_ns)
+            for key, value in self.metadata.items():
+                _sub(meta, f"hyper:{key}", value)
+        _sub(dom, "memory", self.memory_mib, unit="MiB")
+        _sub(dom, "vcpu", self.vcpus)
+        self.os.to_xml(dom)
+        self.features.to_xml(dom)
+        self.cpu.to_xml(dom)
+        _sub(dom, "on_poweroff", self.on_poweroff)
+        _sub(dom, "on_reboot", self.on_reboot)
+        _sub(dom, "on_crash", self.on_crash)
+        self.devices.to_xml(dom)
+        return dom
+
+    def to_xml(self) -> str:
+        """The domain as an indented XML document."""
+        el = self.to_element()
+        ET.indent(el)
+        return ET.tostring(el, encoding="unicode") + "\n"

@@ -1,0 +1,118 @@
+"""The VM driver: one Machine is one guest (libvirt domain + hyperstart agent).
+
+A machine is a transient libvirt domain: it exists while it runs and libvirt owns it,
+so VMs survive a restart of hyperd, which re-attaches to their agent sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from hyperd.agent import protocol as p
+from hyperd.agent.client import AgentClient, AgentError
+from hyperd.errors import HyperError
+
+from . import designer
+from .virt import Hypervisor
+
+# Where `make install` puts the guest kernel and initrd.
+INSTALL_DIR = Path("/usr/local/lib/hyper")
+DOMAIN_PREFIX = "hyper-"
+
+
+@dataclass
+class GuestAssets:
+    """The guest kernel and the initrd that holds hyperstart."""
+
+    kernel: str
+    initrd: str
+
+    @classmethod
+    def locate(cls, kernel: str | None = None, initrd: str | None = None) -> GuestAssets:
+        """Explicit paths (config) win, then $HYPER_KERNEL/$HYPER_INITRD, then INSTALL_DIR."""
+        kernel = kernel or os.environ.get("HYPER_KERNEL") or str(INSTALL_DIR / "vmlinux")
+        initrd = initrd or os.environ.get("HYPER_INITRD") or str(INSTALL_DIR / "initrd.img")
+        for what, path in (("kernel", kernel), ("initrd", initrd)):
+            if not os.path.isfile(path):
+                raise HyperError(f"guest {what} not found at {path} (run `make install`)")
+        return cls(kernel, initrd)
+
+
+class Machine:
+    """A guest VM: build its domain, boot it, talk to its agent, tear it down."""
+
+    def __init__(self, hv: Hypervisor, spec: designer.VMSpec, hypervisor: str, tb_cache_mib: int):
+        self.hv = hv
+        self.spec = spec
+        self.hypervisor = hypervisor
+        self.tb_cache_mib = tb_cache_mib
+        self.agent: AgentClient | None = None
+
+    @property
+    def name(self) -> str:
+        """The libvirt domain name."""
+        return self.spec.name
+
+    def domain_xml(self) -> str:
+        """The libvirt XML this machine boots with."""
+        return designer.design(self.spec, self.hypervisor, self.tb_cache_mib).to_xml()
+
+    async def boot(self, timeout: float = 60.0) -> AgentClient:
+        """Start the domain and return a connected agent (READY and version checked)."""
+        for sock in (self.spec.control_socket, self.spec.stream_socket):
+            Path(sock).parent.mkdir(parents=True, exist_ok=True)
+            Path(sock).unlink(missing_ok=True)
+        Path(self.spec.console_log).parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self.hv.create, self.domain_xml())
+        try:
+            return await self.attach(timeout, wait_ready=True)
+        except BaseException:
+            await self.destroy()
+            raise
+
+    async def attach(self, timeout: float = 10.0, wait_ready: bool = False) -> AgentClient:
+        """Connect to the agent of an already running domain."""
+        agent = AgentClient(self.spec.control_socket, self.spec.stream_socket)
+        try:
+            await agent.connect(timeout, wait_ready=wait_ready)
+        except AgentError as exc:
+            await agent.close()
+            raise AgentError(f"VM {self.name}: {exc.message}") from exc
+        self.agent = agent
+        return agent
+
+    async def power_off(self, timeout: float = 10.0) -> None:
+        """Ask the agent to sync and power off; destroy the domain if it does not."""
+        if self.agent is not None and self.agent.connected:
+            try:
+                await asyncio.wait_for(self.agent.call(p.Code.DESTROYPOD), timeout)
+                await self._wait_gone(timeout)
+            except (AgentError, TimeoutError):
+                pass
+        await self.destroy()
+
+    async def _wait_gone(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if await asyncio.to_thread(self.hv.state, self.name) in (None, "shutoff"):
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError
+
+    async def destroy(self) -> None:
+        """Hard-stop the domain (if still there) and close the agent."""
+        if self.agent is not None:
+            await self.agent.close()
+        await asyncio.to_thread(self.hv.destroy, self.name)
+        run_dir = Path(self.spec.control_socket).parent
+        if run_dir.name == self.name:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    def running(self) -> bool:
+        """True while libvirt reports the domain running."""
+        return self.hv.state(self.name) == "running"
