@@ -1,0 +1,41 @@
+# hyper: build the guest (kernel + initrd), install, run services, test.
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib/hyper
+VENV ?= /opt/hyper/venv
+BUILD := build
+
+.PHONY: all deps kernel initrd install services setup test lint clean
+
+all: kernel initrd
+
+deps:
+	VENV=$(VENV) tools/install-deps.sh
+
+# kernel/build.sh caches the build outside the repo, keyed by its inputs.
+kernel:
+	kernel/build.sh $(BUILD)/vmlinux
+
+initrd:
+	$(MAKE) -C hyperstart
+	hyperstart/mkinitrd.sh $(BUILD)/initrd.img
+
+install: kernel initrd
+	install -D -m 0644 $(BUILD)/vmlinux $(LIBDIR)/vmlinux
+	install -D -m 0644 $(BUILD)/initrd.img $(LIBDIR)/initrd.img
+
+services:
+	tools/start-libvirt.sh
+
+# One command on a fresh machine: dependencies, guest build, install, services.
+setup: deps install services
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	$(VENV)/bin/python -m pytest -q
+
+clean:
+	rm -rf $(BUILD)
+	$(MAKE) -C hyperstart clean

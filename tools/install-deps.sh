@@ -1,0 +1,25 @@
+#!/bin/sh
+# Install every system package hyper needs on Debian 12, then the Python package into
+# its own virtualenv (VENV, default /opt/hyper/venv) with `hyper`/`hyperd` on PATH.
+set -eu
+here=$(cd "$(dirname "$0")/.." && pwd)
+VENV=${VENV:-/opt/hyper/venv}
+PYTHON=${PYTHON:-python3}
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+    ca-certificates make gcc libc6-dev pkg-config xz-utils cpio gzip \
+    python3 python3-venv python3-dev \
+    qemu-system-x86 libvirt-daemon-system libvirt-clients libvirt-dev libxml2-utils \
+    linux-source-6.1 flex bison bc libelf-dev libssl-dev \
+    libjansson-dev busybox-static e2fsprogs erofs-utils \
+    docker-registry umoci skopeo apache2-utils \
+    iproute2 iptables util-linux procps >/dev/null
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/pip" install -q --upgrade pip
+"$VENV/bin/pip" install -q -e "$here[test]"
+for cmd in hyper hyperd; do
+    ln -sf "$VENV/bin/$cmd" "/usr/local/bin/$cmd"
+done

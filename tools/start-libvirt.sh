@@ -1,0 +1,21 @@
+#!/bin/sh
+# Start virtlogd and libvirtd when they are not running (machines without systemd).
+set -eu
+# What Debian's udev rule does where udev runs: /dev/kvm root:kvm 0660. Without it,
+# libvirt (checking as libvirt-qemu) and QEMU (probing as root) disagree on whether KVM
+# exists, and libvirt re-probes QEMU's capabilities (~50 s) on every domain start.
+if [ -c /dev/kvm ] && getent group kvm >/dev/null; then
+    chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
+fi
+if ! pgrep -x virtlogd >/dev/null 2>&1; then
+    virtlogd -d
+fi
+if [ ! -S /run/libvirt/libvirt-sock ] || ! pgrep -x libvirtd >/dev/null 2>&1; then
+    libvirtd -d
+fi
+i=0
+until virsh -q -c qemu:///system version >/dev/null 2>&1; do
+    i=$((i + 1))
+    [ $i -lt 100 ] || { echo "start-libvirt: libvirtd did not come up" >&2; exit 1; }
+    sleep 0.1
+done
