@@ -92,7 +92,8 @@ enum hyper_code {
 	 *   "fstype": "ext4"|"erofs",
 	 *   "rw": SERIAL,          serial of the writable ext4 disk; absent/"" ->
 	 *                          a tmpfs upper layer (lost at power-off)
-	 *   "readOnly": bool,      root mounted read-only (no overlay upper)
+	 *   "readOnly": bool,      root read-only: a tmpfs upper (for /etc/hosts and
+ *                          mount points) remounted ro; "rw" is then ignored
 	 *   "process": PROCESS     optional: the container's main process
 	 *   "sysctl": {key: value} optional, written under /proc/sys
 	 * }
@@ -128,13 +129,14 @@ enum hyper_code {
  *   "args": [str, ...],         argv; args[0] searched in PATH when it has no '/'
  *   "envs": [{"env": K, "value": V}, ...],
  *   "workdir": str,             default "/"; created if missing
- *   "user": str,                name or uid, resolved in the container's
+ *   "user": str,                name or uid (or "user:group"), resolved in the container's
  *   "group": str,               /etc/passwd and /etc/group; default root
  *   "additionalGroups": [str],
  *   "terminal": bool,           a pty: stdin and output both on "stdio"
  *   "row": N, "column": N,      initial terminal size (terminal only)
  *   "stdio": u64,               seq of stdin (host->guest) and stdout
- *   "stderr": u64,              seq of stderr (0 or absent with a terminal)
+ *   "stderr": u64,              seq of stderr (ignored with a terminal)
+ *                               a seq of 0 (pipes) means /dev/null
  *   "rlimits": [{"type": "RLIMIT_NOFILE", "soft": N, "hard": N}]
  * }
  * A process whose program cannot be found exits 127, one that cannot be

@@ -1,0 +1,31 @@
+/* container.h — pod settings and containers: disks, overlay root, in-root mounts. */
+#ifndef HS_CONTAINER_H
+#define HS_CONTAINER_H
+
+#define HS_MAX_MOUNTS 16
+#define HS_MAX_ID 128
+/* paths under /run/hs/<id> (ids are shorter than HS_MAX_ID) */
+#define HS_PATH 512
+
+struct hs_container {
+	struct hs_container *next;
+	char *id;
+	char root[HS_PATH]; /* "/run/hs/<id>/root" */
+	int rootfd;          /* O_PATH of root */
+	char *main_proc;     /* id of the main process, or NULL */
+	int nmounts;
+	char mounts[HS_MAX_MOUNTS][HS_PATH]; /* in mount order */
+};
+
+struct json_t;
+/* STARTPOD */
+int hs_pod_start(struct json_t *req, char *err);
+const char *hs_pod_hostname(void);
+
+int hs_container_new(struct json_t *req, char *err);
+struct hs_container *hs_container_find(const char *id);
+int hs_container_remove(const char *id, char *err);
+/* lazily unmounts every container (power off) */
+void hs_container_unmount_all(void);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * hyperstart — the guest's PID 1: mounts the basics, opens the host channels
+ * and serves the protocol in hyperstart/api.h from a single epoll loop.
+ */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "loop.h"
+#include "process.h"
+#include "system.h"
+#include "util.h"
+
+static void sigchld_cb(struct hs_watch *w, uint32_t revents)
+{
+	struct signalfd_siginfo si;
+
+	(void)revents;
+	while (read(w->fd, &si, sizeof(si)) == sizeof(si))
+		;
+	hs_proc_reap();
+}
+
+int main(void)
+{
+	static struct hs_watch sigchld = { .cb = sigchld_cb };
+	sigset_t mask;
+
+	hs_system_init();
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sigchld.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sigchld.fd < 0 || hs_loop_init() < 0) {
+		hs_log("cannot set up the event loop: %m");
+		hs_poweroff();
+	}
+	hs_watch_set(&sigchld, EPOLLIN);
+	if (hs_chan_open() < 0)
+		hs_poweroff();
+	hs_log("ready");
+	for (;;) {
+		int timeout = hs_proc_sync();
+
+		hs_chan_sync();
+		hs_loop_once(timeout);
+	}
+}

@@ -1,0 +1,14 @@
+/* net.h — interfaces and routes, configured with ioctls (IPv4). */
+#ifndef HS_NET_H
+#define HS_NET_H
+
+struct json_t;
+
+int hs_net_lo_up(void);
+int hs_net_setup_interface(struct json_t *req, char *err);
+int hs_net_setup_route(struct json_t *req, char *err);
+int hs_net_delete_interface(struct json_t *req, char *err);
+/* the first address configured by SETUPINTERFACE, "" before (for /etc/hosts) */
+const char *hs_net_first_ip(void);
+
+#endif

@@ -1,0 +1,842 @@
+#define _GNU_SOURCE
+#include "process.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "channel.h"
+#include "container.h"
+#include "loop.h"
+#include "user.h"
+#include "util.h"
+
+#define STDIN_BACKLOG_LIMIT (1u << 20)
+/*
+ * After a process exits, its output is forwarded until EOF, or until the pipe
+ * (held open by a grandchild) has been idle this long.
+ */
+#define DRAIN_IDLE_MS 100
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define MAX_RLIMITS 16
+
+struct proc;
+
+struct out_pipe {
+	struct hs_watch w;
+	struct proc *p;
+	uint64_t seq;
+};
+
+struct proc {
+	struct proc *next;
+	struct hs_container *c;
+	char *id;
+	pid_t pid;           /* 0 once reaped */
+	int terminal;
+	struct out_pipe out[2]; /* stdout (or the pty), stderr */
+	struct hs_watch in;     /* stdin (a dup of the pty master with a terminal) */
+	uint64_t stdin_seq;
+	struct hs_buf inbuf;
+	int stdin_eof;
+	int status;
+	uint64_t active_ms;  /* exit time, then time of the last output after it */
+	int finished;        /* event queued: only kept to answer signals as no-ops */
+	int dead;            /* to be freed by hs_proc_sync */
+};
+
+struct event {
+	struct event *next;
+	uint64_t mark; /* sent once the stream port has written this many frames */
+	char *json;
+};
+
+struct spawn {
+	const char *root;
+	char **argv, **envp;
+	const char *workdir;
+	struct hs_user user;
+	int nrl;
+	struct { int res; struct rlimit rl; } rl[MAX_RLIMITS];
+	int fd[4]; /* the child's stdin, stdout, stderr; fd[3]: /dev/null */
+	int tty;
+};
+
+static struct proc *procs;
+static struct event *events, **events_tail = &events;
+static size_t stdin_backlog;
+
+/* ---- lookup ---- */
+
+static struct proc *find_proc(struct hs_container *c, const char *id)
+{
+	for (struct proc *p = procs; p; p = p->next)
+		if (p->c == c && !p->dead && strcmp(p->id, id) == 0)
+			return p;
+	return NULL;
+}
+
+static struct proc *find_stdin(uint64_t seq)
+{
+	for (struct proc *p = procs; p; p = p->next)
+		if (p->stdin_seq == seq && p->in.fd >= 0 && !p->stdin_eof)
+			return p;
+	return NULL;
+}
+
+/* ---- output ---- */
+
+static void close_out(struct out_pipe *o)
+{
+	if (o->w.fd < 0)
+		return;
+	hs_watch_close(&o->w);
+	hs_stream_send(o->seq, NULL, 0);
+}
+
+static void out_cb(struct hs_watch *w, uint32_t revents)
+{
+	static char buf[HYPER_MAX_STREAM_FRAME - HYPER_STREAM_HEADER_SIZE];
+	struct out_pipe *o = (struct out_pipe *)w;
+	ssize_t n;
+
+	(void)revents;
+	if (!hs_stream_has_room())
+		return;
+	n = read(w->fd, buf, sizeof(buf));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) { /* EOF, or EIO from a pty whose slave side is all closed */
+		close_out(o);
+		return;
+	}
+	hs_stream_send(o->seq, buf, n);
+	if (o->p->pid == 0)
+		o->p->active_ms = hs_now_ms();
+}
+
+/* ---- stdin ---- */
+
+static void close_in(struct proc *p)
+{
+	stdin_backlog -= hs_buf_used(&p->inbuf);
+	hs_buf_free(&p->inbuf);
+	hs_watch_close(&p->in);
+}
+
+static void write_stdin(struct proc *p)
+{
+	while (hs_buf_used(&p->inbuf)) {
+		ssize_t n = write(p->in.fd, hs_buf_head(&p->inbuf), hs_buf_used(&p->inbuf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n < 0) { /* EPIPE: the reader is gone, discard */
+			close_in(p);
+			return;
+		}
+		hs_buf_consume(&p->inbuf, n);
+		stdin_backlog -= n;
+	}
+	if (p->stdin_eof)
+		close_in(p);
+}
+
+static void in_cb(struct hs_watch *w, uint32_t revents)
+{
+	(void)revents;
+	write_stdin((struct proc *)((char *)w - offsetof(struct proc, in)));
+}
+
+void hs_proc_stdin(uint64_t seq, const char *data, size_t n)
+{
+	struct proc *p = find_stdin(seq);
+
+	if (!p || hs_buf_append(&p->inbuf, data, n) < 0)
+		return;
+	stdin_backlog += n;
+	write_stdin(p);
+}
+
+void hs_proc_stdin_eof(uint64_t seq)
+{
+	struct proc *p = find_stdin(seq);
+
+	if (!p)
+		return;
+	p->stdin_eof = 1;
+	if (!hs_buf_used(&p->inbuf))
+		close_in(p);
+}
+
+int hs_proc_stdin_has_room(void)
+{
+	return stdin_backlog < STDIN_BACKLOG_LIMIT;
+}
+
+/* ---- the child ---- */
+
+static void __attribute__((noreturn, format(printf, 2, 3))) child_fail(int code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	dprintf(STDERR_FILENO, "hyperstart: %s\n", msg);
+	_exit(code);
+}
+
+static const char *env_get(char **envp, const char *key)
+{
+	size_t n = strlen(key);
+
+	for (; *envp; envp++)
+		if (strncmp(*envp, key, n) == 0 && (*envp)[n] == '=')
+			return *envp + n + 1;
+	return NULL;
+}
+
+/* execvpe with the process's own PATH, telling "not found" (127) from "cannot run" (126) */
+static void __attribute__((noreturn)) child_exec(struct spawn *s)
+{
+	const char *prog = s->argv[0];
+	const char *path = env_get(s->envp, "PATH");
+	char full[PATH_MAX];
+	int denied = 0;
+
+	if (strchr(prog, '/')) {
+		execve(prog, s->argv, s->envp);
+		child_fail(errno == ENOENT || errno == ENOTDIR ? 127 : 126, "exec \"%s\": %s", prog,
+			   strerror(errno));
+	}
+	for (const char *dir = path ? path : ""; ; ) {
+		const char *end = strchrnul(dir, ':');
+		int len = (int)(end - dir);
+
+		snprintf(full, sizeof(full), "%.*s%s%s", len, dir, len ? "/" : "", prog);
+		execve(full, s->argv, s->envp);
+		if (errno == EACCES)
+			denied = 1;
+		else if (errno != ENOENT && errno != ENOTDIR)
+			child_fail(126, "exec \"%s\": %s", prog, strerror(errno));
+		if (!*end)
+			break;
+		dir = end + 1;
+	}
+	if (denied)
+		child_fail(126, "exec \"%s\": %s", prog, strerror(EACCES));
+	child_fail(127, "exec \"%s\": executable file not found in $PATH", prog);
+}
+
+static void __attribute__((noreturn)) child(struct spawn *s)
+{
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	setsid();
+	for (int i = 0; i < 3; i++)
+		if (dup2(s->fd[i], i) < 0)
+			_exit(126);
+	if (s->tty && ioctl(0, TIOCSCTTY, 0) < 0)
+		child_fail(126, "TIOCSCTTY: %s", strerror(errno));
+	if (chroot(s->root) < 0 || chdir("/") < 0)
+		child_fail(126, "chroot %s: %s", s->root, strerror(errno));
+	if (hs_mkdir_p(s->workdir, 0755) < 0)
+		child_fail(126, "mkdir %s: %s", s->workdir, strerror(errno));
+	for (int i = 0; i < s->nrl; i++)
+		if (setrlimit(s->rl[i].res, &s->rl[i].rl) < 0)
+			child_fail(126, "setrlimit: %s", strerror(errno));
+	if (setgroups(s->user.ngroups, s->user.groups) < 0 || setgid(s->user.gid) < 0 ||
+	    setuid(s->user.uid) < 0)
+		child_fail(126, "cannot switch to uid %u: %s", s->user.uid, strerror(errno));
+	if (chdir(s->workdir) < 0)
+		child_fail(126, "chdir %s: %s", s->workdir, strerror(errno));
+	child_exec(s);
+}
+
+/* ---- spec parsing ---- */
+
+static const struct { const char *name; int res; } rlimit_names[] = {
+	{ "RLIMIT_AS", RLIMIT_AS }, { "RLIMIT_CORE", RLIMIT_CORE },
+	{ "RLIMIT_CPU", RLIMIT_CPU }, { "RLIMIT_DATA", RLIMIT_DATA },
+	{ "RLIMIT_FSIZE", RLIMIT_FSIZE }, { "RLIMIT_LOCKS", RLIMIT_LOCKS },
+	{ "RLIMIT_MEMLOCK", RLIMIT_MEMLOCK }, { "RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE },
+	{ "RLIMIT_NICE", RLIMIT_NICE }, { "RLIMIT_NOFILE", RLIMIT_NOFILE },
+	{ "RLIMIT_NPROC", RLIMIT_NPROC }, { "RLIMIT_RSS", RLIMIT_RSS },
+	{ "RLIMIT_RTPRIO", RLIMIT_RTPRIO }, { "RLIMIT_RTTIME", RLIMIT_RTTIME },
+	{ "RLIMIT_SIGPENDING", RLIMIT_SIGPENDING }, { "RLIMIT_STACK", RLIMIT_STACK },
+};
+
+static int parse_rlimits(json_t *spec, struct spawn *s, char *err)
+{
+	json_t *arr, *item;
+	size_t i;
+
+	if (hs_json_array(spec, "rlimits", JSON_OBJECT, &arr, err) < 0)
+		return -1;
+	if (json_array_size(arr) > MAX_RLIMITS)
+		return hs_fail(err, "too many rlimits");
+	json_array_foreach(arr, i, item) {
+		const char *type;
+		long long soft, hard;
+		size_t k;
+
+		if (hs_json_str(item, "type", 1, &type, err) < 0 ||
+		    hs_json_int(item, "soft", 1, &soft, err) < 0 ||
+		    hs_json_int(item, "hard", 1, &hard, err) < 0)
+			return -1;
+		for (k = 0; k < sizeof(rlimit_names) / sizeof(rlimit_names[0]); k++)
+			if (strcmp(type, rlimit_names[k].name) == 0)
+				break;
+		if (k == sizeof(rlimit_names) / sizeof(rlimit_names[0]))
+			return hs_fail(err, "unknown rlimit %s", type);
+		s->rl[s->nrl].res = rlimit_names[k].res;
+		s->rl[s->nrl].rl.rlim_cur = soft < 0 ? RLIM_INFINITY : (rlim_t)soft;
+		s->rl[s->nrl].rl.rlim_max = hard < 0 ? RLIM_INFINITY : (rlim_t)hard;
+		s->nrl++;
+	}
+	return 0;
+}
+
+static int parse_argv(json_t *spec, struct spawn *s, char *err)
+{
+	json_t *arr, *item;
+	size_t i;
+
+	if (hs_json_array(spec, "args", JSON_STRING, &arr, err) < 0)
+		return -1;
+	if (json_array_size(arr) == 0 || !*json_string_value(json_array_get(arr, 0)))
+		return hs_fail(err, "field \"args\": must not be empty");
+	s->argv = calloc(json_array_size(arr) + 1, sizeof(char *));
+	if (!s->argv)
+		return hs_fail(err, "out of memory");
+	json_array_foreach(arr, i, item)
+		s->argv[i] = (char *)json_string_value(item);
+	return 0;
+}
+
+static int add_env(char **envp, int *n, const char *key, const char *value)
+{
+	if (env_get(envp, key) || !value)
+		return 0;
+	if (asprintf(&envp[*n], "%s=%s", key, value) < 0)
+		return -1;
+	(*n)++;
+	return 0;
+}
+
+static int parse_env(json_t *spec, struct spawn *s, int terminal, char *err)
+{
+	json_t *arr, *item;
+	size_t i;
+	int n = 0;
+
+	if (hs_json_array(spec, "envs", JSON_OBJECT, &arr, err) < 0)
+		return -1;
+	s->envp = calloc(json_array_size(arr) + 5, sizeof(char *));
+	if (!s->envp)
+		return hs_fail(err, "out of memory");
+	json_array_foreach(arr, i, item) {
+		const char *key, *value = "";
+
+		if (hs_json_str(item, "env", 1, &key, err) < 0 ||
+		    hs_json_str(item, "value", 0, &value, err) < 0)
+			return -1;
+		if (!*key || strchr(key, '='))
+			return hs_fail(err, "bad environment variable name \"%s\"", key);
+		if (asprintf(&s->envp[n], "%s=%s", key, value) < 0)
+			return hs_fail(err, "out of memory");
+		n++;
+	}
+	if (add_env(s->envp, &n, "PATH", DEFAULT_PATH) < 0 ||
+	    add_env(s->envp, &n, "HOME", s->user.home) < 0 ||
+	    add_env(s->envp, &n, "HOSTNAME", *hs_pod_hostname() ? hs_pod_hostname() : NULL) < 0 ||
+	    add_env(s->envp, &n, "TERM", terminal ? "xterm" : NULL) < 0)
+		return hs_fail(err, "out of memory");
+	return 0;
+}
+
+static int parse_user(json_t *spec, struct hs_container *c, struct spawn *s, char *err)
+{
+	const char *user = "", *group = "";
+	json_t *extra;
+
+	if (hs_json_str(spec, "user", 0, &user, err) < 0 ||
+	    hs_json_str(spec, "group", 0, &group, err) < 0 ||
+	    hs_json_array(spec, "additionalGroups", JSON_STRING, &extra, err) < 0)
+		return -1;
+	return hs_user_resolve(c->rootfd, user, group, extra, &s->user, err);
+}
+
+static void free_spawn(struct spawn *s)
+{
+	for (char **e = s->envp; e && *e; e++)
+		free(*e);
+	free(s->envp);
+	free(s->argv);
+}
+
+/* ---- stdio ---- */
+
+/* a pty from the container's devpts instance (the guest's for the guest root) */
+static int open_pty(struct hs_container *c, json_t *spec, int *master, int *slave, char *err)
+{
+	long long row = 0, col = 0;
+	char ptmx[PATH_MAX + 16];
+
+	if (hs_json_int(spec, "row", 0, &row, err) < 0 || hs_json_int(spec, "column", 0, &col, err) < 0)
+		return -1;
+	snprintf(ptmx, sizeof(ptmx), "%s/dev/pts/ptmx", c->root);
+	*master = open(ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+	if (*master < 0)
+		*master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+	if (*master < 0)
+		return hs_fail(err, "open ptmx: %s", strerror(errno));
+	if (unlockpt(*master) < 0 ||
+	    (*slave = ioctl(*master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
+		close(*master);
+		return hs_fail(err, "pty: %s", strerror(errno));
+	}
+	if (row > 0 && col > 0) {
+		struct winsize ws = { .ws_row = row, .ws_col = col };
+
+		ioctl(*master, TIOCSWINSZ, &ws);
+	}
+	return 0;
+}
+
+static int set_nonblock(int fd)
+{
+	return fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/*
+ * Fills s->fd (the child's ends) and the parent's ends in p; a seq of 0 means
+ * no stream: /dev/null for the child.
+ */
+static int setup_stdio(struct hs_container *c, json_t *spec, struct spawn *s, struct proc *p,
+		       uint64_t out_seq, uint64_t err_seq, char *err)
+{
+	int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1};
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (null < 0)
+		return hs_fail(err, "open /dev/null: %s", strerror(errno));
+	s->fd[0] = s->fd[1] = s->fd[2] = s->fd[3] = null;
+	if (p->terminal) {
+		int master, slave = -1;
+
+		if (open_pty(c, spec, &master, &slave, err) < 0) {
+			close(null);
+			return -1;
+		}
+		close(null);
+		s->fd[0] = s->fd[1] = s->fd[2] = slave;
+		s->fd[3] = -1;
+		s->tty = 1;
+		p->out[0].w.fd = master;
+		p->in.fd = fcntl(master, F_DUPFD_CLOEXEC, 3);
+		return 0;
+	}
+	if ((out_seq && pipe2(pin, O_CLOEXEC) < 0) || (out_seq && pipe2(pout, O_CLOEXEC) < 0) ||
+	    (err_seq && pipe2(perr, O_CLOEXEC) < 0)) {
+		int e = errno;
+
+		for (int i = 0; i < 2; i++) {
+			if (pin[i] >= 0) close(pin[i]);
+			if (pout[i] >= 0) close(pout[i]);
+		}
+		close(null);
+		return hs_fail(err, "pipe: %s", strerror(e));
+	}
+	if (out_seq) {
+		s->fd[0] = pin[0];
+		s->fd[1] = pout[1];
+		p->in.fd = pin[1];
+		p->out[0].w.fd = pout[0];
+		set_nonblock(pin[1]);
+		set_nonblock(pout[0]);
+	}
+	if (err_seq) {
+		s->fd[2] = perr[1];
+		p->out[1].w.fd = perr[0];
+		set_nonblock(perr[0]);
+	}
+	return 0;
+}
+
+static void close_child_ends(struct spawn *s)
+{
+	for (int i = 0; i < 4; i++) {
+		int dup = s->fd[i] < 0;
+
+		for (int j = 0; j < i; j++)
+			dup |= s->fd[j] == s->fd[i];
+		if (!dup)
+			close(s->fd[i]);
+	}
+}
+
+/* ---- lifecycle ---- */
+
+static struct proc *proc_new(struct hs_container *c, const char *id)
+{
+	struct proc *p = calloc(1, sizeof(*p));
+
+	if (!p || !(p->id = strdup(id))) {
+		free(p);
+		return NULL;
+	}
+	p->c = c;
+	for (int i = 0; i < 2; i++) {
+		p->out[i].w.fd = -1;
+		p->out[i].w.cb = out_cb;
+		p->out[i].p = p;
+	}
+	p->in.fd = -1;
+	p->in.cb = in_cb;
+	return p;
+}
+
+static void proc_release(struct proc *p)
+{
+	close_out(&p->out[0]);
+	close_out(&p->out[1]);
+	close_in(p);
+	p->dead = 1;
+}
+
+static int parse_seqs(json_t *spec, struct proc *p, uint64_t *out_seq, uint64_t *err_seq, char *err)
+{
+	long long so = 0, se = 0;
+
+	if (hs_json_bool(spec, "terminal", &p->terminal, err) < 0 ||
+	    hs_json_int(spec, "stdio", 0, &so, err) < 0 || hs_json_int(spec, "stderr", 0, &se, err) < 0)
+		return -1;
+	if (so < 0 || se < 0)
+		return hs_fail(err, "stream seqs must not be negative");
+	if (p->terminal && !so)
+		return hs_fail(err, "a terminal needs a stdio seq");
+	if (p->terminal)
+		se = 0;
+	if (so && so == se)
+		return hs_fail(err, "stdio and stderr must use different seqs");
+	*out_seq = so;
+	*err_seq = se;
+	p->stdin_seq = so;
+	p->out[0].seq = so;
+	p->out[1].seq = se;
+	return 0;
+}
+
+static int parse_spawn(struct hs_container *c, json_t *spec, struct spawn *s, const char **id,
+		       char *err)
+{
+	s->workdir = "/";
+	s->root = c->root;
+	if (!json_is_object(spec))
+		return hs_fail(err, "field \"process\": expected an object");
+	if (hs_json_str(spec, "id", 1, id, err) < 0 || hs_json_str(spec, "workdir", 0, &s->workdir, err) < 0)
+		return -1;
+	if (!**id)
+		return hs_fail(err, "field \"id\": must not be empty");
+	if (!*s->workdir)
+		s->workdir = "/";
+	if (*s->workdir != '/')
+		return hs_fail(err, "workdir %s is not absolute", s->workdir);
+	if (parse_argv(spec, s, err) < 0 || parse_rlimits(spec, s, err) < 0 ||
+	    parse_user(spec, c, s, err) < 0)
+		return -1;
+	return 0;
+}
+
+static int launch(struct hs_container *c, json_t *spec, struct spawn *s, struct proc *p, char *err)
+{
+	uint64_t out_seq = 0, err_seq = 0;
+
+	if (parse_seqs(spec, p, &out_seq, &err_seq, err) < 0 || parse_env(spec, s, p->terminal, err) < 0)
+		return -1;
+	if (setup_stdio(c, spec, s, p, out_seq, err_seq, err) < 0)
+		return -1;
+	p->pid = fork();
+	if (p->pid == 0)
+		child(s);
+	close_child_ends(s);
+	if (p->pid < 0) {
+		p->pid = 0;
+		proc_release(p);
+		return hs_fail(err, "fork: %s", strerror(errno));
+	}
+	return 0;
+}
+
+int hs_proc_start(struct hs_container *c, json_t *spec, char *err)
+{
+	struct spawn s = { .fd = {-1, -1, -1, -1} };
+	struct proc *p, *old;
+	const char *id = NULL;
+	int r = -1;
+
+	if (parse_spawn(c, spec, &s, &id, err) < 0)
+		goto out;
+	old = find_proc(c, id);
+	if (old && !old->finished) {
+		hs_fail(err, "process %s already exists in container %s", id, c->id);
+		goto out;
+	}
+	if (!(p = proc_new(c, id))) {
+		hs_fail(err, "out of memory");
+		goto out;
+	}
+	if (launch(c, spec, &s, p, err) < 0) {
+		p->next = procs; /* freed by the next hs_proc_sync */
+		procs = p;
+		p->dead = 1;
+		goto out;
+	}
+	if (old)
+		old->dead = 1;
+	p->next = procs;
+	procs = p;
+	hs_log("%s/%s: pid %d %s", c->id, id, p->pid, s.argv[0]);
+	r = 0;
+out:
+	free_spawn(&s);
+	return r;
+}
+
+int hs_proc_signal(struct hs_container *c, const char *id, int sig, char *err)
+{
+	struct proc *p = find_proc(c, id);
+
+	if (!p)
+		return hs_fail(err, "no process %s in container %s", id, c->id);
+	if (p->pid && kill(p->pid, sig) < 0)
+		return hs_fail(err, "kill %d: %s", p->pid, strerror(errno));
+	return 0;
+}
+
+int hs_proc_winsize(struct hs_container *c, const char *id, int row, int col, char *err)
+{
+	struct proc *p = find_proc(c, id);
+	struct winsize ws = { .ws_row = row, .ws_col = col };
+
+	if (!p)
+		return hs_fail(err, "no process %s in container %s", id, c->id);
+	if (!p->terminal)
+		return hs_fail(err, "process %s has no terminal", id);
+	if (p->out[0].w.fd >= 0 && ioctl(p->out[0].w.fd, TIOCSWINSZ, &ws) < 0)
+		return hs_fail(err, "TIOCSWINSZ: %s", strerror(errno));
+	return 0;
+}
+
+/* ---- exits and events ---- */
+
+static void queue_event(struct proc *p)
+{
+	struct event *e = calloc(1, sizeof(*e));
+	json_t *j = json_pack("{s:s, s:s, s:s, s:i}", "container", p->c->id, "process", p->id,
+			      "event", "finished", "status", p->status);
+
+	if (!e || !j || !(e->json = json_dumps(j, JSON_COMPACT))) {
+		hs_log("%s/%s: cannot queue the exit event", p->c->id, p->id);
+		free(e);
+		json_decref(j);
+		return;
+	}
+	json_decref(j);
+	e->mark = hs_stream_enqueued(); /* after the EOF frames of this process */
+	*events_tail = e;
+	events_tail = &e->next;
+}
+
+static void flush_events(void)
+{
+	while (events && hs_stream_written() >= events->mark) {
+		struct event *e = events;
+
+		hs_ctl_event(e->json);
+		events = e->next;
+		if (!events)
+			events_tail = &events;
+		free(e->json);
+		free(e);
+	}
+}
+
+static void finish(struct proc *p)
+{
+	close_out(&p->out[0]);
+	close_out(&p->out[1]);
+	close_in(p);
+	p->finished = 1;
+	hs_log("%s/%s: exit %d", p->c->id, p->id, p->status);
+	queue_event(p);
+}
+
+static void exited(pid_t pid, int wstatus)
+{
+	for (struct proc *p = procs; p; p = p->next) {
+		if (p->pid != pid)
+			continue;
+		p->pid = 0;
+		p->status = WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : WEXITSTATUS(wstatus);
+		p->active_ms = hs_now_ms();
+		return;
+	}
+}
+
+void hs_proc_reap(void)
+{
+	int wstatus;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0)
+		exited(pid, wstatus);
+}
+
+static int readable(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) > 0;
+}
+
+/* closes outputs left open by grandchildren once they idled DRAIN_IDLE_MS after the exit */
+static int drain_exited(struct proc *p, uint64_t now)
+{
+	int open = 0;
+
+	for (int i = 0; i < 2; i++) {
+		struct out_pipe *o = &p->out[i];
+
+		if (o->w.fd < 0)
+			continue;
+		if (now - p->active_ms >= DRAIN_IDLE_MS && hs_stream_has_room() && !readable(o->w.fd))
+			close_out(o);
+		else
+			open = 1;
+	}
+	return open;
+}
+
+static void sync_watches(struct proc *p)
+{
+	uint32_t out_ev = hs_stream_has_room() ? EPOLLIN : 0;
+
+	hs_watch_set(&p->out[0].w, out_ev);
+	hs_watch_set(&p->out[1].w, out_ev);
+	hs_watch_set(&p->in, hs_buf_used(&p->inbuf) ? EPOLLOUT : 0);
+}
+
+int hs_proc_sync(void)
+{
+	uint64_t now = hs_now_ms();
+	int timeout = -1;
+
+	for (struct proc **pp = &procs; *pp; ) {
+		struct proc *p = *pp;
+
+		if (p->dead) {
+			proc_release(p);
+			*pp = p->next;
+			free(p->id);
+			free(p);
+			continue;
+		}
+		if (!p->finished && !p->pid) {
+			if (drain_exited(p, now))
+				timeout = DRAIN_IDLE_MS / 2;
+			else
+				finish(p);
+		}
+		sync_watches(p);
+		pp = &p->next;
+	}
+	flush_events();
+	return timeout;
+}
+
+/* ---- container removal ---- */
+
+static int in_root(pid_t pid, const char *root)
+{
+	char link[64], target[PATH_MAX];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/%d/root", pid);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return 0;
+	target[n] = '\0';
+	return strcmp(target, root) == 0;
+}
+
+/* processes that left our tree (daemons) are found by their root directory */
+static void kill_by_root(const char *root)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		pid_t pid = atoi(e->d_name);
+
+		if (pid > 1 && in_root(pid, root))
+			kill(pid, SIGKILL);
+	}
+	closedir(d);
+}
+
+static int has_live(struct hs_container *c)
+{
+	for (struct proc *p = procs; p; p = p->next)
+		if (p->c == c && p->pid)
+			return 1;
+	return 0;
+}
+
+void hs_proc_kill_container(struct hs_container *c)
+{
+	uint64_t deadline = hs_now_ms() + 2000;
+
+	for (struct proc *p = procs; p; p = p->next)
+		if (p->c == c && p->pid)
+			kill(p->pid, SIGKILL);
+	kill_by_root(c->root);
+	while (has_live(c) && hs_now_ms() < deadline) {
+		usleep(5000);
+		hs_proc_reap();
+	}
+	for (struct proc *p = procs; p; p = p->next) {
+		if (p->c != c || p->dead)
+			continue;
+		if (!p->finished && !p->pid)
+			finish(p);
+		proc_release(p);
+	}
+}
