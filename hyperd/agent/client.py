@@ -111,7 +111,9 @@ class AgentClient:
     async def _until(self, aw, deadline: float, what: str):
         remaining = deadline - asyncio.get_running_loop().time()
         waiter = asyncio.ensure_future(aw)
-        done, _ = await asyncio.wait({waiter, self._closed}, timeout=max(remaining, 0))
+        done, _ = await asyncio.wait(
+            {waiter, self._closed}, timeout=max(remaining, 0), return_when=asyncio.FIRST_COMPLETED
+        )
         if waiter in done:
             return waiter.result()
         waiter.cancel()

@@ -30,3 +30,8 @@ def choose(setting: str = "auto", kvm_usable: bool | None = None) -> str:
     if kvm_usable is None:
         kvm_usable = hardware_kvm_usable()
     return "kvm" if kvm_usable else "tcg"
+
+
+def domain_type(accel_name: str) -> str:
+    """libvirt's QEMU-driver domain type for an accelerator: kvm, or qemu for TCG."""
+    return {"kvm": "kvm", "tcg": "qemu"}[accel_name]

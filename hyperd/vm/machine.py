@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from .virt import Hypervisor
 # Where `make install` puts the guest kernel and initrd.
 INSTALL_DIR = Path("/usr/local/lib/hyper")
 DOMAIN_PREFIX = "hyper-"
+
+Prepare = Callable[[AgentClient], None]
 
 
 @dataclass
@@ -61,22 +64,30 @@ class Machine:
         """The libvirt XML this machine boots with."""
         return designer.design(self.spec, self.hypervisor, self.tb_cache_mib).to_xml()
 
-    async def boot(self, timeout: float = 60.0) -> AgentClient:
-        """Start the domain and return a connected agent (READY and version checked)."""
+    async def boot(self, timeout: float = 60.0, prepare: Prepare | None = None) -> AgentClient:
+        """Start the domain and return a connected agent (READY and version checked).
+
+        ``prepare(agent)`` runs before the agent connects, to register process streams
+        that may already have frames waiting.
+        """
         for sock in (self.spec.control_socket, self.spec.stream_socket):
             Path(sock).parent.mkdir(parents=True, exist_ok=True)
             Path(sock).unlink(missing_ok=True)
         Path(self.spec.console_log).parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self.hv.create, self.domain_xml())
         try:
-            return await self.attach(timeout, wait_ready=True)
+            return await self.attach(timeout, wait_ready=True, prepare=prepare)
         except BaseException:
             await self.destroy()
             raise
 
-    async def attach(self, timeout: float = 10.0, wait_ready: bool = False) -> AgentClient:
+    async def attach(
+        self, timeout: float = 10.0, wait_ready: bool = False, prepare: Prepare | None = None
+    ) -> AgentClient:
         """Connect to the agent of an already running domain."""
         agent = AgentClient(self.spec.control_socket, self.spec.stream_socket)
+        if prepare is not None:
+            prepare(agent)
         try:
             await agent.connect(timeout, wait_ready=wait_ready)
         except AgentError as exc:

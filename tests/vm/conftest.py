@@ -1,0 +1,75 @@
+"""VM fixtures: they own the VM lifecycle, clean up always, keep failed tests' console."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, failed
+
+from .guest import boot_guest, build_busybox_disk
+
+LOG_DIR = ROOT / "build" / "test-logs"
+
+
+@pytest.fixture(scope="session")
+def vm_workdir():
+    # libvirt runs QEMU as libvirt-qemu, which cannot enter pytest's 0700 temp dirs.
+    path = Path(tempfile.mkdtemp(prefix="hyper-test-", dir="/var/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def busybox_image(vm_workdir):
+    return build_busybox_disk(vm_workdir / "busybox")
+
+
+@pytest.fixture
+def boot(loop_thread, libvirt_up, guest_assets, busybox_image, vm_workdir, request):
+    """Boot a fresh VM for one test (for tests that end or break their VM)."""
+    guests = []
+
+    def _boot():
+        name = f"hyper-test-{uuid.uuid4().hex[:10]}"
+        guest = loop_thread.run(boot_guest(name, guest_assets, busybox_image, vm_workdir))
+        guests.append(guest)
+        return guest
+
+    yield _boot
+    for guest in guests:
+        _keep_console(guest, request)
+        loop_thread.run(guest.machine.destroy())
+
+
+@pytest.fixture(scope="module")
+def shared_guest(loop_thread, libvirt_up, guest_assets, busybox_image, vm_workdir):
+    """One VM shared by a module's tests: each runs its own processes in it."""
+    name = f"hyper-test-{uuid.uuid4().hex[:10]}"
+    guest = loop_thread.run(boot_guest(name, guest_assets, busybox_image, vm_workdir))
+    yield guest
+    loop_thread.run(guest.machine.destroy())
+
+
+@pytest.fixture
+def guest(shared_guest, request):
+    yield shared_guest
+    _keep_console(shared_guest, request)
+
+
+def _keep_console(guest, request) -> None:
+    """Copy the VM's console log next to the build when the test failed."""
+    if not failed(request):
+        return
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    dest = LOG_DIR / f"{request.node.name}.console.log"
+    src = guest.machine.spec.console_log
+    if os.path.exists(src):
+        shutil.copy(src, dest)
+        print(f"console log of the failed test kept at {dest}")

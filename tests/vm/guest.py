@@ -1,0 +1,152 @@
+"""A test VM: a busybox root disk, a booted machine, and a container to run processes in."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from hyperd.agent import protocol as p
+from hyperd.vm import accel, designer
+from hyperd.vm.machine import Machine
+from hyperd.vm.virt import Hypervisor
+
+CONTAINER = "c0"
+
+
+def build_busybox_disk(workdir: Path) -> Path:
+    """An ext4 image of a tiny root: busybox-static, users root and nobody, odd files."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    root = workdir / "root"
+    for d in ("bin", "etc", "tmp", "root", "home/user"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    shutil.copy("/bin/busybox", root / "bin" / "busybox")
+    subprocess.run(
+        [str(root / "bin" / "busybox"), "--install", "-s", str(root / "bin")], check=True
+    )
+    for link in (root / "bin").iterdir():
+        if link.is_symlink():
+            link.unlink()
+            link.symlink_to("busybox")
+    (root / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\n"
+        "user:x:1000:1000:user:/home/user:/bin/sh\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+    )
+    (root / "etc" / "group").write_text(
+        "root:x:0:\nuser:x:1000:\nstaff:x:50:user\nnogroup:x:65534:\n"
+    )
+    (root / "bin" / "notexec").write_text("#!/bin/sh\necho should not run\n")
+    (root / "bin" / "notexec").chmod(0o644)
+    (root / "tmp").chmod(0o1777)
+    image = workdir / "busybox.ext4"
+    subprocess.run(
+        ["mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-d", str(root), str(image), "32M"],
+        check=True,
+    )
+    return image
+
+
+def new_rw_disk(path: Path, size: str = "64M") -> Path:
+    """An empty ext4 disk for the container's writable layer."""
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", str(path), size], check=True)
+    return path
+
+
+@dataclass
+class Result:
+    stdout: bytes
+    stderr: bytes
+    status: int
+
+
+class Proc:
+    """A process started in the guest."""
+
+    def __init__(self, guest: Guest, io, terminal: bool):
+        self.guest, self.io, self.terminal = guest, io, terminal
+        self._out = asyncio.ensure_future(io.stdout_stream.read_all())
+        err = io.stderr_stream
+        self._err = asyncio.ensure_future(err.read_all() if err else _empty())
+
+    async def result(self) -> Result:
+        out, err = await asyncio.gather(self._out, self._err)
+        status = await self.io.exited
+        self.guest.agent.forget_process(self.io)
+        return Result(out, err, status)
+
+
+async def _empty() -> bytes:
+    return b""
+
+
+class Guest:
+    """A booted VM with container CONTAINER set up; start processes in it."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, machine: Machine):
+        self.machine = machine
+
+    @property
+    def agent(self):
+        return self.machine.agent
+
+    async def start(self, args, stdin=b"", close_stdin=True, **kw) -> Proc:
+        """EXECCMD a process; stdin is sent, then EOF unless close_stdin is False."""
+        a = self.agent
+        terminal = kw.get("terminal", False)
+        out_seq, err_seq = a.new_seq(), (0 if terminal else a.new_seq())
+        pid = f"p{next(self._ids)}"
+        io = a.open_process(CONTAINER, pid, out_seq, err_seq)
+        proc = p.Process(pid, list(args), stdio=out_seq, stderr=err_seq, **kw)
+        try:
+            await a.call(p.Code.EXECCMD, p.execcmd(CONTAINER, proc))
+        except BaseException:
+            a.forget_process(io)
+            raise
+        if stdin:
+            await a.write_stdin(out_seq, stdin)
+        if close_stdin:
+            await a.close_stdin(out_seq)
+        return Proc(self, io, terminal)
+
+    async def run(self, args, stdin=b"", **kw) -> Result:
+        """Run a process to completion."""
+        return await (await self.start(args, stdin, **kw)).result()
+
+
+async def boot_guest(name: str, assets, image: Path, workdir: Path) -> Guest:
+    """Boot a VM with `image` as read-only root image and a fresh writable disk."""
+    rw = new_rw_disk(workdir / f"{name}-rw.ext4")
+    run_dir = Path("/run/hyper-test") / name
+    spec = designer.VMSpec(
+        name=name,
+        uuid=str(uuid.uuid4()),
+        kernel=assets.kernel,
+        initrd=assets.initrd,
+        control_socket=str(run_dir / "control.sock"),
+        stream_socket=str(run_dir / "stream.sock"),
+        console_log=str(workdir / f"{name}.console.log"),
+        disks=[
+            designer.DiskSpec(str(image), "image", readonly=True),
+            designer.DiskSpec(str(rw), "rw"),
+        ],
+    )
+    machine = Machine(
+        Hypervisor(), spec, accel.domain_type(accel.choose()), designer.DEFAULT_TB_CACHE_MIB
+    )
+    await machine.boot(timeout=60)
+    try:
+        await machine.agent.call(p.Code.STARTPOD, p.startpod(name))
+        await machine.agent.call(
+            p.Code.NEWCONTAINER, p.newcontainer(CONTAINER, "image", "ext4", "rw")
+        )
+    except BaseException:
+        await machine.destroy()
+        raise
+    return Guest(machine)

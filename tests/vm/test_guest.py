@@ -1,0 +1,179 @@
+"""The guest path against real VMs: libvirt + QEMU + HyperKernel + hyperstart.
+
+Most tests share one VM (each runs its own processes in it); tests that end or break a
+VM boot their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import pytest
+
+from hyperd.agent import protocol as p
+from hyperd.agent.client import AgentError
+
+pytestmark = pytest.mark.vm
+
+
+def test_echo_hello(guest, loop_thread):
+    res = loop_thread.run(guest.run(["echo", "hello"]))
+    assert (res.stdout, res.stderr, res.status) == (b"hello\n", b"", 0)
+
+
+def test_stderr_separate_and_exit_code(guest, loop_thread):
+    res = loop_thread.run(guest.run(["sh", "-c", "echo out; echo err >&2; exit 3"]))
+    assert (res.stdout, res.stderr, res.status) == (b"out\n", b"err\n", 3)
+
+
+def test_stdin_round_trips_one_mib_exactly(guest, loop_thread):
+    data = os.urandom(1 << 20)
+    res = loop_thread.run(guest.run(["cat"], stdin=data))
+    assert res.status == 0
+    assert len(res.stdout) == len(data) and res.stdout == data
+
+
+def test_flood_of_output_arrives_complete(guest, loop_thread):
+    res = loop_thread.run(guest.run(["sh", "-c", "yes hyper | head -c 8000000"]))
+    assert res.status == 0
+    assert len(res.stdout) == 8_000_000
+    assert res.stdout == (b"hyper\n" * 1_333_334)[:8_000_000]
+
+
+def test_sigkill_gives_137(guest, loop_thread):
+    async def scenario():
+        proc = await guest.start(["sleep", "100"])
+        await asyncio.sleep(0.3)
+        await guest.agent.call(
+            p.Code.SIGNALPROCESS, p.signalprocess("c0", proc.io.process, signal.SIGKILL)
+        )
+        return await proc.result()
+
+    assert loop_thread.run(scenario()).status == 137
+
+
+def test_unknown_binary_is_127(guest, loop_thread):
+    res = loop_thread.run(guest.run(["no-such-binary"]))
+    assert res.status == 127
+    assert b"no-such-binary" in res.stderr
+
+
+def test_non_executable_is_126(guest, loop_thread):
+    res = loop_thread.run(guest.run(["/bin/notexec"]))
+    assert res.status == 126
+    assert b"notexec" in res.stderr
+
+
+def test_user_nobody_from_container_passwd(guest, loop_thread):
+    res = loop_thread.run(guest.run(["id", "-u"], user="nobody"))
+    assert (res.stdout, res.status) == (b"65534\n", 0)
+
+
+def test_user_groups_home_and_workdir(guest, loop_thread):
+    res = loop_thread.run(
+        guest.run(["sh", "-c", "id -G; echo $HOME; pwd"], user="user", workdir="/tmp")
+    )
+    assert res.status == 0, res.stderr
+    groups, home, cwd = res.stdout.decode().split("\n")[:3]
+    assert set(groups.split()) == {"1000", "50"}
+    assert (home, cwd) == ("/home/user", "/tmp")
+
+
+def test_unknown_user_is_an_error(guest, loop_thread):
+    with pytest.raises(AgentError, match="no-such-user"):
+        loop_thread.run(guest.run(["true"], user="no-such-user"))
+
+
+def test_terminal_has_requested_size(guest, loop_thread):
+    res = loop_thread.run(
+        guest.run(["sh", "-c", "stty size; tty"], terminal=True, rows=33, columns=101)
+    )
+    assert res.status == 0
+    lines = res.stdout.replace(b"\r", b"").split(b"\n")
+    assert lines[0] == b"33 101"
+    assert lines[1].startswith(b"/dev/pts/")
+
+
+def test_winsize_changes_terminal_size(guest, loop_thread):
+    async def scenario():
+        proc = await guest.start(
+            ["sh", "-c", "read x; stty size"], terminal=True, rows=10, columns=20, close_stdin=False
+        )
+        await guest.agent.call(p.Code.WINSIZE, p.winsize("c0", proc.io.process, 50, 132))
+        await guest.agent.write_stdin(proc.io.stdio, b"go\n")
+        return await proc.result()
+
+    res = loop_thread.run(scenario())
+    assert b"50 132" in res.stdout
+
+
+def test_two_processes_at_once(guest, loop_thread):
+    async def scenario():
+        slow = await guest.start(["sh", "-c", "read line; echo got $line"], close_stdin=False)
+        fast = await guest.run(["echo", "fast"])
+        await guest.agent.write_stdin(slow.io.stdio, b"ping\n")
+        await guest.agent.close_stdin(slow.io.stdio)
+        return fast, await slow.result()
+
+    fast, slow = loop_thread.run(scenario())
+    assert (fast.stdout, fast.status) == (b"fast\n", 0)
+    assert (slow.stdout, slow.status) == (b"got ping\n", 0)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        p.encode_control(p.Code.EXECCMD, b"{not json"),
+        p.encode_control(99, b"{}"),
+        p.encode_control(p.Code.EXECCMD, b'{"container": 5, "process": []}'),
+        p.encode_control(p.Code.EXECCMD, b'{"container": "nope", "process": {"args": ["x"]}}'),
+        p.encode_control(p.Code.NEXT, b""),
+        p.CONTROL_HEADER.pack(p.Code.PING, 3),
+    ],
+    ids=["bad-json", "unknown-code", "wrong-types", "unknown-container", "next", "short-length"],
+)
+def test_malformed_frames_get_error_and_agent_survives(guest, loop_thread, frame):
+    acked, message = loop_thread.run(guest.agent.send_raw(frame))
+    assert not acked and message
+    loop_thread.run(guest.agent.ping())
+
+
+def test_oversized_frame_is_skipped_exactly(guest, loop_thread):
+    size = p.MAX_CONTROL_FRAME + 1
+    frame = p.CONTROL_HEADER.pack(p.Code.PING, size) + b"\0" * (size - 8)
+    acked, _ = loop_thread.run(guest.agent.send_raw(frame))
+    assert not acked
+    loop_thread.run(guest.agent.ping())
+
+
+def test_writefile_readfile_4mib(guest, loop_thread):
+    data = os.urandom(4 << 20)
+    loop_thread.run(guest.agent.call(p.Code.WRITEFILE, p.writefile_payload("c0", "/tmp/big", data)))
+    back = loop_thread.run(
+        guest.agent.call(p.Code.READFILE, {"container": "c0", "path": "/tmp/big"})
+    )
+    assert back == data
+    res = loop_thread.run(guest.run(["wc", "-c", "/tmp/big"]))
+    assert res.stdout.split()[0] == str(4 << 20).encode()
+
+
+def test_reconnect_keeps_the_agent(boot, loop_thread):
+    guest = boot()
+    machine = guest.machine
+
+    async def scenario():
+        await machine.agent.close()
+        await machine.attach(timeout=10)
+        return await guest.run(["echo", "again"])
+
+    assert loop_thread.run(scenario()).stdout == b"again\n"
+
+
+def test_destroypod_powers_off(boot, loop_thread):
+    guest = boot()
+    machine = guest.machine
+    loop_thread.run(machine.agent.call(p.Code.DESTROYPOD))
+    loop_thread.run(machine._wait_gone(30))
+    assert machine.hv.state(machine.name) is None
