@@ -1,0 +1,119 @@
+"""Hijacked connections (attach, exec start) and Docker's multiplexed stream format.
+
+After `101 UPGRADED` the connection is raw both ways: the client's bytes are stdin (a
+half-close is EOF), ours are output, framed as
+``[stream u8][0 0 0][size u32 big-endian][data]`` unless the process has a tty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+
+from aiohttp import web
+
+STREAM_IDS = {"stdin": 0, "stdout": 1, "stderr": 2}
+MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
+RAW = "application/vnd.docker.raw-stream"
+
+
+def frame(stream: str, data: bytes) -> bytes:
+    """One frame of the multiplexed format."""
+    return struct.pack(">BxxxI", STREAM_IDS[stream], len(data)) + data
+
+
+class _Upgraded(web.StreamResponse):
+    # Like aiohttp's WebSocketResponse: a 101 answer has no length and no chunking.
+    _length_check = False
+
+
+class _StdinReader:
+    """Parser installed on the upgraded connection: collects the client's raw bytes."""
+
+    def __init__(self):
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    def feed_data(self, data: bytes):
+        self.queue.put_nowait(bytes(data))
+        return False, b""
+
+    def feed_eof(self) -> None:
+        self.queue.put_nowait(None)
+
+
+class Hijacked:
+    """Both directions of a hijacked request."""
+
+    def __init__(self, request: web.Request, response: web.StreamResponse, stdin: _StdinReader):
+        self.request, self.response, self._stdin = request, response, stdin
+
+    async def read(self) -> bytes | None:
+        """Next chunk of stdin from the client; None at EOF (half-close or disconnect)."""
+        return await self._stdin.queue.get()
+
+    async def write(self, data: bytes) -> bool:
+        """Send output; False once the client is gone."""
+        try:
+            await self.response.write(data)
+            return True
+        except (ConnectionError, RuntimeError):
+            return False
+
+    async def close(self) -> None:
+        """End the connection."""
+        transport = self.request.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+
+
+class _KeepHalfOpen(asyncio.Protocol):
+    """Wraps aiohttp's protocol on a hijacked connection to survive a client half-close.
+
+    aiohttp's eof_received() lets asyncio close the transport when the client shuts its
+    write side; Docker clients do exactly that to signal stdin EOF, and keep reading.
+    """
+
+    def __init__(self, inner: asyncio.Protocol, stdin: _StdinReader):
+        self.inner, self.stdin = inner, stdin
+
+    def data_received(self, data: bytes) -> None:
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool:
+        self.stdin.feed_eof()
+        return True
+
+    def connection_lost(self, exc) -> None:
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+
+async def hijack(request: web.Request, tty: bool) -> Hijacked:
+    """Answer 101 and take over the connection.
+
+    A request without ``Upgrade: tcp`` (docker-py's exec_run) gets Docker's fallback:
+    200 and the output as the response body, with no stdin.
+    """
+    ctype = RAW if tty else MULTIPLEXED
+    stdin = _StdinReader()
+    if request.headers.get("Upgrade", "").lower() != "tcp":
+        resp = web.StreamResponse(status=200, headers={"Content-Type": ctype})
+        resp.force_close()
+        await resp.prepare(request)
+        stdin.feed_eof()
+        return Hijacked(request, resp, stdin)
+    resp = _Upgraded(status=101, reason="UPGRADED")
+    resp.content_type = ctype
+    resp.headers["Connection"] = "Upgrade"
+    resp.headers["Upgrade"] = "tcp"
+    resp.force_close()
+    await resp.prepare(request)
+    request.protocol.set_parser(stdin)
+    transport = request.transport
+    transport.set_protocol(_KeepHalfOpen(transport.get_protocol(), stdin))
+    return Hijacked(request, resp, stdin)

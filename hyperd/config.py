@@ -1,0 +1,88 @@
+"""hyperd's configuration: a TOML file (default /etc/hyper/config), every key optional.
+
+root = "/var/lib/hyper"          # images, containers, logs, state.db
+run_dir = "/run/hyper"           # VM sockets
+socket = "/run/hyper/hyperd.sock"
+accel = "auto"                   # auto | kvm | tcg
+kernel = "/usr/local/lib/hyper/vmlinux"
+initrd = "/usr/local/lib/hyper/initrd.img"
+cpus = 1                         # default vCPUs per container
+memory = "256m"                  # default memory per container
+tb_cache_mib = 32                # TCG translation cache per VM
+libvirt_uri = "qemu:///system"
+log_level = "info"
+bridge = "hyper0"                # (networking)
+insecure_registries = ["myregistry:5000"]
+mirrors = ["https://mirror.example"]
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from hyperd.errors import InvalidArgument
+
+DEFAULT_PATH = "/etc/hyper/config"
+UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(value: str | int) -> int:
+    """Docker-style sizes: 256m, 1g, 1.5g, 1024 (bytes)."""
+    if isinstance(value, int):
+        return value
+    text = str(value).strip().lower().removesuffix("b") or "0"
+    unit = UNITS.get(text[-1], 1)
+    number = text[:-1] if text[-1] in UNITS else text
+    try:
+        size = int(float(number) * unit)
+    except ValueError:
+        raise InvalidArgument(f"invalid size {value!r} (use e.g. 256m or 1g)") from None
+    if size < 0:
+        raise InvalidArgument(f"invalid size {value!r}")
+    return size
+
+
+@dataclass
+class Config:
+    """Daemon settings; see the module docstring for the file format."""
+
+    root: str = "/var/lib/hyper"
+    run_dir: str = "/run/hyper"
+    socket: str = "/run/hyper/hyperd.sock"
+    accel: str = "auto"
+    kernel: str = ""
+    initrd: str = ""
+    cpus: int = 1
+    memory: str = "256m"
+    tb_cache_mib: int = 32
+    libvirt_uri: str = "qemu:///system"
+    log_level: str = "info"
+    bridge: str = "hyper0"
+    insecure_registries: list[str] = field(default_factory=list)
+    mirrors: list[str] = field(default_factory=list)
+
+    @property
+    def memory_bytes(self) -> int:
+        """Default memory per container in bytes."""
+        return parse_size(self.memory)
+
+    @classmethod
+    def load(cls, path: str | None = None) -> Config:
+        """Read the file at ``path`` (or $HYPER_CONFIG, or the default path if present)."""
+        path = path or os.environ.get("HYPER_CONFIG") or DEFAULT_PATH
+        if not Path(path).exists():
+            if path != DEFAULT_PATH:
+                raise InvalidArgument(f"config file {path} does not exist")
+            return cls()
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidArgument(f"config file {path}: {exc}") from exc
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidArgument(f"config file {path}: unknown keys {', '.join(unknown)}")
+        return cls(**data)

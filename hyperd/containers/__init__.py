@@ -1,0 +1,1 @@
+"""Containers: the model, their logs, and the lifecycle manager."""

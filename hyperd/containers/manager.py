@@ -1,0 +1,847 @@
+"""The container lifecycle: create, start, stop, kill, remove, wait, exec, restart, re-adopt.
+
+One container runs in one VM. The manager owns container records (persisted in the state
+store), the runtime of running ones, and the policies: restart, auto-remove, resources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import math
+import os
+import re
+import secrets
+import shutil
+import signal as signals
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from hyperd.agent import protocol as p
+from hyperd.agent.client import AgentError, ProcessIO
+from hyperd.config import Config, parse_size
+from hyperd.errors import Conflict, HyperError, InvalidArgument, NotFound
+from hyperd.images.errors import ImageNotFound
+from hyperd.images.service import ImageService
+from hyperd.state import StateStore
+from hyperd.vm import accel, designer
+from hyperd.vm.machine import GuestAssets, Machine
+from hyperd.vm.virt import Hypervisor
+
+from . import model as m
+from .logs import LogWriter, read_logs
+from .runtime import INIT, Output, Runtime
+
+log = logging.getLogger(__name__)
+
+MIN_MEMORY = 64 << 20
+RW_DISK_SIZE = "4G"
+# Host memory a VM costs beyond its guest RAM (QEMU itself, TCG translation cache).
+VM_OVERHEAD = 48 << 20
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+RESTART_BACKOFF = (0.1, 10.0)
+
+
+class InsufficientResources(HyperError):
+    """The host cannot hold what a container asks for."""
+
+
+class CannotExecute(HyperError):
+    """The agent refused to start a process (e.g. unknown user)."""
+
+    exit_code = 126
+
+
+@dataclass
+class Exec:
+    """A process started in a running container with `exec`."""
+
+    id: str
+    container: str
+    args: list[str]
+    env: list[str]
+    workdir: str
+    user: str
+    tty: bool
+    attach_stdin: bool
+    running: bool = False
+    exit_code: int | None = None
+    io: ProcessIO | None = None
+    size: tuple[int, int] = (0, 0)
+
+
+def parse_signal(value: str | int) -> int:
+    """A signal by number or name (KILL, SIGKILL)."""
+    text = str(value).strip().upper()
+    if text.isdigit():
+        num = int(text)
+        if 0 < num < 65:
+            return num
+    else:
+        name = text if text.startswith("SIG") else f"SIG{text}"
+        with contextlib.suppress(AttributeError):
+            return int(getattr(signals.Signals, name))
+    raise InvalidArgument(f"invalid signal: {value}")
+
+
+def _env_list(env: list[str] | None, what: str) -> list[str]:
+    if env is None:
+        return []
+    if not isinstance(env, list) or not all(isinstance(e, str) for e in env):
+        raise InvalidArgument(f"{what} must be a list of KEY=VALUE strings")
+    return env
+
+
+def merge_env(*lists: list[str]) -> dict[str, str]:
+    """Later lists override earlier ones, key by key (KEY=VALUE strings)."""
+    out: dict[str, str] = {}
+    for env in lists:
+        for item in env:
+            key, sep, value = item.partition("=")
+            if key and sep:
+                out[key] = value
+    return out
+
+
+def _str_list(value, what: str) -> list[str] | None:
+    """Docker accepts a string or a list for Cmd/Entrypoint; None means not given."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise InvalidArgument(f"{what} must be a list of strings")
+
+
+def host_dns() -> list[str]:
+    """Nameservers of the host that a guest can reach (not the host's loopback)."""
+    servers = []
+    with contextlib.suppress(OSError), open("/etc/resolv.conf") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == "nameserver" and not parts[1].startswith("127."):
+                servers.append(parts[1])
+    return servers
+
+
+def mem_available() -> int:
+    """The host's MemAvailable in bytes."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class ContainerManager:
+    """All containers of this daemon."""
+
+    def __init__(self, config: Config, images: ImageService, hv: Hypervisor, state: StateStore):
+        self.config = config
+        self.images = images
+        self.hv = hv
+        self.state = state
+        self.root = Path(config.root) / "containers"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.accel = accel.choose(config.accel)
+        self.assets = GuestAssets.locate(config.kernel or None, config.initrd or None)
+        self.containers: dict[str, m.Container] = {}
+        self.runtimes: dict[str, Runtime] = {}
+        self.outputs: dict[str, Output] = {}
+        self.execs: dict[str, Exec] = {}
+        self.sizes: dict[str, tuple[int, int]] = {}
+        self._exits: dict[str, int] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._changed = asyncio.Condition()
+        self._stop_reasons: dict[str, str] = {}
+        self._seq = itertools.count(time.time_ns() // 1000)
+        self._tasks: set[asyncio.Task] = set()
+
+    # -- lookup ----------------------------------------------------------------------------
+
+    def get(self, ref: str) -> m.Container:
+        """A container by full ID, name (with or without '/'), or unique ID prefix."""
+        ref = ref.removeprefix("/")
+        if ref in self.containers:
+            return self.containers[ref]
+        for c in self.containers.values():
+            if c.name == ref:
+                return c
+        matches = [c for c in self.containers.values() if ref and c.id.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidArgument(f"multiple containers match the ID prefix {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def list(self, all_: bool = False, filters: dict[str, list[str]] | None = None):
+        """Containers, newest first; without all_, only running ones."""
+        out = sorted(self.containers.values(), key=lambda c: c.created, reverse=True)
+        if not all_ and not (filters or {}).get("status"):
+            out = [c for c in out if c.running]
+        for key, values in (filters or {}).items():
+            out = [c for c in out if any(_matches(c, key, v) for v in values)]
+        return out
+
+    def image_in_use(self, image_id: str) -> bool:
+        """Does any container use this image (for rmi)?"""
+        return any(c.image_id == image_id for c in self.containers.values())
+
+    def _lock(self, cid: str) -> asyncio.Lock:
+        return self._locks.setdefault(cid, asyncio.Lock())
+
+    def _dir(self, c: m.Container) -> Path:
+        return self.root / c.id
+
+    def log_path(self, c: m.Container) -> Path:
+        """Where the container's output is kept."""
+        return self._dir(c) / "container.log"
+
+    def console_path(self, c: m.Container) -> Path:
+        """The guest console log of the container's VM."""
+        return self._dir(c) / "console.log"
+
+    async def _save(self, c: m.Container) -> None:
+        await asyncio.to_thread(self.state.put, c.id, c.name, c.to_dict())
+        async with self._changed:
+            self._changed.notify_all()
+
+    # -- create ----------------------------------------------------------------------------
+
+    async def create(self, body: dict, name: str | None = None) -> m.Container:
+        """Create a container from a Docker create body."""
+        if not isinstance(body, dict):
+            raise InvalidArgument("request body must be a JSON object")
+        c = self._new_record(body, name)
+        cdir = self._dir(c)
+        cdir.mkdir(parents=True)
+        cdir.chmod(0o711)  # QEMU runs as libvirt-qemu and must reach the disk and console
+        try:
+            self.containers[c.id] = c
+            await asyncio.to_thread(self.state.put, c.id, c.name, c.to_dict())
+            await _run(
+                "mkfs.ext4",
+                "-q",
+                "-F",
+                "-O",
+                "^has_journal",
+                "-E",
+                "lazy_itable_init=1",
+                str(cdir / "rw.ext4"),
+                RW_DISK_SIZE,
+            )
+        except sqlite3.IntegrityError:
+            self.containers.pop(c.id, None)
+            shutil.rmtree(cdir, ignore_errors=True)
+            raise Conflict(f'The container name "/{c.name}" is already in use') from None
+        except BaseException:
+            self.containers.pop(c.id, None)
+            await asyncio.to_thread(self.state.delete, c.id)
+            shutil.rmtree(cdir, ignore_errors=True)
+            raise
+        log.info("created container %s (%s) from %s", c.id[:12], c.name, c.image)
+        return c
+
+    def _new_record(self, body: dict, name: str | None) -> m.Container:
+        image = body.get("Image")
+        if not image or not isinstance(image, str):
+            raise InvalidArgument("no image given (Image)")
+        try:
+            rec = self.images.resolve(image)
+        except ImageNotFound:
+            raise NotFound(f"No such image: {image}") from None
+        icfg = self.images.image_config(rec.id)
+        name = self._check_name(name)
+        cid = secrets.token_hex(32)
+        entrypoint = _str_list(body.get("Entrypoint"), "Entrypoint")
+        cmd = _str_list(body.get("Cmd"), "Cmd")
+        if entrypoint is None:
+            entrypoint = icfg.get("Entrypoint") or []
+            cmd = cmd or icfg.get("Cmd") or []
+        cmd = cmd or []
+        if not entrypoint and not cmd:
+            raise InvalidArgument("no command specified")
+        hc = body.get("HostConfig") or {}
+        if not isinstance(hc, dict):
+            raise InvalidArgument("HostConfig must be an object")
+        labels = {**(icfg.get("Labels") or {}), **(body.get("Labels") or {})}
+        return m.Container(
+            id=cid,
+            name=name or _random_name(),
+            image=image,
+            image_id=rec.id,
+            created=m.now_rfc3339(),
+            entrypoint=entrypoint,
+            cmd=cmd,
+            env=[*(icfg.get("Env") or []), *_env_list(body.get("Env"), "Env")],
+            workdir=body.get("WorkingDir") or icfg.get("WorkingDir") or "/",
+            user=body.get("User") or icfg.get("User") or "",
+            hostname=body.get("Hostname") or cid[:12],
+            tty=bool(body.get("Tty")),
+            open_stdin=bool(body.get("OpenStdin")),
+            stdin_once=bool(body.get("StdinOnce")),
+            labels={str(k): str(v) for k, v in labels.items()},
+            stop_signal=body.get("StopSignal") or icfg.get("StopSignal") or "SIGTERM",
+            auto_remove=bool(hc.get("AutoRemove")),
+            restart=self._restart_policy(hc.get("RestartPolicy")),
+            cpus=self._cpus(hc.get("NanoCpus")),
+            nano_cpus=int(hc.get("NanoCpus") or 0),
+            memory=self._memory(hc.get("Memory")),
+            vm=f"hyper-{cid[:12]}",
+            image_config=icfg,
+        )
+
+    def _check_name(self, name: str | None) -> str | None:
+        if not name:
+            return None
+        name = name.removeprefix("/")
+        if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name):
+            raise InvalidArgument(
+                f"Invalid container name ({name}): only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )
+        if any(c.name == name for c in self.containers.values()):
+            raise Conflict(f'The container name "/{name}" is already in use')
+        return name
+
+    @staticmethod
+    def _restart_policy(rp) -> m.RestartPolicy:
+        rp = rp or {}
+        name = rp.get("Name") or "no"
+        if name not in ("no", "on-failure", "always", "unless-stopped"):
+            raise InvalidArgument(f"invalid restart policy {name!r}")
+        count = rp.get("MaximumRetryCount") or 0
+        if not isinstance(count, int) or count < 0:
+            raise InvalidArgument("MaximumRetryCount must be a non-negative integer")
+        if count and name != "on-failure":
+            raise InvalidArgument(
+                f"maximum retry count cannot be used with restart policy '{name}'"
+            )
+        return m.RestartPolicy(name, count)
+
+    def _cpus(self, nano) -> int:
+        if not nano:
+            return self.config.cpus
+        if not isinstance(nano, int) or nano < 0:
+            raise InvalidArgument("NanoCpus must be a positive integer")
+        cpus = math.ceil(nano / 1e9)
+        host = os.cpu_count() or 1
+        if cpus > host:
+            raise InvalidArgument(
+                f"range of CPUs is from 0.01 to {host}.00, as there are only {host} CPUs available"
+            )
+        return cpus
+
+    def _memory(self, memory) -> int:
+        if not memory:
+            return self.config.memory_bytes
+        if not isinstance(memory, int):
+            memory = parse_size(memory)
+        if memory < MIN_MEMORY:
+            raise InvalidArgument(f"minimum memory limit allowed is {MIN_MEMORY >> 20}MB")
+        return memory
+
+    # -- start -----------------------------------------------------------------------------
+
+    async def start(self, ref: str) -> bool:
+        """Boot the container's VM and start its process; False if already running."""
+        c = self.get(ref)
+        async with self._lock(c.id):
+            if c.running:
+                return False
+            c.state.stopped_by_user = False
+            await self._boot(c)
+            return True
+
+    def _check_resources(self, c: m.Container) -> None:
+        need = c.memory + VM_OVERHEAD
+        starting = sum(
+            x.memory
+            for x in self.containers.values()
+            if x.id in self.runtimes and x.running and x.id != c.id
+        )
+        avail = mem_available()
+        if need > avail:
+            raise InsufficientResources(
+                f"cannot start {c.name}: it needs {need >> 20} MiB of host memory "
+                f"but only {avail >> 20} MiB are available"
+            )
+        if starting and need > avail - starting // 8:
+            log.warning("host memory is getting tight (%d MiB left)", avail >> 20)
+
+    def _machine(self, c: m.Container, rootfs: str) -> Machine:
+        run = Path(self.config.run_dir) / "vms" / c.vm
+        spec = designer.VMSpec(
+            name=c.vm,
+            uuid=str(uuid.uuid5(uuid.NAMESPACE_OID, c.id)),
+            kernel=self.assets.kernel,
+            initrd=self.assets.initrd,
+            control_socket=str(run / "control.sock"),
+            stream_socket=str(run / "stream.sock"),
+            console_log=str(self.console_path(c)),
+            vcpus=c.cpus,
+            memory_mib=c.memory >> 20,
+            disks=[
+                designer.DiskSpec(rootfs, "image", readonly=True),
+                designer.DiskSpec(str(self._dir(c) / "rw.ext4"), "rw"),
+            ],
+            metadata={"container": c.id},
+        )
+        return Machine(self.hv, spec, accel.domain_type(self.accel), self.config.tb_cache_mib)
+
+    async def _boot(self, c: m.Container) -> None:
+        self._check_resources(c)
+        rootfs = str(await asyncio.to_thread(self.images.rootfs_path, c.image_id))
+        machine = self._machine(c, rootfs)
+        rt = Runtime(machine)
+        c.stdio_seq, c.stderr_seq = next(self._seq), (0 if c.tty else next(self._seq))
+        try:
+            await machine.boot(
+                timeout=120, prepare=lambda a: rt.open_main(a, c.id, c.stdio_seq, c.stderr_seq)
+            )
+            await rt.agent.call(p.Code.STARTPOD, p.startpod(c.hostname, host_dns()))
+            rt.start_pump(LogWriter(self.log_path(c)), self.outputs.setdefault(c.id, Output()))
+            await rt.agent.call(
+                p.Code.NEWCONTAINER,
+                p.newcontainer(c.id, "image", self.images.rootfs_fstype, "rw", self._process(c)),
+            )
+            if not c.open_stdin and not c.tty:
+                await rt.agent.close_stdin(c.stdio_seq)
+        except BaseException as exc:
+            await machine.destroy()
+            if rt.pump:
+                rt.pump.cancel()
+            c.state.error = str(exc)
+            await self._save(c)
+            if isinstance(exc, AgentError):
+                raise HyperError(f"cannot start container {c.name}: {exc.message}") from exc
+            raise
+        c.state.status, c.state.started_at = m.RUNNING, m.now_rfc3339()
+        c.state.error = c.state.reason = ""
+        c.state.exit_code = 0
+        self.runtimes[c.id] = rt
+        await self._save(c)
+        rt.supervisor = self._spawn(self._supervise(c, rt))
+        log.info("started container %s in VM %s (%s)", c.id[:12], c.vm, self.accel)
+
+    def _process(self, c: m.Container, exec_: Exec | None = None) -> p.Process:
+        env = merge_env(
+            [f"PATH={DEFAULT_PATH}", f"HOSTNAME={c.hostname}"],
+            c.env,
+            ["TERM=xterm"] if (exec_.tty if exec_ else c.tty) else [],
+            exec_.env if exec_ else [],
+        )
+        user = (exec_.user if exec_ and exec_.user else c.user) or ""
+        user, _, group = user.partition(":")
+        if exec_ is None:
+            rows, cols = self.sizes.get(c.id, (0, 0))
+            return p.Process(
+                INIT,
+                c.args,
+                c.stdio_seq,
+                c.stderr_seq,
+                env,
+                c.workdir,
+                user,
+                group,
+                terminal=c.tty,
+                rows=rows,
+                columns=cols,
+            )
+        rows, cols = exec_.size
+        return p.Process(
+            exec_.id,
+            exec_.args,
+            exec_.io.stdio,
+            exec_.io.stderr,
+            env,
+            exec_.workdir or c.workdir,
+            user,
+            group,
+            terminal=exec_.tty,
+            rows=rows,
+            columns=cols,
+        )
+
+    # -- supervision -----------------------------------------------------------------------
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def vm_stopped(self, vm: str, reason: str) -> None:
+        """libvirt event: a domain stopped (remember why, for the container record)."""
+        self._stop_reasons[vm] = reason
+
+    async def _supervise(self, c: m.Container, rt: Runtime) -> None:
+        """Wait for the main process (or the VM) to end, then record and apply policy."""
+        reason = ""
+        try:
+            status = await rt.io.exited
+        except AgentError:
+            status, reason = 137, await self._vm_end_reason(c)
+        except asyncio.CancelledError:
+            return
+        await rt.drain()
+        await rt.machine.power_off(timeout=5)
+        self.runtimes.pop(c.id, None)
+        await self._finish(c, status, reason)
+
+    async def _vm_end_reason(self, c: m.Container) -> str:
+        for _ in range(20):  # the libvirt event may trail the socket closing
+            if c.vm in self._stop_reasons:
+                break
+            await asyncio.sleep(0.05)
+        why = self._stop_reasons.pop(c.vm, "")
+        if why == "destroyed":
+            return "vm destroyed outside hyperd"
+        return f"vm {why}" if why else "vm ended unexpectedly"
+
+    async def _finish(self, c: m.Container, status: int, reason: str) -> None:
+        c.state.status, c.state.exit_code = m.EXITED, status
+        c.state.finished_at, c.state.reason = m.now_rfc3339(), reason
+        self._exits[c.id] = self._exits.get(c.id, 0) + 1
+        self._stop_reasons.pop(c.vm, None)
+        log.info(
+            "container %s exited with %d%s", c.id[:12], status, f" ({reason})" if reason else ""
+        )
+        for ex in self.execs.values():
+            if ex.container == c.id and ex.running:
+                ex.running, ex.exit_code = False, ex.exit_code if ex.exit_code is not None else 137
+        restart = c.restart.wants_restart(status, c.state.restart_count, c.state.stopped_by_user)
+        if restart:
+            c.state.status = m.RESTARTING
+        await self._save(c)
+        if restart:
+            self._spawn(self._restart_later(c))
+        elif c.auto_remove:
+            await self._remove(c)
+
+    async def _restart_later(self, c: m.Container) -> None:
+        delay = min(RESTART_BACKOFF[0] * (2**c.state.restart_count), RESTART_BACKOFF[1])
+        await asyncio.sleep(delay)
+        async with self._lock(c.id):
+            if c.id not in self.containers or c.state.status != m.RESTARTING:
+                return
+            c.state.restart_count += 1
+            try:
+                await self._boot(c)
+            except HyperError as exc:
+                log.error("restart of %s failed: %s", c.id[:12], exc.message)
+                c.state.status, c.state.error = m.EXITED, exc.message
+                await self._save(c)
+
+    # -- stop / kill / remove --------------------------------------------------------------
+
+    async def kill(self, ref: str, signal: str | int = "SIGKILL") -> None:
+        """Send a signal to the main process."""
+        c = self.get(ref)
+        sig = parse_signal(signal)
+        rt = self.runtimes.get(c.id)
+        if rt is None:
+            raise Conflict(f"Container {c.id} is not running")
+        c.state.stopped_by_user = True
+        await rt.agent.call(p.Code.KILLCONTAINER, p.killcontainer(c.id, sig))
+
+    async def stop(self, ref: str, timeout: float | None = None) -> bool:
+        """Stop signal, then SIGKILL after ``timeout`` s, then destroy; False if not running."""
+        c = self.get(ref)
+        async with self._lock(c.id):
+            if c.state.status == m.RESTARTING:
+                c.state.stopped_by_user = True
+                c.state.status = m.EXITED
+                await self._save(c)
+                return True
+            rt = self.runtimes.get(c.id)
+            if rt is None:
+                return False
+            c.state.stopped_by_user = True
+            await self._stop_runtime(c, rt, 10 if timeout is None else timeout)
+            return True
+
+    async def _stop_runtime(self, c: m.Container, rt: Runtime, timeout: float) -> None:
+        for sig, wait in ((parse_signal(c.stop_signal), timeout), (9, 5)):
+            with contextlib.suppress(AgentError):
+                await rt.agent.call(p.Code.KILLCONTAINER, p.killcontainer(c.id, sig))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(rt.supervisor), max(wait, 0))
+                return
+        await rt.machine.destroy()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(rt.supervisor), 10)
+
+    async def restart(self, ref: str, timeout: float | None = None) -> None:
+        """Stop (if running) and start again."""
+        await self.stop(ref, timeout)
+        await self.start(ref)
+
+    async def remove(self, ref: str, force: bool = False) -> None:
+        """Remove a container; a running one only with force (its VM is destroyed)."""
+        c = self.get(ref)
+        async with self._lock(c.id):
+            if c.running and not force:
+                raise Conflict(
+                    f"You cannot remove a running container {c.id}. "
+                    "Stop the container before attempting removal or force remove"
+                )
+            c.state.stopped_by_user = True
+            rt = self.runtimes.pop(c.id, None)
+            if rt is not None:
+                rt.supervisor.cancel()
+                await rt.machine.destroy()
+                await rt.drain(1)
+            await self._remove(c)
+
+    async def _remove(self, c: m.Container) -> None:
+        self.containers.pop(c.id, None)
+        await asyncio.to_thread(self.state.delete, c.id)
+        await asyncio.to_thread(shutil.rmtree, self._dir(c), True)
+        output = self.outputs.pop(c.id, None)
+        if output:
+            output.end()
+        for eid in [e.id for e in self.execs.values() if e.container == c.id]:
+            del self.execs[eid]
+        self.sizes.pop(c.id, None)
+        self._locks.pop(c.id, None)
+        async with self._changed:
+            self._changed.notify_all()
+        log.info("removed container %s", c.id[:12])
+
+    # -- wait / attach / resize / logs -----------------------------------------------------
+
+    async def wait(self, ref: str, condition: str = "not-running") -> int:
+        """Block until the condition holds; return the exit code."""
+        c = self.get(ref)
+        if condition not in ("not-running", "next-exit", "removed"):
+            raise InvalidArgument(f"invalid condition {condition!r}")
+        exits = self._exits.get(c.id, 0)
+
+        def done() -> bool:
+            if condition == "removed":
+                return c.id not in self.containers
+            if condition == "next-exit":
+                return self._exits.get(c.id, 0) > exits and c.state.status != m.RESTARTING
+            return not c.running
+
+        async with self._changed:
+            await self._changed.wait_for(done)
+        return c.state.exit_code
+
+    def output(self, ref: str) -> tuple[m.Container, Output]:
+        """The container and its output fan-out (for attach)."""
+        c = self.get(ref)
+        return c, self.outputs.setdefault(c.id, Output())
+
+    async def write_stdin(self, c: m.Container, data: bytes) -> None:
+        """Send stdin to the main process, waiting for it to start if needed."""
+        rt = await self._running_runtime(c)
+        if rt is not None:
+            await rt.agent.write_stdin(c.stdio_seq, data)
+
+    async def close_stdin(self, c: m.Container) -> None:
+        """EOF on the main process's stdin."""
+        rt = await self._running_runtime(c)
+        if rt is not None:
+            with contextlib.suppress(AgentError):
+                await rt.agent.close_stdin(c.stdio_seq)
+
+    async def _running_runtime(self, c: m.Container, timeout: float = 120) -> Runtime | None:
+        """The runtime of c, waiting while it is created/starting (attach before start)."""
+
+        def ready() -> bool:
+            return (
+                c.id in self.runtimes or c.id not in self.containers or c.state.status == m.EXITED
+            )
+
+        async with self._changed:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait_for(ready), timeout)
+        return self.runtimes.get(c.id)
+
+    async def resize(self, ref: str, rows: int, cols: int) -> None:
+        """Set the terminal size of the main process (now, or at start)."""
+        c = self.get(ref)
+        self.sizes[c.id] = (rows, cols)
+        rt = self.runtimes.get(c.id)
+        if rt is not None and c.tty:
+            with contextlib.suppress(AgentError):
+                await rt.agent.call(p.Code.WINSIZE, p.winsize(c.id, INIT, rows, cols))
+
+    def logs(self, ref: str, *, tail=None, since=0.0, follow=False):
+        """An async iterator of (time, stream, data) from the container's log file."""
+        c = self.get(ref)
+        return read_logs(
+            self.log_path(c),
+            tail=tail,
+            since=since,
+            follow=follow,
+            still_running=lambda: c.running and c.id in self.containers,
+        )
+
+    # -- exec ------------------------------------------------------------------------------
+
+    def exec_create(self, ref: str, body: dict) -> Exec:
+        """Register an exec in a running container."""
+        c = self.get(ref)
+        if c.id not in self.runtimes or not c.running:
+            raise Conflict(f"Container {c.id} is not running")
+        args = _str_list(body.get("Cmd"), "Cmd")
+        if not args:
+            raise InvalidArgument("No exec command specified")
+        ex = Exec(
+            id=secrets.token_hex(32),
+            container=c.id,
+            args=args,
+            env=_env_list(body.get("Env"), "Env"),
+            workdir=body.get("WorkingDir") or "",
+            user=body.get("User") or "",
+            tty=bool(body.get("Tty")),
+            attach_stdin=bool(body.get("AttachStdin")),
+        )
+        size = body.get("ConsoleSize")
+        if isinstance(size, list) and len(size) == 2:
+            ex.size = (int(size[0]), int(size[1]))
+        self.execs[ex.id] = ex
+        return ex
+
+    def get_exec(self, eid: str) -> Exec:
+        """An exec by ID."""
+        ex = self.execs.get(eid)
+        if ex is None:
+            raise NotFound(f"No such exec instance: {eid}")
+        return ex
+
+    async def exec_start(self, eid: str, tty: bool | None = None) -> Exec:
+        """Start an exec's process; its streams are in ex.io."""
+        ex = self.get_exec(eid)
+        if ex.running or ex.exit_code is not None:
+            raise Conflict(f"exec {eid} has already been started")
+        c = self.containers.get(ex.container)
+        rt = self.runtimes.get(ex.container)
+        if c is None or rt is None:
+            raise Conflict(f"Container {ex.container} is not running")
+        if tty is not None:
+            ex.tty = ex.tty or tty
+        agent = rt.agent
+        ex.io = agent.open_process(c.id, ex.id, next(self._seq), 0 if ex.tty else next(self._seq))
+        try:
+            await agent.call(p.Code.EXECCMD, p.execcmd(c.id, self._process(c, ex)))
+        except AgentError as exc:
+            agent.forget_process(ex.io)
+            ex.exit_code = 126
+            raise CannotExecute(exc.message.removeprefix("agent: ")) from exc
+        ex.running = True
+        if not ex.attach_stdin and not ex.tty:
+            await agent.close_stdin(ex.io.stdio)
+        self._spawn(self._exec_done(ex, agent))
+        return ex
+
+    async def _exec_done(self, ex: Exec, agent) -> None:
+        try:
+            ex.exit_code = await ex.io.exited
+        except AgentError:
+            ex.exit_code = 137
+        finally:
+            ex.running = False
+            # output may still be queued for a client; drop the registration shortly after
+            await asyncio.sleep(1)
+            agent.forget_process(ex.io)
+
+    async def exec_resize(self, eid: str, rows: int, cols: int) -> None:
+        """Set the terminal size of an exec."""
+        ex = self.get_exec(eid)
+        ex.size = (rows, cols)
+        rt = self.runtimes.get(ex.container)
+        if ex.running and ex.tty and rt is not None:
+            with contextlib.suppress(AgentError):
+                await rt.agent.call(p.Code.WINSIZE, p.winsize(ex.container, ex.id, rows, cols))
+
+    # -- daemon start and stop -------------------------------------------------------------
+
+    async def restore(self) -> None:
+        """Load records; re-adopt VMs that kept running while hyperd was away."""
+        for data in await asyncio.to_thread(self.state.all):
+            try:
+                c = m.Container.from_dict(data)
+            except (TypeError, KeyError) as exc:
+                log.error("skipping unreadable container record: %s", exc)
+                continue
+            self.containers[c.id] = c
+        known = {c.vm for c in self.containers.values()}
+        for vm in await asyncio.to_thread(self.hv.names, "hyper-"):
+            if vm not in known and not vm.startswith("hyper-test-"):
+                log.warning("destroying VM %s that belongs to no container", vm)
+                await asyncio.to_thread(self.hv.destroy, vm)
+        for c in list(self.containers.values()):
+            if c.running:
+                await self._readopt(c)
+
+    async def _readopt(self, c: m.Container) -> None:
+        state = await asyncio.to_thread(self.hv.state, c.vm)
+        if state == "running":
+            rootfs = str(self.images.rootfs_path(c.image_id))
+            rt = Runtime(self._machine(c, rootfs))
+            try:
+                await rt.machine.attach(
+                    timeout=10, prepare=lambda a: rt.open_main(a, c.id, c.stdio_seq, c.stderr_seq)
+                )
+            except AgentError as exc:
+                log.error("cannot re-attach to %s: %s", c.vm, exc.message)
+                await rt.machine.destroy()
+                await self._finish(c, 137, "agent unreachable after hyperd restart")
+                return
+            rt.start_pump(LogWriter(self.log_path(c)), self.outputs.setdefault(c.id, Output()))
+            self.runtimes[c.id] = rt
+            rt.supervisor = self._spawn(self._supervise(c, rt))
+            log.info("re-adopted container %s in VM %s", c.id[:12], c.vm)
+        else:
+            await self._finish(c, 137, "vm ended while hyperd was not running")
+
+    async def detach_all(self) -> None:
+        """Daemon shutdown: leave VMs running (live restore), close agent connections."""
+        for task in list(self._tasks):
+            task.cancel()
+        for rt in self.runtimes.values():
+            if rt.pump:
+                rt.pump.cancel()
+            if rt.machine.agent:
+                await rt.machine.agent.close()
+
+
+def _matches(c: m.Container, key: str, value: str) -> bool:
+    if key == "status":
+        return c.state.status == value
+    if key == "name":
+        return value.removeprefix("/") in c.name
+    if key == "id":
+        return c.id.startswith(value)
+    if key == "label":
+        k, sep, v = value.partition("=")
+        return k in c.labels and (not sep or c.labels[k] == v)
+    if key == "ancestor":
+        return value in (c.image, c.image_id)
+    raise InvalidArgument(f"invalid filter '{key}'")
+
+
+_ADJ = ["brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "sharp", "vivid"]
+_NOUN = ["turing", "hopper", "lovelace", "ritchie", "thompson", "knuth", "liskov", "hamilton"]
+
+
+def _random_name() -> str:
+    return f"{secrets.choice(_ADJ)}_{secrets.choice(_NOUN)}_{secrets.token_hex(2)}"
+
+
+async def _run(*cmd: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await proc.communicate()
+    if proc.returncode:
+        raise HyperError(f"{cmd[0]} failed: {err.decode(errors='replace').strip()}")

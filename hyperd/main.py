@@ -1,0 +1,152 @@
+"""hyperd: the daemon. Serves the API on a unix socket; VMs outlive it (live restore).
+
+SIGTERM or SIGINT stop the daemon but leave containers running: libvirt owns their VMs,
+and the next hyperd re-attaches to them, so logs and `hyper ps` continue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import grp
+import logging
+import logging.handlers
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from hyperd.api.server import make_app
+from hyperd.config import Config
+from hyperd.containers.manager import ContainerManager
+from hyperd.errors import HyperError
+from hyperd.images.service import ImageService
+from hyperd.state import StateStore
+from hyperd.vm import virt
+
+log = logging.getLogger("hyperd")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line flags (each overrides the config file)."""
+    ap = argparse.ArgumentParser(prog="hyperd", description=__doc__.splitlines()[0])
+    ap.add_argument("--config", help="config file (default /etc/hyper/config)")
+    ap.add_argument("--root", help="state directory (default /var/lib/hyper)")
+    ap.add_argument("--socket", help="API socket (default /run/hyper/hyperd.sock)")
+    ap.add_argument("--accel", choices=["auto", "kvm", "tcg"], help="accelerator")
+    ap.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    ap.add_argument("--syslog", action="store_true", help="log to syslog as well as stderr")
+    return ap.parse_args(argv)
+
+
+def setup_logging(level: str, syslog: bool) -> None:
+    """Logs to stderr (and syslog when asked) with levels."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if syslog and os.path.exists("/dev/log"):
+        handlers.append(logging.handlers.SysLogHandler("/dev/log"))
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+    )
+    logging.getLogger("virEventAsyncIOImpl").setLevel(logging.INFO)
+
+
+def _lock(run_dir: Path):
+    """One daemon per run dir."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    f = open(run_dir / "hyperd.lock", "w")  # noqa: SIM115 - held for the daemon's life
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise HyperError(f"another hyperd is running (lock {run_dir / 'hyperd.lock'})") from None
+    return f
+
+
+def _prepare_socket(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        probe = socket.socket(socket.AF_UNIX)
+        try:
+            probe.connect(str(path))
+            raise HyperError(f"{path} is in use by another server")
+        except (ConnectionRefusedError, FileNotFoundError):
+            path.unlink(missing_ok=True)
+        finally:
+            probe.close()
+
+
+def _secure_socket(path: Path) -> None:
+    """0660, root:root, or root:hyper when a 'hyper' group exists."""
+    try:
+        gid = grp.getgrnam("hyper").gr_gid
+    except KeyError:
+        gid = 0
+    os.chown(path, 0, gid)
+    os.chmod(path, 0o660)
+
+
+async def serve(config: Config) -> None:
+    """Run the daemon until SIGTERM/SIGINT."""
+    lock = _lock(Path(config.run_dir))
+    virt.use_asyncio_events()
+    hv = virt.Hypervisor(config.libvirt_uri)
+    state = StateStore(Path(config.root) / "state.db")
+    manager: ContainerManager | None = None
+    images = ImageService(
+        config.root,
+        {"mirrors": config.mirrors, "insecure_registries": config.insecure_registries},
+        in_use=lambda image_id: manager is not None and manager.image_in_use(image_id),
+    )
+    manager = ContainerManager(config, images, hv, state)
+    hv.on_stopped(manager.vm_stopped)
+    await manager.restore()
+
+    runner = web.AppRunner(make_app(manager, images), handle_signals=False)
+    await runner.setup()
+    sock = Path(config.socket)
+    _prepare_socket(sock)
+    await web.UnixSite(runner, str(sock)).start()
+    _secure_socket(sock)
+    log.info("hyperd listening on %s (accel %s, root %s)", sock, manager.accel, config.root)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down; containers keep running (live restore)")
+    await runner.cleanup()
+    await manager.detach_all()
+    sock.unlink(missing_ok=True)
+    state.close()
+    hv.close()
+    lock.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `hyperd` command."""
+    args = parse_args(argv)
+    try:
+        config = Config.load(args.config)
+        for key in ("root", "socket", "accel", "log_level"):
+            if getattr(args, key):
+                setattr(config, key, getattr(args, key))
+        setup_logging(config.log_level, args.syslog)
+        if os.geteuid() != 0:
+            raise HyperError("hyperd must run as root")
+        asyncio.run(serve(config))
+    except HyperError as exc:
+        print(f"hyperd: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
