@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 #include <sys/mount.h>
+#include <sys/random.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -42,10 +44,26 @@ static void open_console(void)
 	}
 }
 
+/*
+ * jansson seeds its hash function from /dev/urandom on first use, and before the
+ * guest's CRNG is ready that read runs jitter entropy collection: ~1 s under TCG,
+ * paid by the first command. GRND_INSECURE never blocks; the seed only hardens
+ * hash tables against the (trusted) host.
+ */
+static void seed_json(void)
+{
+	uint32_t seed = 0;
+
+	if (getrandom(&seed, sizeof(seed), GRND_INSECURE) != sizeof(seed))
+		seed = (uint32_t)hs_now_ms() ^ (uint32_t)getpid();
+	json_object_seed(seed ? seed : 1);
+}
+
 void hs_system_init(void)
 {
 	const unsigned long nsd = MS_NOSUID | MS_NODEV | MS_NOEXEC;
 
+	seed_json();
 	umask(022);
 	mount_one("proc", "/proc", "proc", nsd, NULL);
 	mount_one("sysfs", "/sys", "sysfs", nsd, NULL);

@@ -87,6 +87,9 @@ def design(spec: VMSpec, hypervisor: str, tb_cache_mib: int = DEFAULT_TB_CACHE_M
             channels=_channels(spec, "virtio"),
             interfaces=[_nic(n) for n in spec.nics],
             serial=d.Serial(spec.console_log, "isa-serial"),
+            # Entropy from the start: without it the guest CRNG takes ~1 s to get ready
+            # under TCG and early getrandom() callers (the workload's) wait for it.
+            rng=d.Rng(),
             no_usb=True,
             no_memballoon=True,
         ),

@@ -145,6 +145,17 @@ class Interface:
 
 
 @dataclass
+class Rng:
+    """A virtio entropy device fed from a host file."""
+
+    backend: str = "/dev/urandom"
+
+    def to_xml(self, parent: ET.Element) -> None:
+        rng = _sub(parent, "rng", model="virtio")
+        _sub(rng, "backend", self.backend, model="random")
+
+
+@dataclass
 class Devices:
     """``<devices>``; ``none_models`` lists default devices to switch off."""
 
@@ -153,6 +164,7 @@ class Devices:
     channels: list[Channel] = field(default_factory=list)
     interfaces: list[Interface] = field(default_factory=list)
     serial: Serial | None = None
+    rng: Rng | None = None
     no_usb: bool = False
     no_memballoon: bool = False
 
@@ -164,6 +176,8 @@ class Devices:
             item.to_xml(devs)
         if self.serial:
             self.serial.to_xml(devs)
+        if self.rng:
+            self.rng.to_xml(devs)
         if self.no_usb:
             _sub(devs, "controller", type="usb", model="none")
         if self.no_memballoon:
