@@ -27,6 +27,7 @@ from hyperd.agent.client import AgentError, ProcessIO
 from hyperd.config import Config, parse_size
 from hyperd.errors import Conflict, HyperError, InvalidArgument, NotFound
 from hyperd.images.errors import ImageNotFound
+from hyperd.images.reference import parse_reference
 from hyperd.images.service import ImageService
 from hyperd.state import StateStore
 from hyperd.vm import accel, designer
@@ -182,6 +183,9 @@ class ContainerManager:
 
     def list(self, all_: bool = False, filters: dict[str, list[str]] | None = None):
         """Containers, newest first; without all_, only running ones."""
+        unknown = set(filters or {}) - FILTERS
+        if unknown:
+            raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
         out = sorted(self.containers.values(), key=lambda c: c.created, reverse=True)
         if not all_ and not (filters or {}).get("status"):
             out = [c for c in out if c.running]
@@ -255,6 +259,7 @@ class ContainerManager:
         try:
             rec = self.images.resolve(image)
         except ImageNotFound:
+            parse_reference(image)  # a malformed reference is a 400, not a 404
             raise NotFound(f"No such image: {image}") from None
         icfg = self.images.image_config(rec.id)
         name = self._check_name(name)
@@ -815,6 +820,9 @@ class ContainerManager:
                 await rt.machine.agent.close()
 
 
+FILTERS = {"status", "name", "id", "label", "ancestor"}
+
+
 def _matches(c: m.Container, key: str, value: str) -> bool:
     if key == "status":
         return c.state.status == value
@@ -825,9 +833,7 @@ def _matches(c: m.Container, key: str, value: str) -> bool:
     if key == "label":
         k, sep, v = value.partition("=")
         return k in c.labels and (not sep or c.labels[k] == v)
-    if key == "ancestor":
-        return value in (c.image, c.image_id)
-    raise InvalidArgument(f"invalid filter '{key}'")
+    return value in (c.image, c.image_id)  # ancestor
 
 
 _ADJ = ["brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "sharp", "vivid"]

@@ -188,7 +188,7 @@ class RegistryClient:
                     raise
                 last = e
         if isinstance(last, requests.RequestException):
-            raise RegistryError(f"cannot reach registry {self.registry}: {last}") from last
+            raise RegistryError(f"cannot reach registry {self.registry}: {_why(last)}") from last
         raise last  # type: ignore[misc]
 
     def ping(self) -> None:
@@ -288,3 +288,16 @@ class RegistryClient:
             raise DigestMismatch(f"blob {desc.digest}: got {done} bytes, expected {desc.size}")
         if got != desc.digest:
             raise DigestMismatch(f"blob {desc.digest}: content has digest {got}")
+
+
+def _why(exc: requests.RequestException) -> str:
+    """The innermost cause of a requests failure, without urllib3's retry wrapper."""
+    cause: BaseException = exc
+    while cause.__cause__ is not None or cause.__context__ is not None:
+        cause = cause.__cause__ or cause.__context__
+    text = str(cause)
+    if "Name or service not known" in text or "Temporary failure in name resolution" in text:
+        return "host name not found"
+    if isinstance(cause, ConnectionRefusedError) or "Connection refused" in text:
+        return "connection refused"
+    return text.rsplit(": ", 1)[-1] if ": " in text else text or type(cause).__name__
