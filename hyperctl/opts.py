@@ -1,0 +1,144 @@
+"""Parsing of Docker-style option values (memory sizes, cpus, restart policies, env)."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterable, Mapping
+
+from hyperd.errors import InvalidArgument
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+_RAM_RE = re.compile(r"^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+
+
+def parse_memory(text: str) -> int:
+    """Docker's RAMInBytes: ``256m``, ``1g``, ``1.5GiB``, ``1048576`` (binary units)."""
+    m = _RAM_RE.match(str(text).strip())
+    if not m:
+        raise InvalidArgument(f"invalid size: '{text}'")
+    value = float(m.group(1)) * _UNITS[(m.group(2) or "").lower()]
+    return int(value)
+
+
+def parse_cpus(text: str | float) -> int:
+    """``--cpus 1.5`` → NanoCpus (1500000000)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"not a number: '{text}'") from None
+    if value < 0 or value != value or value == float("inf"):
+        raise InvalidArgument(f"must not be negative: '{text}'")
+    return int(round(value * 1e9))
+
+
+RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
+
+
+def parse_restart(text: str) -> dict:
+    """``no|on-failure[:N]|always|unless-stopped`` → ``{Name, MaximumRetryCount}``."""
+    name, sep, count = (text or "no").partition(":")
+    if name not in RESTART_POLICIES:
+        raise InvalidArgument(f"invalid restart policy '{text}'")
+    retries = 0
+    if sep:
+        if name != "on-failure":
+            raise InvalidArgument(
+                f"maximum retry count cannot be used with restart policy '{name}'"
+            )
+        try:
+            retries = int(count)
+        except ValueError:
+            raise InvalidArgument(f"maximum retry count must be an integer: '{count}'") from None
+        if retries < 0:
+            raise InvalidArgument("maximum retry count cannot be negative")
+    return {"Name": name, "MaximumRetryCount": retries}
+
+
+def parse_env(items: Iterable[str], environ: Mapping[str, str] | None = None) -> list[str]:
+    """``K=V`` as is; a bare ``K`` takes the local value (dropped when unset), like Docker."""
+    env = os.environ if environ is None else environ
+    out = []
+    for item in items:
+        if not item or item.startswith("="):
+            raise InvalidArgument(f"invalid environment variable: {item!r}")
+        if "=" in item:
+            out.append(item)
+        elif item in env:
+            out.append(f"{item}={env[item]}")
+    return out
+
+
+def read_env_file(path: str, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Lines of an env file: ``K=V`` or ``K``; blank lines and ``#`` comments skipped."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise InvalidArgument(f"cannot read env file {path}: {e.strerror or e}") from None
+    items = []
+    for line in lines:
+        stripped = line.lstrip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if "=" not in stripped:
+            stripped = stripped.strip()
+            if any(c.isspace() for c in stripped):
+                raise InvalidArgument(f"variable '{stripped}' contains whitespaces")
+        items.append(stripped)
+    return parse_env(items, environ)
+
+
+def parse_labels(items: Iterable[str]) -> dict[str, str]:
+    """``k=v`` (or ``k`` → empty value) into a dict."""
+    labels = {}
+    for item in items:
+        k, _, v = item.partition("=")
+        if not k:
+            raise InvalidArgument(f"invalid label: {item!r}")
+        labels[k] = v
+    return labels
+
+
+def parse_filters(items: Iterable[str]) -> dict[str, list[str]]:
+    """``--filter key=value`` (repeatable) → ``{"key": ["value", ...]}``."""
+    filters: dict[str, list[str]] = {}
+    for item in items:
+        k, sep, v = item.partition("=")
+        if not sep or not k:
+            raise InvalidArgument(f"bad format of filter (expected name=value): {item}")
+        filters.setdefault(k.strip().lower(), []).append(v)
+    return filters
+
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """``--since``: a unix timestamp, or a Go duration (``10m``, ``1h30m``) before now."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    for m in _DURATION_RE.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise InvalidArgument(f"invalid value for --since: {text!r}")
+    return (time.time() if now is None else now) - total
+
+
+def split_repo_tag(ref: str) -> tuple[str, str | None]:
+    """``repo[:tag]`` (ignores the colon of a registry port; keeps digests whole)."""
+    if "@" in ref:
+        return ref, None
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    if colon > slash:
+        return ref[:colon], ref[colon + 1 :]
+    return ref, None
