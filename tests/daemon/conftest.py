@@ -1,0 +1,120 @@
+"""A real hyperd for the tests: own root, socket and run dir; the busybox image loaded.
+
+The daemon is shared by the session (booting it costs nothing; VMs are per test). A test
+may restart it (even with SIGKILL). Its log and the console logs of a failed test's
+containers are kept under build/test-logs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.conftest import BUILD, ROOT, failed
+
+LOG_DIR = BUILD / "test-logs"
+
+
+class Daemon:
+    """A hyperd process under test."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.root = workdir / "root"
+        self.run_dir = workdir / "run"
+        self.socket = self.run_dir / "hyperd.sock"
+        self.config = workdir / "config"
+        self.log = workdir / "hyperd.log"
+        self.config.write_text(
+            f'root = "{self.root}"\nrun_dir = "{self.run_dir}"\nsocket = "{self.socket}"\n'
+            f'kernel = "{BUILD / "vmlinux"}"\ninitrd = "{BUILD / "initrd.img"}"\n'
+            'log_level = "debug"\n'
+        )
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def env(self) -> dict:
+        return {**os.environ, "HYPER_HOST": f"unix://{self.socket}"}
+
+    def start(self) -> None:
+        log = open(self.log, "ab")  # noqa: SIM115 - the daemon writes it
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hyperd.main", "--config", str(self.config)],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hyperd exited: {self.log.read_text()[-2000:]}")
+            try:
+                if self.socket.exists() and self.client().ping():
+                    return
+            except docker.errors.DockerException:
+                pass  # a stale socket from a killed daemon, or not listening yet
+            time.sleep(0.1)
+        raise RuntimeError("hyperd did not come up")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(30)
+
+    def client(self) -> docker.DockerClient:
+        return docker.DockerClient(base_url=f"unix://{self.socket}", timeout=120)
+
+    def hyper(self, *args: str, input: bytes | None = None, timeout: float = 120):
+        """Run the `hyper` CLI against this daemon."""
+        return subprocess.run(
+            [sys.executable, "-m", "hyperctl.cli", *args],
+            input=input,
+            capture_output=True,
+            env=self.env,
+            timeout=timeout,
+            cwd=ROOT,
+        )
+
+
+@pytest.fixture(scope="session")
+def daemon(libvirt_up, guest_assets):
+    # QEMU runs as libvirt-qemu: the root must be reachable (not pytest's 0700 tmp)
+    workdir = Path(tempfile.mkdtemp(prefix="hyperd-test-", dir="/var/tmp"))
+    workdir.chmod(0o755)
+    d = Daemon(workdir)
+    d.start()
+    archive = workdir / "busybox.tar"
+    subprocess.run([sys.executable, "-m", "hyperd.images.builtin", str(archive)], check=True)
+    res = d.hyper("load", "-i", str(archive))
+    assert res.returncode == 0, res.stderr
+    yield d
+    client = d.client()
+    for c in client.containers.list(all=True):
+        c.remove(force=True)
+    d.stop()
+    shutil.copy(d.log, LOG_DIR / "hyperd.log") if LOG_DIR.exists() else None
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def hyperd(daemon, request):
+    """The shared daemon; after a failed test, keep its log and containers' consoles."""
+    yield daemon
+    if daemon.proc is None or daemon.proc.poll() is not None:
+        daemon.start()
+    if failed(request):
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        test = re.sub(r"[^\w.-]+", "_", request.node.name)
+        shutil.copy(daemon.log, LOG_DIR / f"{test}.hyperd.log")
+        for console in (daemon.root / "containers").glob("*/console.log"):
+            shutil.copy(console, LOG_DIR / f"{test}.{console.parent.name[:12]}.console.log")
