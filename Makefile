@@ -4,7 +4,7 @@ LIBDIR ?= $(PREFIX)/lib/hyper
 VENV ?= /opt/hyper/venv
 BUILD := build
 
-.PHONY: all deps kernel initrd install services setup test lint clean
+.PHONY: all deps kernel initrd install services daemon demo setup test lint clean
 
 all: kernel initrd
 
@@ -26,8 +26,16 @@ install: kernel initrd
 services:
 	tools/start-libvirt.sh
 
-# One command on a fresh machine: dependencies, guest build, install, services.
-setup: deps install services
+daemon: services
+	tools/start-hyperd.sh
+
+# The main job, offline: the built-in busybox image in a VM.
+demo: daemon
+	VENV=$(VENV) tools/import-builtin.sh
+	hyper run --rm busybox echo hello
+
+# One command on a fresh machine: dependencies, guest build, install, services, demo.
+setup: deps install demo
 
 lint:
 	$(VENV)/bin/ruff check .

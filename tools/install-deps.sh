@@ -8,7 +8,7 @@ PYTHON=${PYTHON:-python3}
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-    ca-certificates make gcc libc6-dev pkg-config xz-utils cpio gzip \
+    ca-certificates curl make gcc libc6-dev pkg-config xz-utils cpio gzip \
     python3 python3-venv python3-dev \
     qemu-system-x86 libvirt-daemon-system libvirt-clients libvirt-dev libxml2-utils \
     linux-source-6.1 flex bison bc libelf-dev libssl-dev \
