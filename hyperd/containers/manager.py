@@ -395,7 +395,7 @@ class ContainerManager:
                 designer.DiskSpec(rootfs, "image", readonly=True),
                 designer.DiskSpec(str(self._dir(c) / "rw.ext4"), "rw"),
             ],
-            metadata={"container": c.id},
+            metadata={"container": c.id, "root": self.config.root},
         )
         return Machine(self.hv, spec, accel.domain_type(self.accel), self.config.tb_cache_mib)
 
@@ -781,7 +781,9 @@ class ContainerManager:
             self.containers[c.id] = c
         known = {c.vm for c in self.containers.values()}
         for vm in await asyncio.to_thread(self.hv.names, "hyper-"):
-            if vm not in known and not vm.startswith("hyper-test-"):
+            # only VMs this daemon (its root) made: other hyperds may share libvirt
+            owner = await asyncio.to_thread(self.hv.metadata, vm, designer.METADATA_NS, "root")
+            if vm not in known and owner == self.config.root:
                 log.warning("destroying VM %s that belongs to no container", vm)
                 await asyncio.to_thread(self.hv.destroy, vm)
         for c in list(self.containers.values()):

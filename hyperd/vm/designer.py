@@ -23,6 +23,7 @@ MACHINE = "pc"
 # quiet + panic reboots (and on_reboot=destroy ends the domain); reboot=t is the fastest
 # way out. PCI scan of bus 0 only: our devices all sit there.
 KERNEL_ARGS = "quiet panic=-1 reboot=t pci=lastbus=0"
+METADATA_NS = "https://hyper.dev/xmlns/domain/1"
 
 
 @dataclass
@@ -75,6 +76,7 @@ def design(spec: VMSpec, hypervisor: str, tb_cache_mib: int = DEFAULT_TB_CACHE_M
         memory_mib=spec.memory_mib,
         vcpus=spec.vcpus,
         metadata=spec.metadata,
+        metadata_ns=METADATA_NS,
         os=d.OSBoot("hvm", spec.kernel, spec.initrd, f"console=ttyS0 {KERNEL_ARGS}", MACHINE),
         features=d.Features(acpi=True, tcg_tb_cache_mib=tb_cache_mib if tcg else 0),
         # -cpu host fails under TCG; 'maximum' gives every feature TCG can emulate.
@@ -105,6 +107,7 @@ def _xen(spec: VMSpec) -> d.Domain:
         memory_mib=spec.memory_mib,
         vcpus=spec.vcpus,
         metadata=spec.metadata,
+        metadata_ns=METADATA_NS,
         os=d.OSBoot("xenpvh", spec.kernel, spec.initrd, f"console=hvc0 {KERNEL_ARGS}"),
         features=d.Features(acpi=False),
         devices=d.Devices(

@@ -201,14 +201,14 @@ class Domain:
     on_reboot: str = "destroy"
     on_crash: str = "destroy"
     metadata: dict[str, str] = field(default_factory=dict)
-    metadata_ns: str = "https://hyper.dev/xmlns/domain/1"
+    metadata_ns: str = ""
 
     def to_element(self) -> ET.Element:
         """The ``<domain>`` element."""
         dom = ET.Element("domain", type=self.type)
         _sub(dom, "name", self.name)
         _sub(dom, "uuid", self.uuid)
-        if self.metadata:
+        if self.metadata and self.metadata_ns:
             meta = _sub(_sub(dom, "metadata"), "hyper:vm")
             meta.set("xmlns:hyper", self.metadata_ns)
             for key, value in self.metadata.items():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 
 import libvirt
@@ -132,6 +133,15 @@ class Hypervisor:
         """The live XML of a domain."""
         return self._lookup(name).XMLDesc(0)
 
+    def metadata(self, name: str, namespace: str, key: str) -> str | None:
+        """A value from a domain's <metadata> element in ``namespace``, if there is one."""
+        try:
+            root = ET.fromstring(self._lookup(name).XMLDesc(0))
+        except (NotFound, libvirt.libvirtError, ET.ParseError):
+            return None
+        el = root.find(f"metadata/{{{namespace}}}vm/{{{namespace}}}{key}")
+        return el.text if el is not None else None
+
     def on_stopped(self, callback: Callable[[str, str], None]) -> int:
         """Call ``callback(name, reason)`` whenever a domain stops; needs asyncio events."""
 
@@ -145,8 +155,6 @@ class Hypervisor:
 
     def capabilities_domain_types(self) -> set[str]:
         """Domain types ('qemu', 'kvm', ...) libvirt offers for x86_64."""
-        import xml.etree.ElementTree as ET
-
         caps = ET.fromstring(self._connection().getCapabilities())
         return {
             dom.get("type")

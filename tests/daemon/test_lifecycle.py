@@ -319,3 +319,32 @@ def test_malformed_api_requests_get_clear_errors(hyperd, method, path, body, sta
     code, payload = _raw_http(hyperd.socket, method, path, body)
     assert code == status and payload.get("message"), (code, payload)
     assert hyperd.client().ping()
+
+
+def test_restart_leaves_other_daemons_vms_alone(hyperd, guest_assets):
+    from hyperd.vm import designer
+    from hyperd.vm.virt import Hypervisor
+
+    name = f"hyper-{uuid.uuid4().hex[:12]}"
+    run = hyperd.workdir / "foreign"
+    run.mkdir(exist_ok=True)
+    spec = designer.VMSpec(
+        name=name,
+        uuid=str(uuid.uuid4()),
+        kernel=guest_assets.kernel,
+        initrd=guest_assets.initrd,
+        control_socket=str(run / "c.sock"),
+        stream_socket=str(run / "s.sock"),
+        console_log=str(run / "console.log"),
+        metadata={"root": "/var/lib/another-hyperd"},
+    )
+    hv = Hypervisor()
+    hv.create(
+        designer.design(spec, "qemu" if "tcg" in _ok(hyperd.hyper("info")) else "kvm").to_xml()
+    )
+    try:
+        hyperd.stop(signal.SIGTERM)
+        hyperd.start()
+        assert hv.state(name) == "running"
+    finally:
+        hv.destroy(name)
