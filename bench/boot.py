@@ -59,9 +59,7 @@ def busybox_root(work: Path) -> Path:
     with tarfile.open(layer) as tar:
         tar.extractall(tree, filter="tar")
     image = work / "busybox.erofs"
-    subprocess.run(
-        ["mkfs.erofs", str(image), str(tree)], check=True, stdout=subprocess.DEVNULL
-    )
+    subprocess.run(["mkfs.erofs", str(image), str(tree)], check=True, stdout=subprocess.DEVNULL)
     return image
 
 
