@@ -211,7 +211,7 @@ def pull_image(
     else:
         repo, tag = opts.split_repo_tag(image)
         tag = tag or "latest"
-    progress = streams.PullProgress(out if out is not None else click.get_text_stream("stderr"))
+    progress = streams.PullProgress(out if out is not None else sys.stderr)
     final = f"{repo}:{tag}" if tag else repo
     for msg in client.pull(repo, tag, platform_):
         status = msg.get("status") or ""
@@ -310,14 +310,14 @@ def attach_and_run(
         pending = client.wait_background(cid, wait_condition)
     except HyperError:
         pending = None
-    in_stream = click.get_binary_stream("stdin") if stdin else None
+    in_stream = sys.stdin.buffer if stdin else None
     raw = tty and stdin and streams.isatty(sys.stdin)
     pump = streams.StreamPump(
         conn,
         tty,
         stdin=in_stream,
-        stdout=click.get_binary_stream("stdout"),
-        stderr=click.get_binary_stream("stderr"),
+        stdout=sys.stdout.buffer,
+        stderr=sys.stderr.buffer,
         detach_keys=streams.DETACH_KEYS if raw else None,
     )
     proxy = (
@@ -521,9 +521,9 @@ def exec_(
     pump = streams.StreamPump(
         conn,
         tty,
-        stdin=click.get_binary_stream("stdin") if interactive else None,
-        stdout=click.get_binary_stream("stdout"),
-        stderr=click.get_binary_stream("stderr"),
+        stdin=sys.stdin.buffer if interactive else None,
+        stdout=sys.stdout.buffer,
+        stderr=sys.stderr.buffer,
     )
     try:
         with streams.RawTerminal() if raw else contextlib.nullcontext():
@@ -571,9 +571,7 @@ def logs(client: APIClient, follow, tail, timestamps, since, container) -> None:
             raise click.BadParameter(f"invalid tail value {tail!r}", param_hint="--tail") from None
     since_ts = opts.parse_since(since) if since else None
     frames = client.logs(container, follow=follow, timestamps=timestamps, tail=tail, since=since_ts)
-    streams.write_frames(
-        frames, click.get_binary_stream("stdout"), click.get_binary_stream("stderr")
-    )
+    streams.write_frames(frames, sys.stdout.buffer, sys.stderr.buffer)
 
 
 @cli.command()
@@ -756,7 +754,7 @@ def pull(client: APIClient, quiet: bool, platform_, name: str) -> None:
     """Pull an image from a registry: NAME[:TAG|@DIGEST]."""
     if "@" not in name and opts.split_repo_tag(name)[1] is None and not quiet:
         click.echo("Using default tag: latest")
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     click.echo(pull_image(client, name, platform_, out=out, quiet=quiet))
 
 
@@ -828,7 +826,7 @@ def load(client: APIClient, input_, quiet) -> None:
         except OSError as e:
             raise InvalidArgument(f"open {input_}: {e.strerror or e}") from None
     else:
-        stdin = click.get_binary_stream("stdin")
+        stdin = sys.stdin.buffer
         if streams.isatty(sys.stdin):
             raise InvalidArgument(
                 "requested load from stdin, but stdin is empty (use -i FILE or a redirect)"
@@ -867,7 +865,7 @@ def save(client: APIClient, output, images) -> None:
         raise InvalidArgument(
             "cowardly refusing to save to a terminal. Use the -o flag or redirect"
         )
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
     client.save(list(images), out)
     out.flush()
 
@@ -885,7 +883,7 @@ def login(client: APIClient, username, password, password_stdin, server) -> None
     if password_stdin:
         if not username:
             raise InvalidArgument("must provide --username with --password-stdin")
-        password = click.get_text_stream("stdin").read().rstrip("\r\n")
+        password = sys.stdin.read().rstrip("\r\n")
     elif password:
         click.echo(
             "WARNING! Using --password via the CLI is insecure. Use --password-stdin.", err=True
@@ -896,7 +894,7 @@ def login(client: APIClient, username, password, password_stdin, server) -> None
         if streams.isatty(sys.stdin):
             password = getpass.getpass("Password: ")
         else:
-            password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+            password = sys.stdin.readline().rstrip("\r\n")
     if not username or not password:
         raise InvalidArgument("username and password are required")
     res = client.login(username, password, server)
