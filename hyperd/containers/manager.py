@@ -163,6 +163,7 @@ class ContainerManager:
         self._stop_reasons: dict[str, str] = {}
         self._seq = itertools.count(time.time_ns() // 1000)
         self._tasks: set[asyncio.Task] = set()
+        self._teardowns: dict[str, asyncio.Task] = {}
 
     # -- lookup ----------------------------------------------------------------------------
 
@@ -400,6 +401,7 @@ class ContainerManager:
         return Machine(self.hv, spec, accel.domain_type(self.accel), self.config.tb_cache_mib)
 
     async def _boot(self, c: m.Container) -> None:
+        await self._teardown_done(c)
         self._check_resources(c)
         rootfs = str(await asyncio.to_thread(self.images.rootfs_path, c.image_id))
         machine = self._machine(c, rootfs)
@@ -495,9 +497,24 @@ class ContainerManager:
         except asyncio.CancelledError:
             return
         await rt.drain()
-        await rt.machine.power_off(timeout=5)
         self.runtimes.pop(c.id, None)
+        # The exit is known: answer waiters now and tear the VM down behind them
+        # (libvirt needs 1-2 s for it under TCG); a new start waits for it.
+        self._teardowns[c.id] = self._spawn(self._teardown(c, rt))
         await self._finish(c, status, reason)
+
+    async def _teardown(self, c: m.Container, rt: Runtime) -> None:
+        if c.auto_remove:
+            await rt.machine.destroy()  # its writable disk is discarded: nothing to sync
+        else:
+            await rt.machine.power_off(timeout=5)
+
+    async def _teardown_done(self, c: m.Container) -> None:
+        """Wait until the container's previous VM is gone."""
+        pending = self._teardowns.pop(c.id, None)
+        if pending is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(pending)
 
     async def _vm_end_reason(self, c: m.Container) -> str:
         for _ in range(20):  # the libvirt event may trail the socket closing
@@ -607,7 +624,8 @@ class ContainerManager:
     async def _remove(self, c: m.Container) -> None:
         self.containers.pop(c.id, None)
         await asyncio.to_thread(self.state.delete, c.id)
-        await asyncio.to_thread(shutil.rmtree, self._dir(c), True)
+        pending = self._teardowns.pop(c.id, None)
+        self._spawn(self._delete_files(c, pending))
         output = self.outputs.pop(c.id, None)
         if output:
             output.end()
@@ -618,6 +636,13 @@ class ContainerManager:
         async with self._changed:
             self._changed.notify_all()
         log.info("removed container %s", c.id[:12])
+
+    async def _delete_files(self, c: m.Container, teardown: asyncio.Task | None) -> None:
+        """Delete a removed container's disk and logs once its VM is gone."""
+        if teardown is not None:
+            with contextlib.suppress(Exception):
+                await teardown
+        await asyncio.to_thread(shutil.rmtree, self._dir(c), True)
 
     # -- wait / attach / resize / logs -----------------------------------------------------
 
@@ -779,8 +804,12 @@ class ContainerManager:
                 log.error("skipping unreadable container record: %s", exc)
                 continue
             self.containers[c.id] = c
+        for cdir in self.root.iterdir():
+            if cdir.name not in self.containers:  # removed while its VM was torn down
+                await asyncio.to_thread(shutil.rmtree, cdir, True)
         known = {c.vm for c in self.containers.values()}
-        for vm in await asyncio.to_thread(self.hv.names, "hyper-"):
+        running_vms = set(await asyncio.to_thread(self.hv.names, "hyper-"))
+        for vm in running_vms:
             # only VMs this daemon (its root) made: other hyperds may share libvirt
             owner = await asyncio.to_thread(self.hv.metadata, vm, designer.METADATA_NS, "root")
             if vm not in known and owner == self.config.root:
@@ -789,6 +818,9 @@ class ContainerManager:
         for c in list(self.containers.values()):
             if c.running:
                 await self._readopt(c)
+            elif c.vm in running_vms:
+                log.warning("destroying VM %s of stopped container %s", c.vm, c.id[:12])
+                await asyncio.to_thread(self.hv.destroy, c.vm)
 
     async def _readopt(self, c: m.Container) -> None:
         state = await asyncio.to_thread(self.hv.state, c.vm)

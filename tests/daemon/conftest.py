@@ -97,13 +97,15 @@ def daemon(libvirt_up, guest_assets):
     subprocess.run([sys.executable, "-m", "hyperd.images.builtin", str(archive)], check=True)
     res = d.hyper("load", "-i", str(archive))
     assert res.returncode == 0, res.stderr
-    yield d
-    client = d.client()
-    for c in client.containers.list(all=True):
-        c.remove(force=True)
-    d.stop()
-    shutil.copy(d.log, LOG_DIR / "hyperd.log") if LOG_DIR.exists() else None
-    shutil.rmtree(workdir, ignore_errors=True)
+    try:
+        yield d
+    finally:
+        try:
+            for c in d.client().containers.list(all=True):
+                c.remove(force=True)
+        finally:
+            d.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -95,12 +95,16 @@ def test_detached_lifecycle_round_trip(hyperd):
     assert hyperd.client().containers.list(all=True, filters={"name": name}) == []
 
 
-def test_rm_removes_container_and_its_vm(hyperd):
+def test_rm_removes_container_its_vm_and_files(hyperd):
     name = _name()
-    _ok(hyperd.hyper("run", "--rm", "--name", name, IMG, "true"))
+    cid = _ok(hyperd.hyper("create", "--rm", "--name", name, IMG, "true")).strip()
+    _ok(hyperd.hyper("start", "-a", name))
     assert name not in _ok(hyperd.hyper("ps", "-a"))
-    vms = subprocess.run(["virsh", "list", "--name"], capture_output=True, text=True).stdout
-    assert f"hyper-{name}" not in vms
+    assert _vm_gone(f"hyper-{cid[:12]}")
+    deadline = time.time() + 10
+    while (hyperd.root / "containers" / cid).exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert not (hyperd.root / "containers" / cid).exists()
 
 
 def test_logs_keep_streams_and_timestamps(hyperd):
@@ -237,9 +241,19 @@ def test_vm_killed_marks_container_exited_without_leaks(hyperd):
     assert st["State"]["Status"] == "exited"
     assert st["Hyper"]["Reason"]
     assert name in _ok(hyperd.hyper("ps", "-a", "--filter", "status=exited"))
-    vms = subprocess.run(["virsh", "list", "--all", "--name"], capture_output=True, text=True)
-    assert vm not in vms.stdout
+    assert _vm_gone(vm)
     _ok(hyperd.hyper("rm", name))
+
+
+def _vm_gone(vm: str, timeout: float = 15) -> bool:
+    """The domain disappears (teardown runs after the exit is recorded)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        vms = subprocess.run(["virsh", "list", "--all", "--name"], capture_output=True, text=True)
+        if vm not in vms.stdout.split():
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def test_ten_concurrent_runs_all_succeed(hyperd):

@@ -1,0 +1,135 @@
+"""`hyper run` and `hyper exec` latency and idle memory, beside the bare-QEMU floor.
+
+    python bench/run.py [-n 5]
+
+Starts its own hyperd (temporary root and socket) with the built-in busybox image, then
+measures, as a user would (the `hyper` CLI in a subprocess):
+- run:  cold `hyper run --rm busybox true` (a VM booted and torn down per run)
+- exec: `hyper exec C true` in a running container
+- RSS:  resident memory of each idle container's QEMU process, 5 containers running
+and, in the same run, the floor of bench/boot.py (bare QEMU booting the same kernel to a
+static init that powers off). Prints medians and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.boot import boot_floor, floor_initrd  # noqa: E402
+from hyperd.vm import accel  # noqa: E402
+
+
+class Daemon:
+    """A throwaway hyperd."""
+
+    def __init__(self, work: Path):
+        self.work, self.socket = work, work / "run" / "hyperd.sock"
+        config = work / "config"
+        config.write_text(
+            f'root = "{work / "root"}"\nrun_dir = "{work / "run"}"\nsocket = "{self.socket}"\n'
+            f'kernel = "{ROOT / "build" / "vmlinux"}"\ninitrd = "{ROOT / "build" / "initrd.img"}"\n'
+        )
+        log = open(work / "hyperd.log", "wb")  # noqa: SIM115 - the daemon writes it
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hyperd.main", "--config", str(config)],
+            stdout=log,
+            stderr=log,
+            cwd=ROOT,
+        )
+        deadline = time.time() + 30
+        while self.hyper("version", check=False).returncode != 0:
+            if time.time() > deadline or self.proc.poll() is not None:
+                sys.exit(f"hyperd did not start; see {work / 'hyperd.log'}")
+            time.sleep(0.2)
+
+    def hyper(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        env = {**os.environ, "HYPER_HOST": f"unix://{self.socket}"}
+        res = subprocess.run(
+            [sys.executable, "-m", "hyperctl.cli", *args], env=env, capture_output=True, cwd=ROOT
+        )
+        if check and res.returncode != 0:
+            sys.exit(f"hyper {' '.join(args)} failed: {res.stderr.decode()}")
+        return res
+
+    def timed(self, *args: str) -> float:
+        t0 = time.perf_counter()
+        self.hyper(*args)
+        return time.perf_counter() - t0
+
+    def stop(self) -> None:
+        for c in self.hyper("ps", "-aq", check=False).stdout.decode().split():
+            self.hyper("rm", "-f", c, check=False)
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+
+
+def qemu_rss_mib(vm: str) -> float:
+    """Resident memory of a domain's QEMU process."""
+    pid = Path(f"/run/libvirt/qemu/{vm}.pid").read_text().strip()
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", type=int, default=5)
+    args = ap.parse_args()
+    subprocess.run([str(ROOT / "tools" / "start-libvirt.sh")], check=True)
+    work = Path(tempfile.mkdtemp(prefix="hyper-bench-run-", dir="/var/tmp"))
+    work.chmod(0o755)
+    daemon = None
+    try:
+        daemon = Daemon(work)
+        subprocess.run(
+            [sys.executable, "-m", "hyperd.images.builtin", str(work / "bb.tar")],
+            check=True,
+            cwd=ROOT,
+        )
+        daemon.hyper("load", "-i", str(work / "bb.tar"))
+        floor_img = floor_initrd(work)
+        kernel, accel_name = str(ROOT / "build" / "vmlinux"), accel.choose("auto")
+        daemon.hyper("run", "--rm", "busybox", "true")  # warm caches: the root disk build
+        floors, runs = [], []
+        for _ in range(args.n):
+            floors.append(boot_floor(kernel, floor_img, accel_name))
+            runs.append(daemon.timed("run", "--rm", "busybox", "true"))
+        ids = [
+            daemon.hyper("run", "-d", "busybox", "sleep", "100000").stdout.decode().strip()
+            for _ in range(5)
+        ]
+        execs = [daemon.timed("exec", ids[0], "true") for _ in range(max(args.n, 10))]
+        time.sleep(3)  # let the guests go idle
+        rss = [qemu_rss_mib(f"hyper-{cid[:12]}") for cid in ids]
+    finally:
+        if daemon:
+            daemon.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    floor, run, ex = (statistics.median(x) for x in (floors, runs, execs))
+    print(f"accel: {accel_name}, n={args.n} (medians)")
+    print(f"floor  bare qemu boot + poweroff          : {floor:.3f} s")
+    print(f"hyper run --rm busybox true               : {run:.3f} s  ({run / floor:.2f}x floor)")
+    print(f"hyper exec C true                         : {ex * 1000:.0f} ms")
+    print(
+        f"qemu RSS per idle container (5 running)   : {statistics.median(rss):.1f} MiB "
+        f"(max {max(rss):.1f})"
+    )
+
+
+if __name__ == "__main__":
+    if os.geteuid() != 0:
+        sys.exit("bench/run.py needs root (libvirt, hyperd)")
+    main()
