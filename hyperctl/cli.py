@@ -16,7 +16,7 @@ import click
 
 from hyperctl import formatting, opts, streams
 from hyperctl.client import APIClient, DaemonUnreachable, NotFoundError, PendingWait
-from hyperd.errors import HyperError, InvalidArgument
+from hyperd.errors import HyperError, InvalidArgument, NotFound
 
 CLIENT_VERSION = "0.1.0"
 CLIENT_API_VERSION = "1.41"
@@ -138,6 +138,23 @@ def container_options(f):
         ),
         click.option("-l", "--label", multiple=True, help="Set metadata (k=v)."),
         click.option(
+            "-p",
+            "--publish",
+            multiple=True,
+            metavar="[IP:][HOST:]PORT[/PROTO]",
+            help="Publish a container port on the host.",
+        ),
+        click.option("-P", "--publish-all", is_flag=True, help="Publish every exposed port."),
+        click.option("--expose", multiple=True, help="Expose a port (for -P)."),
+        click.option(
+            "--network",
+            default="default",
+            show_default=True,
+            type=click.Choice(["default", "bridge", "none"]),
+            help="Network of the container.",
+        ),
+        click.option("--link", multiple=True, metavar="NAME[:ALIAS]", help="Add a name to hosts."),
+        click.option(
             "--pull",
             type=click.Choice(["missing", "always", "never"]),
             default="missing",
@@ -184,7 +201,18 @@ def build_config(p: dict, attach: bool) -> dict:
     config["AttachStderr"] = attach
     if p["label"]:
         config["Labels"] = opts.parse_labels(p["label"])
+    exposed, port_bindings = opts.parse_publish(p["publish"])
+    exposed.update(opts.parse_expose(p["expose"]))
+    if exposed:
+        config["ExposedPorts"] = exposed
     host: dict[str, Any] = {"AutoRemove": bool(p["rm"]), "RestartPolicy": p["restart"]}
+    host["NetworkMode"] = p["network"]
+    if port_bindings:
+        host["PortBindings"] = port_bindings
+    if p["publish_all"]:
+        host["PublishAllPorts"] = True
+    if p["link"]:
+        host["Links"] = [link if ":" in link else f"{link}:{link}" for link in p["link"]]
     if p["cpus"]:
         host["NanoCpus"] = p["cpus"]
     if p["memory"]:
@@ -443,6 +471,25 @@ def kill(client: APIClient, sig: str, containers) -> int:
 def rm(client: APIClient, force: bool, volumes: bool, containers) -> int:
     """Remove one or more containers."""
     return _for_each(containers, lambda c: client.remove_container(c, force))
+
+
+@cli.command()
+@click.argument("container")
+@click.argument("port", required=False)
+@pass_client
+def port(client: APIClient, container, port) -> None:
+    """List a container's published ports (or the host address of one)."""
+    ports = (client.inspect_container(container).get("NetworkSettings") or {}).get("Ports") or {}
+    if port and "/" not in port:
+        port += "/tcp"
+    for key, bindings in sorted(ports.items()):
+        if port and key != port:
+            continue
+        for b in bindings or []:
+            addr = f"{b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}"
+            click.echo(addr if port else f"{key} -> {addr}")
+    if port and port not in ports:
+        raise NotFound(f"no public port '{port}' published for {container}")
 
 
 @cli.command()

@@ -142,3 +142,52 @@ def split_repo_tag(ref: str) -> tuple[str, str | None]:
     if colon > slash:
         return ref[:colon], ref[colon + 1 :]
     return ref, None
+
+
+_PUBLISH_RE = re.compile(
+    r"^(?:(?P<ip>\[[0-9a-fA-F:.]+\]|\d+\.\d+\.\d+\.\d+):)?"
+    r"(?:(?P<host>\d*(?:-\d+)?):)?"
+    r"(?P<ctr>\d+(?:-\d+)?)(?:/(?P<proto>tcp|udp))?$"
+)
+
+
+def _port_range(text: str, spec: str) -> list[int]:
+    first, _, last = text.partition("-")
+    lo, hi = int(first), int(last or first)
+    if not (0 < lo <= hi <= 65535):
+        raise InvalidArgument(f"invalid port range in '{spec}'")
+    return list(range(lo, hi + 1))
+
+
+def parse_publish(specs: Iterable[str]) -> tuple[dict, dict]:
+    """``-p [ip:][hostPort:]containerPort[/proto]`` (ranges too) → (ExposedPorts, PortBindings)."""
+    exposed: dict[str, dict] = {}
+    bindings: dict[str, list[dict]] = {}
+    for spec in specs:
+        m = _PUBLISH_RE.match(spec.strip())
+        if not m:
+            raise InvalidArgument(f"invalid publish spec '{spec}'")
+        ctr = _port_range(m["ctr"], spec)
+        hosts = _port_range(m["host"], spec) if m["host"] else [0] * len(ctr)
+        if len(hosts) == 1 and len(ctr) > 1:
+            raise InvalidArgument(f"a single host port cannot publish a range: '{spec}'")
+        if len(hosts) != len(ctr):
+            raise InvalidArgument(f"port ranges differ in size: '{spec}'")
+        ip = (m["ip"] or "").strip("[]")
+        for c, h in zip(ctr, hosts, strict=True):
+            key = f"{c}/{m['proto'] or 'tcp'}"
+            exposed[key] = {}
+            bindings.setdefault(key, []).append({"HostIp": ip, "HostPort": str(h) if h else ""})
+    return exposed, bindings
+
+
+def parse_expose(specs: Iterable[str]) -> dict:
+    """``--expose 80[/tcp]`` (ranges too) → ExposedPorts."""
+    out: dict[str, dict] = {}
+    for spec in specs:
+        port, _, proto = spec.partition("/")
+        if proto not in ("", "tcp", "udp") or not re.fullmatch(r"\d+(-\d+)?", port):
+            raise InvalidArgument(f"invalid expose spec '{spec}'")
+        for p in _port_range(port, spec):
+            out[f"{p}/{proto or 'tcp'}"] = {}
+    return out

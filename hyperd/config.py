@@ -61,6 +61,7 @@ class Config:
     libvirt_uri: str = "qemu:///system"
     log_level: str = "info"
     bridge: str = "hyper0"
+    subnet: str = "10.213.0.0/16"
     insecure_registries: list[str] = field(default_factory=list)
     mirrors: list[str] = field(default_factory=list)
 

@@ -25,6 +25,7 @@ from hyperd.config import Config
 from hyperd.containers.manager import ContainerManager
 from hyperd.errors import HyperError
 from hyperd.images.service import ImageService
+from hyperd.network import Network
 from hyperd.state import StateStore
 from hyperd.vm import virt
 
@@ -102,7 +103,10 @@ async def serve(config: Config) -> None:
         {"mirrors": config.mirrors, "insecure_registries": config.insecure_registries},
         in_use=lambda image_id: manager is not None and manager.image_in_use(image_id),
     )
-    manager = ContainerManager(config, images, hv, state)
+    network = None
+    if config.bridge:  # bridge = "" runs without networking: containers get loopback only
+        network = Network(config.bridge, config.subnet, db_path=Path(config.root) / "network.db")
+    manager = ContainerManager(config, images, hv, state, network)
     hv.on_stopped(manager.vm_stopped)
     await manager.restore()
 

@@ -7,6 +7,12 @@ VENV=${VENV:-/opt/hyper/venv}
 PYTHON=${PYTHON:-python3}
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+# Packages must not start services (nginx is installed only to build a test image).
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy"
+    trap 'rm -f "$policy"' EXIT
+fi
 apt-get install -y -qq --no-install-recommends \
     ca-certificates curl make gcc libc6-dev pkg-config xz-utils cpio gzip \
     python3 python3-venv python3-dev \
@@ -14,7 +20,7 @@ apt-get install -y -qq --no-install-recommends \
     linux-source-6.1 flex bison bc libelf-dev libssl-dev \
     libjansson-dev busybox-static e2fsprogs erofs-utils \
     docker-registry umoci skopeo apache2-utils \
-    iproute2 iptables util-linux procps >/dev/null
+    iproute2 iptables util-linux procps nginx-light >/dev/null
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi

@@ -202,12 +202,16 @@ def writefile_payload(cid: str, path: str, data: bytes, mode: int | None = None)
     return json_payload(head) + data
 
 
-def setupinterface(device: str, addresses: list[tuple[str, int]], mtu: int = 0) -> dict:
-    """SETUPINTERFACE payload; addresses are (ip, prefix length)."""
+def setupinterface(
+    device: str, addresses: list[tuple[str, int]], mtu: int = 0, new_name: str = ""
+) -> dict:
+    """SETUPINTERFACE payload; device is a name or MAC, addresses are (ip, prefix length)."""
     out = {
         "device": device,
         "ipAddresses": [{"ipAddress": ip, "netMask": str(plen)} for ip, plen in addresses],
     }
+    if new_name:
+        out["newName"] = new_name
     if mtu:
         out["mtu"] = mtu
     return out

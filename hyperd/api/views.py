@@ -52,9 +52,17 @@ def summary(c: m.Container) -> dict:
         "Created": int(m.parse_rfc3339(c.created)),
         "State": c.state.status,
         "Status": status_text(c),
-        "Ports": [],
+        "Ports": [
+            {
+                "IP": b["host_ip"],
+                "PrivatePort": b["port"],
+                "PublicPort": b["host_port"],
+                "Type": b["proto"],
+            }
+            for b in c.published
+        ],
         "Labels": c.labels,
-        "HostConfig": {"NetworkMode": "default"},
+        "HostConfig": {"NetworkMode": c.network_mode},
     }
 
 
@@ -106,7 +114,13 @@ def inspect(c: m.Container, accel: str, log_path: str, console: str) -> dict:
             "NanoCpus": c.nano_cpus,
             "Memory": c.memory,
             "LogConfig": {"Type": "json-file", "Config": {}},
-            "NetworkMode": "default",
+            "NetworkMode": c.network_mode,
+            "Links": c.links,
+        },
+        "NetworkSettings": {
+            "IPAddress": c.ip,
+            "MacAddress": c.mac if c.ip else "",
+            "Ports": ports_map(c),
         },
         "Hyper": {
             "VM": c.vm,
@@ -117,3 +131,15 @@ def inspect(c: m.Container, accel: str, log_path: str, console: str) -> dict:
             "Reason": st.reason,
         },
     }
+
+
+def ports_map(c: m.Container) -> dict:
+    """NetworkSettings.Ports: published ports, and requested ones not (yet) published."""
+    out: dict[str, list[dict] | None] = {f"{r['port']}/{r['proto']}": None for r in c.port_requests}
+    for b in c.published:
+        key = f"{b['port']}/{b['proto']}"
+        out[key] = [
+            *(out.get(key) or []),
+            {"HostIp": b["host_ip"], "HostPort": str(b["host_port"])},
+        ]
+    return out

@@ -29,6 +29,8 @@ from hyperd.errors import Conflict, HyperError, InvalidArgument, NotFound
 from hyperd.images.errors import ImageNotFound
 from hyperd.images.reference import parse_reference
 from hyperd.images.service import ImageService
+from hyperd.network import Endpoint, Network
+from hyperd.network.ports import PortBinding
 from hyperd.state import StateStore
 from hyperd.vm import accel, designer
 from hyperd.vm.machine import GuestAssets, Machine
@@ -143,8 +145,16 @@ def mem_available() -> int:
 class ContainerManager:
     """All containers of this daemon."""
 
-    def __init__(self, config: Config, images: ImageService, hv: Hypervisor, state: StateStore):
+    def __init__(
+        self,
+        config: Config,
+        images: ImageService,
+        hv: Hypervisor,
+        state: StateStore,
+        network: Network | None = None,
+    ):
         self.config = config
+        self.network = network
         self.images = images
         self.hv = hv
         self.state = state
@@ -301,6 +311,13 @@ class ContainerManager:
             memory=self._memory(hc.get("Memory")),
             vm=f"hyper-{cid[:12]}",
             image_config=icfg,
+            network_mode=self._network_mode(hc.get("NetworkMode")),
+            port_requests=port_requests(
+                hc.get("PortBindings"),
+                {**(icfg.get("ExposedPorts") or {}), **(body.get("ExposedPorts") or {})},
+                bool(hc.get("PublishAllPorts")),
+            ),
+            links=self._links(hc.get("Links")),
         )
 
     def _check_name(self, name: str | None) -> str | None:
@@ -314,6 +331,24 @@ class ContainerManager:
         if any(c.name == name for c in self.containers.values()):
             raise Conflict(f'The container name "/{name}" is already in use')
         return name
+
+    @staticmethod
+    def _network_mode(mode) -> str:
+        if mode in (None, "", "default", "bridge"):
+            return "default"
+        if mode == "none":
+            return "none"
+        raise InvalidArgument(f"network {mode!r} not found (use default, bridge or none)")
+
+    def _links(self, links) -> list[str]:
+        out = []
+        for link in links or []:
+            if not isinstance(link, str):
+                raise InvalidArgument("Links must be strings NAME[:ALIAS]")
+            name, _, alias = link.removeprefix("/").partition(":")
+            self.get(name)  # a link to a container that does not exist is an error
+            out.append(f"{name}:{(alias or name).rsplit('/', 1)[-1]}")
+        return out
 
     @staticmethod
     def _restart_policy(rp) -> m.RestartPolicy:
@@ -380,7 +415,7 @@ class ContainerManager:
         if starting and need > avail - starting // 8:
             log.warning("host memory is getting tight (%d MiB left)", avail >> 20)
 
-    def _machine(self, c: m.Container, rootfs: str) -> Machine:
+    def _machine(self, c: m.Container, rootfs: str, ep: Endpoint | None = None) -> Machine:
         run = Path(self.config.run_dir) / "vms" / c.vm
         spec = designer.VMSpec(
             name=c.vm,
@@ -396,6 +431,7 @@ class ContainerManager:
                 designer.DiskSpec(rootfs, "image", readonly=True),
                 designer.DiskSpec(str(self._dir(c) / "rw.ext4"), "rw"),
             ],
+            nics=[designer.NicSpec(ep.mac, tap=ep.tap)] if ep else [],
             metadata={"container": c.id, "root": self.config.root},
         )
         return Machine(self.hv, spec, accel.domain_type(self.accel), self.config.tb_cache_mib)
@@ -404,7 +440,8 @@ class ContainerManager:
         await self._teardown_done(c)
         self._check_resources(c)
         rootfs = str(await asyncio.to_thread(self.images.rootfs_path, c.image_id))
-        machine = self._machine(c, rootfs)
+        ep = await self._connect(c)  # ports reserved here: a clash fails before the VM boots
+        machine = self._machine(c, rootfs, ep)
         rt = Runtime(machine)
         c.stdio_seq, c.stderr_seq = next(self._seq), (0 if c.tty else next(self._seq))
         try:
@@ -412,6 +449,8 @@ class ContainerManager:
                 timeout=120, prepare=lambda a: rt.open_main(a, c.id, c.stdio_seq, c.stderr_seq)
             )
             await rt.agent.call(p.Code.STARTPOD, p.startpod(c.hostname, host_dns()))
+            if ep is not None:
+                await self._configure_guest_network(rt, ep)
             rt.start_pump(LogWriter(self.log_path(c)), self.outputs.setdefault(c.id, Output()))
             await rt.agent.call(
                 p.Code.NEWCONTAINER,
@@ -421,6 +460,7 @@ class ContainerManager:
                 await rt.agent.close_stdin(c.stdio_seq)
         except BaseException as exc:
             await machine.destroy()
+            await self._disconnect(c)
             if rt.pump:
                 rt.pump.cancel()
             c.state.error = str(exc)
@@ -435,6 +475,81 @@ class ContainerManager:
         await self._save(c)
         rt.supervisor = self._spawn(self._supervise(c, rt))
         log.info("started container %s in VM %s (%s)", c.id[:12], c.vm, self.accel)
+        await self._refresh_hosts()
+
+    async def _connect(self, c: m.Container) -> Endpoint | None:
+        """An address, a tap and the published ports for c (None with --network none)."""
+        if self.network is None or c.network_mode == "none":
+            return None
+        ep = await asyncio.to_thread(self.network.attach, c.id)
+        wanted = [
+            PortBinding(r["proto"], r["host_ip"], r["host_port"], r["port"])
+            for r in c.port_requests
+        ]
+        try:
+            published = await asyncio.to_thread(self.network.publish, c.id, wanted)
+        except BaseException:
+            await asyncio.to_thread(self.network.detach, c.id)
+            raise
+        c.ip, c.mac = ep.ip, ep.mac
+        c.published = [
+            {
+                "proto": b.proto,
+                "host_ip": b.host_ip,
+                "host_port": b.host_port,
+                "port": b.container_port,
+            }
+            for b in published
+        ]
+        return ep
+
+    async def _configure_guest_network(self, rt: Runtime, ep: Endpoint) -> None:
+        await rt.agent.call(
+            p.Code.SETUPINTERFACE,
+            p.setupinterface(ep.mac, [(ep.ip, ep.prefix)], new_name="eth0"),
+        )
+        await rt.agent.call(
+            p.Code.SETUPROUTE,
+            p.setuproute([{"dest": "default", "gateway": ep.gateway, "device": "eth0"}]),
+        )
+
+    async def _unpublish(self, c: m.Container) -> None:
+        """Free c's host ports (at once when it stops)."""
+        if self.network is not None and c.published:
+            await asyncio.to_thread(self.network.unpublish, c.id)
+        c.published = []
+
+    async def _disconnect(self, c: m.Container) -> None:
+        """Release c's ports, tap and address (once its VM is gone)."""
+        if self.network is not None and c.network_mode != "none":
+            await asyncio.to_thread(self.network.detach, c.id)
+        c.published, c.ip = [], ""
+
+    def _hosts_file(self, c: m.Container) -> bytes:
+        """/etc/hosts of c: itself, every running container by name, its links."""
+        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+        if c.ip:
+            lines.append(f"{c.ip}\t{c.hostname} {c.name}")
+        for other in self.containers.values():
+            if other.id != c.id and other.ip and other.id in self.runtimes:
+                lines.append(f"{other.ip}\t{other.name}")
+        for link in c.links:
+            name, _, alias = link.partition(":")
+            target = next((x for x in self.containers.values() if x.name == name), None)
+            if target is not None and target.ip and c.ip:
+                lines.append(f"{target.ip}\t{alias}")
+        return ("\n".join(lines) + "\n").encode()
+
+    async def _refresh_hosts(self) -> None:
+        """Rewrite /etc/hosts in every running container (names come and go)."""
+        for cid, rt in list(self.runtimes.items()):
+            c = self.containers.get(cid)
+            if c is None or c.network_mode == "none":
+                continue
+            with contextlib.suppress(AgentError):
+                await rt.agent.call(
+                    p.Code.WRITEFILE, p.writefile_payload(cid, "/etc/hosts", self._hosts_file(c))
+                )
 
     def _process(self, c: m.Container, exec_: Exec | None = None) -> p.Process:
         env = merge_env(
@@ -498,6 +613,7 @@ class ContainerManager:
             return
         await rt.drain()
         self.runtimes.pop(c.id, None)
+        await self._unpublish(c)
         # The exit is known: answer waiters now and tear the VM down behind them
         # (libvirt needs 1-2 s for it under TCG); a new start waits for it.
         self._teardowns[c.id] = self._spawn(self._teardown(c, rt))
@@ -508,6 +624,8 @@ class ContainerManager:
             await rt.machine.destroy()  # its writable disk is discarded: nothing to sync
         else:
             await rt.machine.power_off(timeout=5)
+        await self._disconnect(c)
+        await self._refresh_hosts()
 
     async def _teardown_done(self, c: m.Container) -> None:
         """Wait until the container's previous VM is gone."""
@@ -619,6 +737,7 @@ class ContainerManager:
                 rt.supervisor.cancel()
                 await rt.machine.destroy()
                 await rt.drain(1)
+                await self._disconnect(c)
             await self._remove(c)
 
     async def _remove(self, c: m.Container) -> None:
@@ -815,12 +934,26 @@ class ContainerManager:
             if vm not in known and owner == self.config.root:
                 log.warning("destroying VM %s that belongs to no container", vm)
                 await asyncio.to_thread(self.hv.destroy, vm)
+        if self.network is not None:
+            await asyncio.to_thread(self.network.setup)
         for c in list(self.containers.values()):
             if c.running:
                 await self._readopt(c)
             elif c.vm in running_vms:
                 log.warning("destroying VM %s of stopped container %s", c.vm, c.id[:12])
                 await asyncio.to_thread(self.hv.destroy, c.vm)
+        await self.reconcile_network()
+
+    async def reconcile_network(self) -> None:
+        """Drop taps, addresses and ports of containers that are not running; restore the
+        proxies of those that are (they died with the previous daemon)."""
+        if self.network is not None:
+            live = [c.id for c in self.containers.values() if c.id in self.runtimes]
+            await asyncio.to_thread(self.network.reconcile, live)
+            for c in self.containers.values():
+                if c.id not in self.runtimes and c.ip:
+                    c.ip, c.published = "", []
+                    await self._save(c)
 
     async def _readopt(self, c: m.Container) -> None:
         state = await asyncio.to_thread(self.hv.state, c.vm)
@@ -852,6 +985,46 @@ class ContainerManager:
                 rt.pump.cancel()
             if rt.machine.agent:
                 await rt.machine.agent.close()
+        if self.network is not None:
+            await asyncio.to_thread(self.network.close)  # proxies; taps and rules stay
+
+
+def port_requests(bindings, exposed: dict, publish_all: bool) -> list[dict]:
+    """Docker's PortBindings (+ -P over ExposedPorts) as a list of port requests."""
+    out: list[dict] = []
+    if bindings is not None and not isinstance(bindings, dict):
+        raise InvalidArgument("PortBindings must be an object")
+    for key, hosts in (bindings or {}).items():
+        port, proto = _port_key(key)
+        for h in hosts or [{}]:
+            if not isinstance(h, dict):
+                raise InvalidArgument(f"PortBindings[{key!r}] must be a list of objects")
+            host_port = str(h.get("HostPort") or "0")
+            if not host_port.isdigit() or int(host_port) > 65535:
+                raise InvalidArgument(f"invalid host port {host_port!r} for {key}")
+            out.append(
+                {
+                    "proto": proto,
+                    "host_ip": h.get("HostIp") or "0.0.0.0",
+                    "host_port": int(host_port),
+                    "port": port,
+                }
+            )
+    if publish_all:
+        bound = {(r["port"], r["proto"]) for r in out}
+        for key in exposed:
+            port, proto = _port_key(key)
+            if (port, proto) not in bound:
+                out.append({"proto": proto, "host_ip": "0.0.0.0", "host_port": 0, "port": port})
+    return out
+
+
+def _port_key(key: str) -> tuple[int, str]:
+    port, _, proto = str(key).partition("/")
+    proto = proto or "tcp"
+    if not port.isdigit() or not 0 < int(port) <= 65535 or proto not in ("tcp", "udp"):
+        raise InvalidArgument(f"invalid port {key!r}")
+    return int(port), proto
 
 
 FILTERS = {"status", "name", "id", "label", "ancestor"}

@@ -94,6 +94,13 @@ class Container:
     stdio_seq: int = 0
     stderr_seq: int = 0
     image_config: dict = field(default_factory=dict)
+    # networking: "default" (the bridge) or "none"; ports as asked and as published
+    network_mode: str = "default"
+    port_requests: list[dict] = field(default_factory=list)  # {proto, host_ip, host_port, port}
+    published: list[dict] = field(default_factory=list)  # the same, host_port resolved
+    links: list[str] = field(default_factory=list)  # "name:alias"
+    ip: str = ""
+    mac: str = ""
 
     @property
     def args(self) -> list[str]:

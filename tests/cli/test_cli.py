@@ -64,6 +64,11 @@ def _params(**kw):
         restart={"Name": "no", "MaximumRetryCount": 0},
         cpus=None,
         memory=None,
+        publish=(),
+        publish_all=False,
+        expose=(),
+        network="default",
+        link=(),
     )
     p.update(kw)
     return p
@@ -96,7 +101,15 @@ def test_build_config():
         "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
         "NanoCpus": 1_500_000_000,
         "Memory": 256 << 20,
+        "NetworkMode": "default",
     }
+    cfg = build_config(
+        _params(publish=("8080:80",), publish_all=True, link=("db",), network="none"), attach=False
+    )
+    assert cfg["ExposedPorts"] == {"80/tcp": {}}
+    assert cfg["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}
+    assert cfg["HostConfig"]["PublishAllPorts"] and cfg["HostConfig"]["Links"] == ["db:db"]
+    assert cfg["HostConfig"]["NetworkMode"] == "none"
     cfg = build_config(_params(command=(), entrypoint="/bin/x"), attach=False)
     assert "Cmd" not in cfg and cfg["Entrypoint"] == ["/bin/x"]
     assert not cfg["AttachStdout"] and not cfg["OpenStdin"]

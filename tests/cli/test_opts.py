@@ -106,3 +106,31 @@ def test_split_repo_tag():
     assert opts.split_repo_tag("localhost:5000/x") == ("localhost:5000/x", None)
     assert opts.split_repo_tag("localhost:5000/x:t") == ("localhost:5000/x", "t")
     assert opts.split_repo_tag("x@sha256:abc") == ("x@sha256:abc", None)
+
+
+@pytest.mark.parametrize(
+    "spec, key, binding",
+    [
+        ("8080:80", "80/tcp", {"HostIp": "", "HostPort": "8080"}),
+        ("80", "80/tcp", {"HostIp": "", "HostPort": ""}),
+        ("127.0.0.1:8081:81/udp", "81/udp", {"HostIp": "127.0.0.1", "HostPort": "8081"}),
+        ("127.0.0.1::53/udp", "53/udp", {"HostIp": "127.0.0.1", "HostPort": ""}),
+    ],
+)
+def test_parse_publish(spec, key, binding):
+    exposed, bindings = opts.parse_publish([spec])
+    assert exposed == {key: {}} and bindings == {key: [binding]}
+
+
+def test_parse_publish_ranges():
+    _, bindings = opts.parse_publish(["9000-9001:90-91"])
+    assert bindings == {
+        "90/tcp": [{"HostIp": "", "HostPort": "9000"}],
+        "91/tcp": [{"HostIp": "", "HostPort": "9001"}],
+    }
+
+
+@pytest.mark.parametrize("spec", ["x:80", "70000", "1-3:5", "80/sctp", "a:b:c:d", "0"])
+def test_parse_publish_rejects(spec):
+    with pytest.raises(InvalidArgument, match="spec|range|port"):
+        opts.parse_publish([spec])

@@ -39,6 +39,7 @@ class Daemon:
             f'root = "{self.root}"\nrun_dir = "{self.run_dir}"\nsocket = "{self.socket}"\n'
             f'kernel = "{BUILD / "vmlinux"}"\ninitrd = "{BUILD / "initrd.img"}"\n'
             'log_level = "debug"\n'
+            'bridge = ""\n'  # no host networking here: tests/net runs it in a namespace
         )
         self.proc: subprocess.Popen | None = None
 
