@@ -25,6 +25,9 @@ if [ ! -f "$cache/vmlinux" ]; then
     missing=$(grep -E '^CONFIG_[A-Z0-9_]+=' "$here/hyper.config" | while read -r line; do
         grep -qx "$line" "$tree/.config" || echo "$line"; done)
     [ -z "$missing" ] || { echo "kernel: options not applied:" $missing >&2; exit 1; }
+    unwanted=$(sed -n 's/^# \(CONFIG_[A-Z0-9_]*\) is not set$/\1/p' "$here/hyper.config" | while read -r opt; do
+        if grep -q "^$opt=" "$tree/.config"; then echo "$opt"; fi; done)
+    [ -z "$unwanted" ] || { echo "kernel: options still set:" $unwanted >&2; exit 1; }
     make -C "$tree" -s ARCH=x86_64 -j"$(nproc)" vmlinux
     mkdir -p "$cache"
     cp "$tree/vmlinux" "$cache/vmlinux.tmp"
