@@ -55,7 +55,7 @@ def busybox_root(work: Path) -> Path:
     tree = work / "tree"
     tree.mkdir()
     layer = work / "layer.tar"
-    layer.write_bytes(builtin.layer_tar())
+    layer.write_bytes(builtin.layer_tar(builtin.busybox_items()))
     with tarfile.open(layer) as tar:
         tar.extractall(tree, filter="tar")
     image = work / "busybox.erofs"

@@ -95,7 +95,7 @@ def main() -> None:
     try:
         daemon = Daemon(work)
         subprocess.run(
-            [sys.executable, "-m", "hyperd.images.builtin", str(work / "bb.tar")],
+            [sys.executable, "-m", "hyperd.images.builtin", "busybox", str(work / "bb.tar")],
             check=True,
             cwd=ROOT,
         )

@@ -7,5 +7,5 @@ if hyper images -q busybox:latest 2>/dev/null | grep -q .; then
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-"$VENV/bin/python" -m hyperd.images.builtin "$tmp/busybox.tar"
+"$VENV/bin/python" -m hyperd.images.builtin busybox "$tmp/busybox.tar"
 hyper load -i "$tmp/busybox.tar"

@@ -20,7 +20,7 @@ apt-get install -y -qq --no-install-recommends \
     linux-source-6.1 flex bison bc libelf-dev libssl-dev \
     libjansson-dev busybox-static e2fsprogs erofs-utils \
     docker-registry umoci skopeo apache2-utils \
-    iproute2 iptables util-linux procps nginx-light >/dev/null
+    iproute2 iptables util-linux procps nginx-light wrk >/dev/null
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi

@@ -95,7 +95,9 @@ def daemon(libvirt_up, guest_assets):
     d = Daemon(workdir)
     d.start()
     archive = workdir / "busybox.tar"
-    subprocess.run([sys.executable, "-m", "hyperd.images.builtin", str(archive)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "hyperd.images.builtin", "busybox", str(archive)], check=True
+    )
     res = d.hyper("load", "-i", str(archive))
     assert res.returncode == 0, res.stderr
     try:
