@@ -425,17 +425,7 @@ class APIClient:
 
     def _stream(self, method, path, params=None, body=None, headers=None) -> Iterator[bytes]:
         conn, resp = self._send(method, path, params, body, headers=headers, timeout=None)
-        try:
-            while True:
-                try:
-                    data = resp.read1(CHUNK)
-                except (http.client.IncompleteRead, ConnectionError):
-                    return
-                if not data:
-                    return
-                yield data
-        finally:
-            conn.close()
+        return _read_chunks(conn, resp)
 
     def _stream_json(self, method, path, params=None, body=None, headers=None) -> Iterator[dict]:
         for msg in json_stream(self._stream(method, path, params, body, headers)):
@@ -596,24 +586,12 @@ class APIClient:
                 except (HyperError, KeyError, TypeError):
                     tty = False
 
-        def chunks() -> Iterator[bytes]:
-            try:
-                while True:
-                    try:
-                        data = resp.read1(CHUNK)
-                    except (http.client.IncompleteRead, ConnectionError):
-                        return
-                    if not data:
-                        return
-                    yield data
-            finally:
-                conn.close()
-
+        chunks = _read_chunks(conn, resp)
         if not demux_streams:
-            return chunks()
+            return chunks
         if tty:
-            return ((STDOUT, c) for c in chunks())
-        return demux(chunks())
+            return ((STDOUT, c) for c in chunks)
+        return demux(chunks)
 
     def attach_socket(
         self,
@@ -689,3 +667,18 @@ class APIClient:
 
     def exec_inspect(self, exec_id: str) -> dict:
         return self._request("GET", f"/exec/{quote(exec_id)}/json")
+
+
+def _read_chunks(conn, resp) -> Iterator[bytes]:
+    """A streamed response body chunk by chunk, until EOF; closes the connection."""
+    try:
+        while True:
+            try:
+                data = resp.read1(CHUNK)
+            except (http.client.IncompleteRead, ConnectionError):
+                return
+            if not data:
+                return
+            yield data
+    finally:
+        conn.close()

@@ -8,18 +8,12 @@ import time
 from collections.abc import Iterable, Mapping
 
 from hyperd.errors import InvalidArgument
-
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-_RAM_RE = re.compile(r"^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+from hyperd.units import parse_size
 
 
 def parse_memory(text: str) -> int:
-    """Docker's RAMInBytes: ``256m``, ``1g``, ``1.5GiB``, ``1048576`` (binary units)."""
-    m = _RAM_RE.match(str(text).strip())
-    if not m:
-        raise InvalidArgument(f"invalid size: '{text}'")
-    value = float(m.group(1)) * _UNITS[(m.group(2) or "").lower()]
-    return int(value)
+    """``-m 256m``: Docker's RAMInBytes (binary units)."""
+    return parse_size(text)
 
 
 def parse_cpus(text: str | float) -> int:

@@ -24,25 +24,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from hyperd.errors import InvalidArgument
+from hyperd.units import parse_size
 
 DEFAULT_PATH = "/etc/hyper/config"
-UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
-def parse_size(value: str | int) -> int:
-    """Docker-style sizes: 256m, 1g, 1.5g, 1024 (bytes)."""
-    if isinstance(value, int):
-        return value
-    text = str(value).strip().lower().removesuffix("b") or "0"
-    unit = UNITS.get(text[-1], 1)
-    number = text[:-1] if text[-1] in UNITS else text
-    try:
-        size = int(float(number) * unit)
-    except ValueError:
-        raise InvalidArgument(f"invalid size {value!r} (use e.g. 256m or 1g)") from None
-    if size < 0:
-        raise InvalidArgument(f"invalid size {value!r}")
-    return size
 
 
 @dataclass

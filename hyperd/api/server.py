@@ -428,16 +428,26 @@ async def container_attach(request):
         if c.stdin_once:
             await mgr.close_stdin(c)
 
-    stdin_task = asyncio.create_task(pump_stdin()) if _flag(request, "stdin") else None
+    async def pump_out():
+        try:
+            while (item := await queue.get()) is not None:
+                stream, data = item
+                if stream in want and not await conn.write(
+                    data if c.tty else streams.frame(stream, data)
+                ):
+                    return
+        finally:
+            output.unsubscribe(queue)
+
+    return await _serve(conn, pump_out(), pump_stdin() if _flag(request, "stdin") else None)
+
+
+async def _serve(conn: streams.Hijacked, output, stdin=None) -> web.StreamResponse:
+    """Pump a hijacked connection: stdin in the background until the output is done."""
+    stdin_task = asyncio.create_task(stdin) if stdin is not None else None
     try:
-        while (item := await queue.get()) is not None:
-            stream, data = item
-            if stream in want and not await conn.write(
-                data if c.tty else streams.frame(stream, data)
-            ):
-                break
+        await output
     finally:
-        output.unsubscribe(queue)
         if stdin_task:
             stdin_task.cancel()
         await conn.close()
@@ -479,21 +489,17 @@ async def exec_start(request):
             if not await conn.write(chunk if ex.tty else streams.frame(name, chunk)):
                 return
 
-    stdin_task = asyncio.create_task(pump_stdin()) if ex.attach_stdin else None
-    outs = [pump_out(ex.io.stdout_stream, "stdout")]
-    if ex.io.stderr_stream is not None:
-        outs.append(pump_out(ex.io.stderr_stream, "stderr"))
-    try:
+    async def outputs():
+        outs = [pump_out(ex.io.stdout_stream, "stdout")]
+        if ex.io.stderr_stream is not None:
+            outs.append(pump_out(ex.io.stderr_stream, "stderr"))
         await asyncio.gather(*outs)
         # Docker ends the stream when the process has exited, so an inspect right after
         # it sees the exit code; the exit event trails the output's EOF.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.shield(ex.io.exited), 10)
-    finally:
-        if stdin_task:
-            stdin_task.cancel()
-        await conn.close()
-    return conn.response
+
+    return await _serve(conn, outputs(), pump_stdin() if ex.attach_stdin else None)
 
 
 @routes.post("/exec/{id}/resize")

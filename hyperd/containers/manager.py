@@ -24,7 +24,7 @@ from pathlib import Path
 
 from hyperd.agent import protocol as p
 from hyperd.agent.client import AgentError, ProcessIO
-from hyperd.config import Config, parse_size
+from hyperd.config import Config
 from hyperd.errors import Conflict, HyperError, InvalidArgument, NotFound
 from hyperd.images.errors import ImageNotFound
 from hyperd.images.reference import parse_reference
@@ -32,6 +32,7 @@ from hyperd.images.service import ImageService
 from hyperd.network import Endpoint, Network
 from hyperd.network.ports import PortBinding
 from hyperd.state import StateStore
+from hyperd.units import parse_size
 from hyperd.vm import accel, designer
 from hyperd.vm.machine import GuestAssets, Machine
 from hyperd.vm.virt import Hypervisor
