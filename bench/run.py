@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.boot import boot_floor, floor_initrd  # noqa: E402
+from hyperctl.client import APIClient  # noqa: E402
 from hyperd.vm import accel  # noqa: E402
 
 
@@ -75,6 +76,20 @@ class Daemon:
         self.proc.wait(30)
 
 
+def exec_via_api(socket: Path, cid: str) -> float:
+    """Seconds for exec create + start + exit code through the client library."""
+    client = APIClient(f"unix://{socket}")
+    t0 = time.perf_counter()
+    eid = client.exec_create(cid, ["true"])["Id"]
+    conn = client.exec_start(eid)
+    for _ in conn.chunks():
+        pass
+    code = client.exec_inspect(eid)["ExitCode"]
+    elapsed = time.perf_counter() - t0
+    assert code == 0, code
+    return elapsed
+
+
 def qemu_rss_mib(vm: str) -> float:
     """Resident memory of a domain's QEMU process."""
     pid = Path(f"/run/libvirt/qemu/{vm}.pid").read_text().strip()
@@ -112,6 +127,7 @@ def main() -> None:
             for _ in range(5)
         ]
         execs = [daemon.timed("exec", ids[0], "true") for _ in range(max(args.n, 10))]
+        api_execs = [exec_via_api(daemon.socket, ids[0]) for _ in range(max(args.n, 10))]
         time.sleep(3)  # let the guests go idle
         rss = [qemu_rss_mib(f"hyper-{cid[:12]}") for cid in ids]
     finally:
@@ -123,6 +139,10 @@ def main() -> None:
     print(f"floor  bare qemu boot + poweroff          : {floor:.3f} s")
     print(f"hyper run --rm busybox true               : {run:.3f} s  ({run / floor:.2f}x floor)")
     print(f"hyper exec C true                         : {ex * 1000:.0f} ms")
+    print(
+        f"  the same exec through the API, in-process : "
+        f"{statistics.median(api_execs) * 1000:.0f} ms (no CLI start-up)"
+    )
     print(
         f"qemu RSS per idle container (5 running)   : {statistics.median(rss):.1f} MiB "
         f"(max {max(rss):.1f})"
