@@ -15,6 +15,7 @@ from aiohttp import web
 
 from hyperd import __version__
 from hyperd.containers.manager import ContainerManager
+from hyperd.containers.model import parse_rfc3339
 from hyperd.errors import HyperError, InvalidArgument
 from hyperd.images.errors import InvalidReference
 from hyperd.images.reference import parse_reference
@@ -240,8 +241,6 @@ def _familiar(name: str) -> str:
 
 
 def _unix(text: str) -> float:
-    from hyperd.containers.model import parse_rfc3339
-
     try:
         return parse_rfc3339(text[:19] + "Z" if "." not in text else text.split("+")[0])
     except ValueError:

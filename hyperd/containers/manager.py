@@ -397,24 +397,22 @@ class ContainerManager:
             if c.running:
                 return False
             c.state.stopped_by_user = False
-            await self._boot(c)
+            try:
+                await self._boot(c)
+            except BaseException:
+                if c.auto_remove and c.id in self.containers:
+                    await self._remove(c)  # as Docker: --rm holds for a failed start too
+                raise
             return True
 
     def _check_resources(self, c: m.Container) -> None:
         need = c.memory + VM_OVERHEAD
-        starting = sum(
-            x.memory
-            for x in self.containers.values()
-            if x.id in self.runtimes and x.running and x.id != c.id
-        )
         avail = mem_available()
         if need > avail:
             raise InsufficientResources(
                 f"cannot start {c.name}: it needs {need >> 20} MiB of host memory "
                 f"but only {avail >> 20} MiB are available"
             )
-        if starting and need > avail - starting // 8:
-            log.warning("host memory is getting tight (%d MiB left)", avail >> 20)
 
     def _machine(self, c: m.Container, rootfs: str, ep: Endpoint | None = None) -> Machine:
         run = Path(self.config.run_dir) / "vms" / c.vm

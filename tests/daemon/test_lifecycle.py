@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import pty
+import re
 import select
 import signal
 import socket
@@ -112,8 +113,12 @@ def test_logs_keep_streams_and_timestamps(hyperd):
     _ok(hyperd.hyper("run", "--name", name, IMG, "sh", "-c", "echo a; echo b >&2"))
     res = hyperd.hyper("logs", name)
     assert (res.stdout, res.stderr) == (b"a\n", b"b\n")
-    stamped = _ok(hyperd.hyper("logs", "-t", "--tail", "1", name))
-    assert stamped.endswith(" a\n") or hyperd.hyper("logs", "--tail", "1", name).stderr
+    stamped = hyperd.hyper("logs", "-t", name)
+    stamp = rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z "
+    assert re.fullmatch(stamp + rb"a\n", stamped.stdout), stamped.stdout
+    assert re.fullmatch(stamp + rb"b\n", stamped.stderr), stamped.stderr
+    last = hyperd.hyper("logs", "--tail", "1", name)
+    assert (last.stdout, last.stderr) == (b"", b"b\n")
     _ok(hyperd.hyper("rm", name))
 
 
@@ -275,6 +280,7 @@ def test_ten_concurrent_runs_all_succeed(hyperd):
         (["run", "--rm", "-m", "lots", IMG, "true"], "lots"),
         (["run", "--rm", "--restart", "sometimes", IMG, "true"], "sometimes"),
         (["run", "--rm", "--cpus", "999", IMG, "true"], "CPU"),
+        (["run", "--rm", "-m", "100g", IMG, "true"], "host memory"),
         (["stop", "no-such-container"], "no-such-container"),
         (["exec", "no-such-container", "true"], "no-such-container"),
         (["run", "--rm", "Bad:Ref!", "true"], "Bad:Ref!"),
@@ -287,6 +293,8 @@ def test_bad_input_is_one_clear_line_and_125(hyperd, args, needle):
     # like docker, `run` may say it tries to pull first; the error itself is one line
     errors = [line for line in err.splitlines() if line.startswith("hyper: ")]
     assert len(errors) == 1 and needle in errors[0] and len(errors[0]) < 300, err
+    if "--rm" in args:  # nothing is left behind, even when the start failed
+        assert hyperd.client().containers.list(all=True, filters={"status": "created"}) == []
     assert hyperd.client().ping()
 
 
