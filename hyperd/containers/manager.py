@@ -34,7 +34,7 @@ from hyperd.network.ports import PortBinding
 from hyperd.state import StateStore
 from hyperd.units import parse_size
 from hyperd.vm import accel, designer
-from hyperd.vm.machine import GuestAssets, Machine
+from hyperd.vm.machine import DOMAIN_PREFIX, GuestAssets, Machine
 from hyperd.vm.virt import Hypervisor
 
 from . import model as m
@@ -310,7 +310,7 @@ class ContainerManager:
             cpus=self._cpus(hc.get("NanoCpus")),
             nano_cpus=int(hc.get("NanoCpus") or 0),
             memory=self._memory(hc.get("Memory")),
-            vm=f"hyper-{cid[:12]}",
+            vm=f"{DOMAIN_PREFIX}{cid[:12]}",
             image_config=icfg,
             network_mode=self._network_mode(hc.get("NetworkMode")),
             port_requests=port_requests(
@@ -926,7 +926,7 @@ class ContainerManager:
             if cdir.name not in self.containers:  # removed while its VM was torn down
                 await asyncio.to_thread(shutil.rmtree, cdir, True)
         known = {c.vm for c in self.containers.values()}
-        running_vms = set(await asyncio.to_thread(self.hv.names, "hyper-"))
+        running_vms = set(await asyncio.to_thread(self.hv.names, DOMAIN_PREFIX))
         for vm in running_vms:
             # only VMs this daemon (its root) made: other hyperds may share libvirt
             owner = await asyncio.to_thread(self.hv.metadata, vm, designer.METADATA_NS, "root")

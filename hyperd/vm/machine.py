@@ -123,7 +123,3 @@ class Machine:
         run_dir = Path(self.spec.control_socket).parent
         if run_dir.name == self.name:
             shutil.rmtree(run_dir, ignore_errors=True)
-
-    def running(self) -> bool:
-        """True while libvirt reports the domain running."""
-        return self.hv.state(self.name) == "running"

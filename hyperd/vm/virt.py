@@ -129,10 +129,6 @@ class Hypervisor:
         doms = self._connection().listAllDomains(0)
         return sorted(n for n in (dom.name() for dom in doms) if n.startswith(prefix))
 
-    def xml(self, name: str) -> str:
-        """The live XML of a domain."""
-        return self._lookup(name).XMLDesc(0)
-
     def metadata(self, name: str, namespace: str, key: str) -> str | None:
         """A value from a domain's <metadata> element in ``namespace``, if there is one."""
         try:
@@ -152,13 +148,3 @@ class Hypervisor:
         return self._connection().domainEventRegisterAny(
             None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, lifecycle, None
         )
-
-    def capabilities_domain_types(self) -> set[str]:
-        """Domain types ('qemu', 'kvm', ...) libvirt offers for x86_64."""
-        caps = ET.fromstring(self._connection().getCapabilities())
-        return {
-            dom.get("type")
-            for guest in caps.findall("guest")
-            if guest.find("arch") is not None and guest.find("arch").get("name") == "x86_64"
-            for dom in guest.find("arch").findall("domain")
-        }
