@@ -1,7 +1,6 @@
 #define _GNU_SOURCE
 #include "channel.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -445,27 +444,7 @@ void hs_chan_sync(void)
 
 static int find_port(const char *name, char *dev, size_t devlen)
 {
-	DIR *d = opendir("/sys/class/virtio-ports");
-	struct dirent *e;
-	int found = -1;
-
-	if (!d)
-		return -1;
-	while (found < 0 && (e = readdir(d))) {
-		char path[512], *s;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/sys/class/virtio-ports/%s/name", e->d_name);
-		s = hs_read_text(path);
-		if (s && strcmp(strtok(s, "\n") ? s : "", name) == 0) {
-			snprintf(dev, devlen, "/dev/%s", e->d_name);
-			found = 0;
-		}
-		free(s);
-	}
-	closedir(d);
-	return found;
+	return hs_sysfs_find("/sys/class/virtio-ports", "", "name", name, dev, devlen);
 }
 
 static int open_port(struct chan *c)

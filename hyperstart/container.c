@@ -1,7 +1,6 @@
 #define _GNU_SOURCE
 #include "container.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -83,27 +82,7 @@ const char *hs_pod_hostname(void)
 
 static int find_disk_once(const char *serial, char *dev, size_t len)
 {
-	DIR *d = opendir("/sys/block");
-	struct dirent *e;
-	int found = -1;
-
-	if (!d)
-		return -1;
-	while (found < 0 && (e = readdir(d))) {
-		char path[512], *s;
-
-		if (strncmp(e->d_name, "vd", 2) != 0)
-			continue;
-		snprintf(path, sizeof(path), "/sys/block/%s/serial", e->d_name);
-		s = hs_read_text(path);
-		if (s && strcmp(strtok(s, "\n") ? s : "", serial) == 0) {
-			snprintf(dev, len, "/dev/%s", e->d_name);
-			found = 0;
-		}
-		free(s);
-	}
-	closedir(d);
-	return found;
+	return hs_sysfs_find("/sys/block", "vd", "serial", serial, dev, len);
 }
 
 /* a hot-plugged disk may show up a little after the command */

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -394,4 +395,30 @@ int hs_json_array(json_t *obj, const char *key, int type, json_t **out, char *er
 	}
 	*out = v;
 	return 0;
+}
+
+int hs_sysfs_find(const char *dir, const char *prefix, const char *attr, const char *value,
+		  char *dev, size_t devlen)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int found = -1;
+
+	if (!d)
+		return -1;
+	while (found < 0 && (e = readdir(d))) {
+		char path[512], *s;
+
+		if (e->d_name[0] == '.' || strncmp(e->d_name, prefix, strlen(prefix)) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/%s", dir, e->d_name, attr);
+		s = hs_read_text(path);
+		if (s && strcmp(strtok(s, "\n") ? s : "", value) == 0) {
+			snprintf(dev, devlen, "/dev/%s", e->d_name);
+			found = 0;
+		}
+		free(s);
+	}
+	closedir(d);
+	return found;
 }

@@ -36,6 +36,12 @@ uint64_t hs_get_be64(const unsigned char *p);
 int hs_mkdir_p(const char *path, mode_t mode);
 /* whole small file into a NUL-terminated malloc'd string; NULL on error */
 char *hs_read_text(const char *path);
+/*
+ * The entry of sysfs directory DIR (names starting with PREFIX) whose ATTR file holds
+ * VALUE (first line): writes "/dev/<entry>" to dev. 0 when found, -1 otherwise.
+ */
+int hs_sysfs_find(const char *dir, const char *prefix, const char *attr, const char *value,
+		  char *dev, size_t devlen);
 int hs_write_text(const char *path, const char *text);
 uint64_t hs_now_ms(void);
 
