@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -33,6 +32,7 @@ from hyperd.images import builtin  # noqa: E402
 from hyperd.vm import accel, designer  # noqa: E402
 from hyperd.vm.machine import Machine  # noqa: E402
 from hyperd.vm.virt import Hypervisor  # noqa: E402
+from tests.workdir import qemu_workdir  # noqa: E402
 
 POWEROFF_C = r"""
 #include <sys/reboot.h>
@@ -135,8 +135,7 @@ def main() -> None:
     args = ap.parse_args()
     accel_name = accel.choose("auto")
     subprocess.run([str(ROOT / "tools" / "start-libvirt.sh")], check=True)
-    work = Path(tempfile.mkdtemp(prefix="hyper-bench-", dir="/var/tmp"))
-    work.chmod(0o755)
+    work = qemu_workdir("hyper-bench-")
     try:
         floor_img, image = floor_initrd(work), busybox_root(work)
         floors, readies, trues = [], [], []

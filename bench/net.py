@@ -19,7 +19,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.net.conftest import NGINX, REGISTRY, NetDaemon  # noqa: E402
 from tests.net.nginx_image import CONF, PAGE  # noqa: E402
+from tests.workdir import qemu_workdir  # noqa: E402
 
 
 def wrk(d: NetDaemon, url: str, seconds: int, conns: int) -> float:
@@ -69,8 +69,7 @@ def main() -> None:
     ap.add_argument("-c", type=int, default=16, help="connections")
     args = ap.parse_args()
     subprocess.run([str(ROOT / "tools" / "start-libvirt.sh")], check=True)
-    work = Path(tempfile.mkdtemp(prefix="hyper-bench-net-", dir="/var/tmp"))
-    work.chmod(0o755)
+    work = qemu_workdir("hyper-bench-net-")
     d = NetDaemon(work)
     d.start()
     procs = []

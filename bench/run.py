@@ -20,7 +20,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from bench.boot import boot_floor, floor_initrd  # noqa: E402
 from hyperctl.client import APIClient  # noqa: E402
 from hyperd.vm import accel  # noqa: E402
+from tests.workdir import qemu_workdir  # noqa: E402
 
 
 class Daemon:
@@ -104,8 +104,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=5)
     args = ap.parse_args()
     subprocess.run([str(ROOT / "tools" / "start-libvirt.sh")], check=True)
-    work = Path(tempfile.mkdtemp(prefix="hyper-bench-run-", dir="/var/tmp"))
-    work.chmod(0o755)
+    work = qemu_workdir("hyper-bench-run-")
     daemon = None
     try:
         daemon = Daemon(work)

@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import docker
 import pytest
 
 from tests.conftest import BUILD, ROOT, failed
+from tests.workdir import qemu_workdir
 
 LOG_DIR = BUILD / "test-logs"
 
@@ -89,9 +89,7 @@ class Daemon:
 
 @pytest.fixture(scope="session")
 def daemon(libvirt_up, guest_assets):
-    # QEMU runs as libvirt-qemu: the root must be reachable (not pytest's 0700 tmp)
-    workdir = Path(tempfile.mkdtemp(prefix="hyperd-test-", dir="/var/tmp"))
-    workdir.chmod(0o755)
+    workdir = qemu_workdir("hyperd-test-")
     d = Daemon(workdir)
     d.start()
     archive = workdir / "busybox.tar"

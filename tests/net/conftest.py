@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.daemon.conftest import Daemon
+from tests.workdir import qemu_workdir
 
 REGISTRY = "127.0.0.1:5000"
 NGINX = f"{REGISTRY}/hyper-test/nginx:latest"
@@ -140,8 +140,7 @@ class NetDaemon(Daemon):
 
 @pytest.fixture(scope="session")
 def netd(libvirt_up, guest_assets):
-    workdir = Path(tempfile.mkdtemp(prefix="hyperd-net-", dir="/var/tmp"))
-    workdir.chmod(0o755)
+    workdir = qemu_workdir("hyperd-net-")
     d = NetDaemon(workdir)
     d.start()
     registry = None

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import uuid
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT, failed
+from tests.workdir import qemu_workdir
 
 from .guest import boot_guest, build_busybox_disk
 
@@ -19,9 +18,7 @@ LOG_DIR = ROOT / "build" / "test-logs"
 
 @pytest.fixture(scope="session")
 def vm_workdir():
-    # libvirt runs QEMU as libvirt-qemu, which cannot enter pytest's 0700 temp dirs.
-    path = Path(tempfile.mkdtemp(prefix="hyper-test-", dir="/var/tmp"))
-    path.chmod(0o755)
+    path = qemu_workdir("hyper-test-")
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
