@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable, Mapping
 
 from hyperd.errors import InvalidArgument
+from hyperd.portspec import parse_ports
 from hyperd.units import parse_size
 
 
@@ -138,13 +139,6 @@ def split_repo_tag(ref: str) -> tuple[str, str | None]:
     return ref, None
 
 
-_PUBLISH_RE = re.compile(
-    r"^(?:(?P<ip>\[[0-9a-fA-F:.]+\]|\d+\.\d+\.\d+\.\d+):)?"
-    r"(?:(?P<host>\d*(?:-\d+)?):)?"
-    r"(?P<ctr>\d+(?:-\d+)?)(?:/(?P<proto>tcp|udp))?$"
-)
-
-
 def _port_range(text: str, spec: str) -> list[int]:
     first, _, last = text.partition("-")
     lo, hi = int(first), int(last or first)
@@ -157,21 +151,12 @@ def parse_publish(specs: Iterable[str]) -> tuple[dict, dict]:
     """``-p [ip:][hostPort:]containerPort[/proto]`` (ranges too) → (ExposedPorts, PortBindings)."""
     exposed: dict[str, dict] = {}
     bindings: dict[str, list[dict]] = {}
-    for spec in specs:
-        m = _PUBLISH_RE.match(spec.strip())
-        if not m:
-            raise InvalidArgument(f"invalid publish spec '{spec}'")
-        ctr = _port_range(m["ctr"], spec)
-        hosts = _port_range(m["host"], spec) if m["host"] else [0] * len(ctr)
-        if len(hosts) == 1 and len(ctr) > 1:
-            raise InvalidArgument(f"a single host port cannot publish a range: '{spec}'")
-        if len(hosts) != len(ctr):
-            raise InvalidArgument(f"port ranges differ in size: '{spec}'")
-        ip = (m["ip"] or "").strip("[]")
-        for c, h in zip(ctr, hosts, strict=True):
-            key = f"{c}/{m['proto'] or 'tcp'}"
-            exposed[key] = {}
-            bindings.setdefault(key, []).append({"HostIp": ip, "HostPort": str(h) if h else ""})
+    for b in parse_ports(specs):
+        key = f"{b.container_port}/{b.proto}"
+        exposed[key] = {}
+        host_ip = "" if b.host_ip == "0.0.0.0" else b.host_ip
+        host_port = str(b.host_port) if b.host_port else ""
+        bindings.setdefault(key, []).append({"HostIp": host_ip, "HostPort": host_port})
     return exposed, bindings
 
 

@@ -30,7 +30,7 @@ from hyperd.images.errors import ImageNotFound
 from hyperd.images.reference import parse_reference
 from hyperd.images.service import ImageService
 from hyperd.network import Endpoint, Network
-from hyperd.network.ports import PortBinding
+from hyperd.portspec import PortBinding, parse_exposed
 from hyperd.state import StateStore
 from hyperd.units import parse_size
 from hyperd.vm import accel, designer
@@ -994,7 +994,7 @@ def port_requests(bindings, exposed: dict, publish_all: bool) -> list[dict]:
     if bindings is not None and not isinstance(bindings, dict):
         raise InvalidArgument("PortBindings must be an object")
     for key, hosts in (bindings or {}).items():
-        port, proto = _port_key(key)
+        port, proto = parse_exposed(key)
         for h in hosts or [{}]:
             if not isinstance(h, dict):
                 raise InvalidArgument(f"PortBindings[{key!r}] must be a list of objects")
@@ -1012,18 +1012,10 @@ def port_requests(bindings, exposed: dict, publish_all: bool) -> list[dict]:
     if publish_all:
         bound = {(r["port"], r["proto"]) for r in out}
         for key in exposed:
-            port, proto = _port_key(key)
+            port, proto = parse_exposed(key)
             if (port, proto) not in bound:
                 out.append({"proto": proto, "host_ip": "0.0.0.0", "host_port": 0, "port": port})
     return out
-
-
-def _port_key(key: str) -> tuple[int, str]:
-    port, _, proto = str(key).partition("/")
-    proto = proto or "tcp"
-    if not port.isdigit() or not 0 < int(port) <= 65535 or proto not in ("tcp", "udp"):
-        raise InvalidArgument(f"invalid port {key!r}")
-    return int(port), proto
 
 
 FILTERS = {"status", "name", "id", "label", "ancestor"}

@@ -10,7 +10,7 @@ from pyroute2 import IPRoute
 from hyperd.errors import Conflict, InvalidArgument
 from hyperd.network import Network, parse_ports
 from hyperd.network.ipam import IPAM
-from hyperd.network.ports import PortBinding
+from hyperd.portspec import PortBinding
 
 from .common import EchoServer, add_veth, tcp_roundtrip, udp_roundtrip
 from .netns import in_netns

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hyperd.errors import InvalidArgument
-from hyperd.network.ports import PortBinding, parse_port_spec, parse_ports
+from hyperd.portspec import PortBinding, parse_port_spec, parse_ports
 
 ANY = "0.0.0.0"
 

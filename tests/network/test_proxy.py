@@ -9,7 +9,8 @@ import socket
 import pytest
 
 from hyperd.errors import Conflict, InvalidArgument
-from hyperd.network.ports import PortBinding, PortProxy
+from hyperd.network.ports import PortProxy
+from hyperd.portspec import PortBinding
 
 from .common import EchoServer, add_veth, tcp_roundtrip, udp_roundtrip
 from .netns import in_netns
