@@ -10,6 +10,7 @@ cpus = 1                         # default vCPUs per container
 memory = "256m"                  # default memory per container
 tb_cache_mib = 32                # TCG translation cache per VM
 libvirt_uri = "qemu:///system"
+libvirt_wait = 120               # seconds to wait for libvirtd at start
 log_level = "info"
 bridge = "hyper0"                # (networking)
 insecure_registries = ["myregistry:5000"]
@@ -43,6 +44,7 @@ class Config:
     memory: str = "256m"
     tb_cache_mib: int = 32
     libvirt_uri: str = "qemu:///system"
+    libvirt_wait: float = 120.0
     log_level: str = "info"
     bridge: str = "hyper0"
     subnet: str = "10.213.0.0/16"

@@ -22,10 +22,13 @@ from aiohttp import web
 
 from hyperd.api.server import make_app
 from hyperd.config import Config
-from hyperd.containers.manager import ContainerManager
+from hyperd.containers.service import ContainerService
 from hyperd.errors import HyperError
+from hyperd.events import EventBus
 from hyperd.images.service import ImageService
+from hyperd.logfilter import RepeatFilter
 from hyperd.network import Network
+from hyperd.sandbox import Sandboxes
 from hyperd.state import StateStore
 from hyperd.vm import virt
 
@@ -49,6 +52,8 @@ def setup_logging(level: str, syslog: bool) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if syslog and os.path.exists("/dev/log"):
         handlers.append(logging.handlers.SysLogHandler("/dev/log"))
+    for handler in handlers:
+        handler.addFilter(RepeatFilter())
     logging.basicConfig(
         level=getattr(logging, level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -91,32 +96,55 @@ def _secure_socket(path: Path) -> None:
     os.chmod(path, 0o660)
 
 
+async def wait_for_libvirt(hv: virt.Hypervisor, timeout: float) -> None:
+    """Wait for libvirtd to answer (it may start after us), as dockerd waits for containerd."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    told = 0.0
+    while True:
+        try:
+            await asyncio.to_thread(hv.names)
+            return
+        except HyperError as exc:
+            if loop.time() >= deadline:
+                raise HyperError(
+                    f"libvirtd did not answer at {hv.uri} within {timeout:.0f} s: {exc.message}"
+                ) from None
+            if loop.time() - told >= 10:
+                log.warning("waiting for libvirtd at %s (%s)", hv.uri, exc.message)
+                told = loop.time()
+        await asyncio.sleep(0.5)
+
+
 async def serve(config: Config) -> None:
     """Run the daemon until SIGTERM/SIGINT."""
     lock = _lock(Path(config.run_dir))
     virt.use_asyncio_events()
     hv = virt.Hypervisor(config.libvirt_uri)
+    await wait_for_libvirt(hv, config.libvirt_wait)
     state = StateStore(Path(config.root) / "state.db")
-    manager: ContainerManager | None = None
+    service: ContainerService | None = None
     images = ImageService(
         config.root,
         {"mirrors": config.mirrors, "insecure_registries": config.insecure_registries},
-        in_use=lambda image_id: manager is not None and manager.image_in_use(image_id),
+        in_use=lambda image_id: service is not None and service.image_in_use(image_id),
     )
     network = None
     if config.bridge:  # bridge = "" runs without networking: containers get loopback only
         network = Network(config.bridge, config.subnet, db_path=Path(config.root) / "network.db")
-    manager = ContainerManager(config, images, hv, state, network)
-    hv.on_stopped(manager.vm_stopped)
-    await manager.restore()
+    events = EventBus()
+    sandboxes = Sandboxes(config, hv, network)
+    service = ContainerService(config, images, sandboxes, state, events)
+    hv.on_stopped(sandboxes.vm_stopped)
+    await service.restore()
 
-    runner = web.AppRunner(make_app(manager, images), handle_signals=False)
+    runner = web.AppRunner(make_app(service, images, events), handle_signals=False)
     await runner.setup()
     sock = Path(config.socket)
     _prepare_socket(sock)
     await web.UnixSite(runner, str(sock)).start()
     _secure_socket(sock)
-    log.info("hyperd listening on %s (accel %s, root %s)", sock, manager.accel, config.root)
+    log.info("hyperd listening on %s (accel %s, root %s)", sock, sandboxes.accel, config.root)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -125,7 +153,7 @@ async def serve(config: Config) -> None:
     await stop.wait()
     log.info("shutting down; containers keep running (live restore)")
     await runner.cleanup()
-    await manager.detach_all()
+    await service.shutdown()
     sock.unlink(missing_ok=True)
     state.close()
     hv.close()

@@ -99,7 +99,7 @@ async def hijack(request: web.Request, tty: bool) -> Hijacked:
     A request without ``Upgrade: tcp`` (docker-py's exec_run) gets Docker's fallback:
     200 and the output as the response body, with no stdin.
     """
-    ctype = RAW if tty else MULTIPLEXED
+    ctype = content_type(tty)
     stdin = _StdinReader()
     if request.headers.get("Upgrade", "").lower() != "tcp":
         resp = web.StreamResponse(status=200, headers={"Content-Type": ctype})
@@ -117,3 +117,20 @@ async def hijack(request: web.Request, tty: bool) -> Hijacked:
     transport = request.transport
     transport.set_protocol(_KeepHalfOpen(transport.get_protocol(), stdin))
     return Hijacked(request, resp, stdin)
+
+
+def content_type(tty: bool) -> str:
+    """Docker's content type of a container's or exec's output."""
+    return RAW if tty else MULTIPLEXED
+
+
+async def serve(conn: Hijacked, output, stdin=None) -> web.StreamResponse:
+    """Pump a hijacked connection: stdin in the background until the output is done."""
+    stdin_task = asyncio.create_task(stdin) if stdin is not None else None
+    try:
+        await output
+    finally:
+        if stdin_task:
+            stdin_task.cancel()
+        await conn.close()
+    return conn.response

@@ -9,11 +9,12 @@ import asyncio
 import base64
 import json
 import os
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from .model import now_rfc3339, parse_rfc3339
+from .state import now_rfc3339, parse_rfc3339
 
 
 class LogWriter:
@@ -46,15 +47,26 @@ async def read_logs(
     *,
     tail: int | None = None,
     since: float = 0.0,
+    until: float | None = None,
     follow: bool = False,
     still_running: Callable[[], bool] = lambda: False,
 ) -> AsyncIterator[tuple[str, str, bytes]]:
-    """Yield (time, stream, data); with follow, keep going until the container stops."""
+    """Yield (time, stream, data) from ``since`` to ``until``; with follow, keep going until
+    the container stops (or ``until`` passes)."""
     path = Path(path)
     if not path.exists():
         return
+
+    def wanted(r) -> bool:
+        if not r:
+            return False
+        t = parse_rfc3339(r[0]) if since or until is not None else 0.0
+        return (not since or t >= since) and (until is None or t <= until)
+
+    if until is not None and until <= time.time():
+        follow = False
     with open(path, "rb") as f:
-        records = (r for r in map(_parse, f) if r and (not since or parse_rfc3339(r[0]) >= since))
+        records = (r for r in map(_parse, f) if wanted(r))
         backlog = deque(records, maxlen=tail) if tail is not None else list(records)
         for rec in backlog:
             yield rec
@@ -62,7 +74,7 @@ async def read_logs(
             line = f.readline()
             if line.endswith(b"\n"):
                 rec = _parse(line)
-                if rec:
+                if wanted(rec):
                     yield rec
                 continue
             if line:
@@ -71,7 +83,9 @@ async def read_logs(
                 # one last read: output written just before the stop
                 for line in f:
                     rec = _parse(line)
-                    if rec:
+                    if wanted(rec):
                         yield rec
+                return
+            if until is not None and time.time() > until:
                 return
             await asyncio.sleep(0.05)

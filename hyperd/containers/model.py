@@ -1,66 +1,49 @@
-"""The container record: what was asked for, and what happened to it.
+"""The container record: what was asked for (typed specs), where it runs, and its state.
 
-One container runs in one VM today; ``vm`` names the VM so that several containers may
-share one (a pod) later without changing the record.
+A container lives in a sandbox (``sandbox`` names it: one VM with its network endpoints and
+agent). Today each sandbox holds one container; nothing here assumes it.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
 
-CREATED, RUNNING, RESTARTING, EXITED, DEAD = "created", "running", "restarting", "exited", "dead"
-ZERO_TIME = "0001-01-01T00:00:00Z"
+from .spec import ContainerConfig, EndpointSpec, HostSpec
+from .state import State, parse_rfc3339
 
-
-def now_rfc3339() -> str:
-    """The current time as Docker prints it (RFC 3339, nanosecond digits)."""
-    t = time.time_ns()
-    stamp = datetime.fromtimestamp(t // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{t % 1_000_000_000:09d}Z"
-
-
-def parse_rfc3339(text: str) -> float:
-    """Seconds since the epoch of an RFC 3339 time (0 for Docker's zero time)."""
-    if not text or text.startswith("0001-"):
-        return 0.0
-    base, _, frac = text.rstrip("Z").partition(".")
-    seconds = datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
-    return seconds + (float(f"0.{frac}") if frac else 0.0)
+RECORD_VERSION = 2
 
 
 @dataclass
-class RestartPolicy:
-    """Docker's restart policy."""
+class Attachment:
+    """The container's place on one network (what inspect's NetworkSettings.Networks shows)."""
 
-    name: str = "no"  # no | on-failure | always | unless-stopped
-    maximum_retry_count: int = 0
+    network_id: str = ""
+    aliases: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    ip: str = ""
+    prefix: int = 0
+    gateway: str = ""
+    mac: str = ""
+    ipv4_address: str = ""  # as asked for (IPAMConfig)
 
-    def wants_restart(self, exit_code: int, restarts: int, stopped_by_user: bool) -> bool:
-        """Should the daemon start the container again after this exit?"""
-        if stopped_by_user or self.name == "no":
-            return False
-        if self.name == "on-failure":
-            if exit_code == 0:
-                return False
-            return not self.maximum_retry_count or restarts < self.maximum_retry_count
-        return True
+    @classmethod
+    def from_spec(cls, ep: EndpointSpec, network_id: str) -> Attachment:
+        """A new attachment, not connected yet."""
+        return cls(network_id, list(ep.aliases), list(ep.links), ipv4_address=ep.ipv4_address)
 
 
 @dataclass
-class ContainerState:
-    """Docker's State block plus hyper's reason for VM-level ends."""
+class Published:
+    """A port published on the host, as bound."""
 
-    status: str = CREATED
-    exit_code: int = 0
-    error: str = ""
-    reason: str = ""
-    oom_killed: bool = False
-    started_at: str = ZERO_TIME
-    finished_at: str = ZERO_TIME
-    restart_count: int = 0
-    stopped_by_user: bool = False
+    proto: str
+    host_ip: str
+    host_port: int
+    port: int
 
 
 @dataclass
@@ -69,57 +52,89 @@ class Container:
 
     id: str
     name: str
+    created: str
     image: str  # as the user named it
     image_id: str
-    created: str
-    entrypoint: list[str]
-    cmd: list[str]
-    env: list[str]
-    workdir: str
-    user: str
-    hostname: str
-    tty: bool
-    open_stdin: bool
-    stdin_once: bool
-    labels: dict[str, str]
-    stop_signal: str
-    auto_remove: bool
-    restart: RestartPolicy
+    config: ContainerConfig  # image defaults applied
+    host: HostSpec
     cpus: int
-    memory: int  # bytes
-    nano_cpus: int = 0
-    state: ContainerState = field(default_factory=ContainerState)
-    vm: str = ""
+    memory: int  # bytes (the VM's memory)
+    state: State = field(default_factory=State)
+    restart_count: int = 0
+    networks: dict[str, Attachment] = field(default_factory=dict)
+    published: list[Published] = field(default_factory=list)
+    sandbox: str = ""  # the VM (domain name) this container runs in
     # stream seqs of the main process, so a restarted daemon can re-attach to them
     stdio_seq: int = 0
     stderr_seq: int = 0
-    image_config: dict = field(default_factory=dict)
-    # networking: "default" (the bridge) or "none"; ports as asked and as published
-    network_mode: str = "default"
-    port_requests: list[dict] = field(default_factory=list)  # {proto, host_ip, host_port, port}
-    published: list[dict] = field(default_factory=list)  # the same, host_port resolved
-    links: list[str] = field(default_factory=list)  # "name:alias"
-    ip: str = ""
-    mac: str = ""
+    version: int = RECORD_VERSION
 
     @property
     def args(self) -> list[str]:
         """The full command line: entrypoint then cmd."""
-        return [*self.entrypoint, *self.cmd]
+        return [*(self.config.entrypoint or []), *(self.config.cmd or [])]
 
     @property
     def running(self) -> bool:
-        """True while the main process runs (or the VM is starting it)."""
-        return self.state.status in (RUNNING, RESTARTING)
+        """True while running, paused or restarting."""
+        return self.state.running
+
+    @property
+    def created_unix(self) -> float:
+        return parse_rfc3339(self.created)
+
+    @property
+    def ip(self) -> str:
+        """The address on the first network (Docker's NetworkSettings.IPAddress)."""
+        return next((a.ip for a in self.networks.values() if a.ip), "")
 
     def to_dict(self) -> dict:
         """JSON-able form for the state store."""
-        return asdict(self)
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data = {k: _plain(v) for k, v in data.items()}
+        data["state"] = self.state.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> Container:
-        """Inverse of to_dict."""
+        """Inverse of to_dict; raises ValueError for a record this version cannot read."""
+        if data.get("version") != RECORD_VERSION:
+            raise ValueError(f"record version {data.get('version')} (this hyperd reads 2)")
         data = dict(data)
-        data["restart"] = RestartPolicy(**data.get("restart", {}))
-        data["state"] = ContainerState(**data.get("state", {}))
-        return cls(**data)
+        state = State.from_dict(data.pop("state", {}))
+        c = _build(cls, {**data, "state": {}})
+        c.state = state
+        return c
+
+
+def _plain(value):
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build(tp, value):
+    """Rebuild a value of type ``tp`` (dataclasses, lists, dicts, optionals) from JSON data."""
+    if value is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _build(inner[0], value)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return [_build(item, v) for v in value]
+    if origin is tuple:
+        return tuple(value)
+    if origin is dict:
+        _, item = typing.get_args(tp)
+        return {k: _build(item, v) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        names = {f.name for f in dataclasses.fields(tp) if f.init}
+        return tp(**{k: _build(hints[k], v) for k, v in value.items() if k in names})
+    return value

@@ -1,0 +1,126 @@
+"""Image endpoints: pull, list, inspect, tag, remove, save, load, prune."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+
+from aiohttp import web
+
+from hyperd.containers.state import parse_rfc3339
+from hyperd.errors import InvalidArgument
+from hyperd.images.errors import InvalidReference
+from hyperd.images.reference import parse_reference
+
+from . import common
+from .fields import query_bool
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/images/create")
+async def image_pull(request):
+    ref = request.query.get("fromImage")
+    if not ref:
+        raise InvalidArgument("fromImage is required (image import is not supported)")
+    tag = request.query.get("tag")
+    if tag:
+        ref = f"{ref}@{tag}" if tag.startswith("sha256:") else f"{ref}:{tag}"
+    platform_ = request.query.get("platform") or None
+    images = common.images(request)
+    return await common.in_thread_streaming(
+        request, lambda progress: images.pull(ref, platform_, progress)
+    )
+
+
+@routes.get("/images/json")
+async def image_list(request):
+    out = []
+    for rec in await asyncio.to_thread(common.images(request).list):
+        data = await asyncio.to_thread(common.images(request).inspect, rec.id)
+        out.append(
+            {
+                "Id": data["Id"],
+                "RepoTags": data.get("RepoTags") or [],
+                "RepoDigests": data.get("RepoDigests") or [],
+                "Created": int(rec.added if not data.get("Created") else _unix(data["Created"])),
+                "Size": data.get("Size", 0),
+                "Labels": (data.get("Config") or {}).get("Labels") or {},
+            }
+        )
+    return web.json_response(out)
+
+
+def _familiar(name: str) -> str:
+    """Docker's short form of an image name (busybox:latest), IDs as they are."""
+    try:
+        return parse_reference(name).familiar()
+    except InvalidReference:
+        return name
+
+
+def _unix(text: str) -> float:
+    try:
+        return parse_rfc3339(text[:19] + "Z" if "." not in text else text.split("+")[0])
+    except ValueError:
+        return 0.0
+
+
+@routes.get("/images/get")
+async def image_save(request):
+    names = request.query.getall("names", [])
+    if not names:
+        raise InvalidArgument("names is required")
+    with tempfile.TemporaryDirectory(dir=common.images(request).root) as tmp:
+        path = os.path.join(tmp, "save.tar")
+        await asyncio.to_thread(common.images(request).save, names, path)
+        resp = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
+        await resp.prepare(request)
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                await resp.write(chunk)
+        await resp.write_eof()
+        return resp
+
+
+@routes.post("/images/load")
+async def image_load(request):
+    images = common.images(request)
+    fd, path = tempfile.mkstemp(dir=images.root, suffix=".tar")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            async for chunk in request.content.iter_chunked(1 << 20):
+                f.write(chunk)
+
+        def work(progress):
+            for name in images.load(path):
+                progress({"stream": f"Loaded image: {_familiar(name)}\n"})
+
+        return await common.in_thread_streaming(request, work)
+    finally:
+        os.unlink(path)
+
+
+@routes.get(r"/images/{name:.+}/json")
+async def image_inspect(request):
+    data = await asyncio.to_thread(common.images(request).inspect, request.match_info["name"])
+    return web.json_response(data)
+
+
+@routes.post(r"/images/{name:.+}/tag")
+async def image_tag(request):
+    repo = request.query.get("repo")
+    if not repo:
+        raise InvalidArgument("repo is required")
+    tag = request.query.get("tag")
+    target = f"{repo}:{tag}" if tag else repo
+    await asyncio.to_thread(common.images(request).tag, request.match_info["name"], target)
+    return web.Response(status=201)
+
+
+@routes.delete(r"/images/{name:.+}")
+async def image_remove(request):
+    images = common.images(request)
+    name, force = request.match_info["name"], query_bool(request.query, "force")
+    return web.json_response(await asyncio.to_thread(images.remove, name, force))

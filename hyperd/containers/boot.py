@@ -1,0 +1,203 @@
+"""A container's run begins: its sandbox boots (or is re-adopted) and its process starts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from hyperd.agent.client import AgentError
+from hyperd.agent.facade import Agent, Mount
+from hyperd.errors import HyperError
+from hyperd.network import PortBinding
+from hyperd.sandbox import SandboxSpec
+from hyperd.vm.designer import DiskSpec
+
+from .io import INIT
+from .model import Container, Published
+from .monitor import Run
+from .process import host_dns
+from .spec import PortRequest
+
+if TYPE_CHECKING:
+    from .service import ContainerService
+
+log = logging.getLogger(__name__)
+# Host memory a VM costs beyond its guest RAM (QEMU itself, TCG translation cache).
+VM_OVERHEAD = 48 << 20
+IMAGE_SERIAL, RW_SERIAL = "image", "rw"
+
+
+class StartFailed(HyperError):
+    """The container's process could not be started; exit_code is Docker's (126/127/128)."""
+
+    status = 400
+
+    def __init__(self, message: str, exit_code: int = 128):
+        super().__init__(message, exitCode=exit_code)
+        self.exit_code = exit_code
+
+
+class InsufficientResources(HyperError):
+    """The host cannot hold what a container asks for."""
+
+
+def _mem_available() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def check_resources(c: Container) -> None:
+    """Refuse a start the host has no memory for."""
+    need, avail = c.memory + VM_OVERHEAD, _mem_available()
+    if need > avail:
+        raise InsufficientResources(
+            f"cannot start {c.name}: it needs {need >> 20} MiB of host memory "
+            f"but only {avail >> 20} MiB are available"
+        )
+
+
+def sandbox_spec(svc: ContainerService, c: Container, rootfs: str) -> SandboxSpec:
+    """The sandbox c runs in: its VM's size, disks, network and DNS."""
+    return SandboxSpec(
+        id=c.sandbox,
+        owner=c.id,
+        hostname=c.config.hostname,
+        cpus=c.cpus,
+        memory=c.memory,
+        disks=[
+            DiskSpec(rootfs, IMAGE_SERIAL, readonly=True),
+            DiskSpec(str(svc.dir(c) / "rw.ext4"), RW_SERIAL),
+        ],
+        network=bool(c.networks),
+        port_requests=[
+            PortBinding(r.proto, r.host_ip or "0.0.0.0", r.host_port, r.port)
+            for r in _port_requests(c)
+        ],
+        dns=c.host.dns or host_dns(),
+        dns_search=c.host.dns_search,
+        console_log=str(svc.console_path(c)),
+        metadata={"container": c.id},
+    )
+
+
+def _port_requests(c: Container) -> list[PortRequest]:
+    out = list(c.host.port_bindings)
+    if c.host.publish_all:
+        bound = {(r.port, r.proto) for r in out}
+        for key in c.config.exposed_ports:
+            port, _, proto = key.partition("/")
+            if (int(port), proto or "tcp") not in bound:
+                out.append(PortRequest(int(port), proto or "tcp"))
+    return out
+
+
+def mounts(svc: ContainerService, c: Container) -> list[Mount]:
+    """NEWCONTAINER's mounts: the image (lower), the writable layer (upper), tmpfs mounts."""
+    out = [
+        Mount("block", IMAGE_SERIAL, svc.images.rootfs_fstype, "/", readonly=True, layer="lower"),
+        Mount("block", RW_SERIAL, "ext4", "/", layer="upper"),
+    ]
+    for target, options in c.host.tmpfs.items():
+        out.append(Mount("tmpfs", "tmpfs", "tmpfs", target, options))
+    return out
+
+
+async def boot(svc: ContainerService, c: Container) -> Run:
+    """Boot c's sandbox and start its main process; the run is not watched yet."""
+    check_resources(c)
+    rootfs = str(await asyncio.to_thread(svc.images.rootfs_path, c.image_id))
+    c.stdio_seq = svc.new_seq()
+    c.stderr_seq = 0 if c.config.tty else svc.new_seq()
+    opened = {}
+
+    def prepare(agent: Agent) -> None:
+        opened["io"] = agent.open_process(c.id, INIT, c.stdio_seq, c.stderr_seq)
+
+    sb = await svc.sandboxes.create(sandbox_spec(svc, c, rootfs), prepare)
+    io = opened["io"]
+    pump = svc.io(c).pump(io)
+    try:
+        _record_network(c, sb)
+        proc = svc.main_process(c)
+        await sb.agent.create_container(c.id, mounts(svc, c), proc, c.host.readonly_rootfs)
+        if not c.config.open_stdin and not c.config.tty:
+            await sb.agent.close_stdin(c.stdio_seq)
+    except BaseException as exc:
+        pump.cancel()
+        await svc.sandboxes.release(sb, graceful=False)
+        _clear_network(c)
+        if isinstance(exc, AgentError):
+            code = getattr(exc, "agent_exit_code", None) or 128
+            raise StartFailed(_start_message(exc), exit_code=code) from exc
+        raise
+    sb.containers.add(c.id)
+    return Run(sb, io, pump)
+
+
+def _start_message(exc: AgentError) -> str:
+    return f"failed to start container: {exc.message.removeprefix('agent: ')}"
+
+
+def _record_network(c: Container, sb) -> None:
+    ep = sb.endpoint
+    for att in c.networks.values():
+        if ep is not None:
+            att.ip, att.prefix, att.gateway, att.mac = ep.ip, ep.prefix, ep.gateway, ep.mac
+    c.published = [
+        Published(b.proto, b.host_ip, b.host_port, b.container_port) for b in sb.published
+    ]
+
+
+def _clear_network(c: Container) -> None:
+    for att in c.networks.values():
+        att.ip, att.prefix, att.gateway, att.mac = "", 0, "", ""
+    c.published = []
+
+
+async def readopt(svc: ContainerService, c: Container) -> None:
+    """After a daemon restart: follow c's VM again, or record that it ended meanwhile."""
+    if c.state.status == "restarting":
+        svc.monitor.schedule_restart(c)
+        return
+    rootfs = str(svc.images.rootfs_path(c.image_id))
+    opened = {}
+
+    def prepare(agent: Agent) -> None:
+        opened["io"] = agent.open_process(c.id, INIT, c.stdio_seq, c.stderr_seq)
+
+    spec = sandbox_spec(svc, c, rootfs)
+    try:
+        sb = await svc.sandboxes.adopt(spec, prepare)
+    except AgentError as exc:
+        log.error("cannot re-attach to %s: %s", c.sandbox, exc.message)
+        await svc.sandboxes.destroy_vm(c.sandbox)
+        return await _ended_meanwhile(svc, c, "agent unreachable after hyperd restart")
+    if sb is None:
+        return await _ended_meanwhile(svc, c, "vm ended while hyperd was not running")
+    sb.containers.add(c.id)
+    svc.monitor.watch(c, Run(sb, opened["io"], svc.io(c).pump(opened["io"])))
+    log.info("re-adopted container %s in VM %s", c.id[:12], c.sandbox)
+
+
+async def _ended_meanwhile(svc: ContainerService, c: Container, reason: str) -> None:
+    c.state.set_stopped(137, reason)
+    _clear_network(c)
+    await svc.store.save(c)
+
+
+async def reconcile_network(svc: ContainerService) -> None:
+    """Drop taps, addresses and ports of containers that do not run; restore the proxies
+    of those that do (they died with the previous daemon)."""
+    network = svc.sandboxes.network
+    if network is None:
+        return
+    live = list(svc.monitor.runs())
+    await asyncio.to_thread(network.reconcile, live)
+    for c in svc.store:
+        if c.id not in live and (c.ip or c.published):
+            _clear_network(c)
+            await svc.store.save(c)

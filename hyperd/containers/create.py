@@ -1,0 +1,154 @@
+"""A new container record from a create spec: image defaults, name, resources, networks."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hyperd.errors import HyperError, InvalidArgument, NotFound
+from hyperd.images.errors import ImageNotFound
+from hyperd.images.reference import parse_reference
+from hyperd.vm.machine import DOMAIN_PREFIX
+
+from .model import Attachment, Container
+from .process import merge_env
+from .spec import ContainerConfig, CreateSpec, EndpointSpec, Healthcheck, container_name, vcpus
+from .state import now_rfc3339
+
+if TYPE_CHECKING:
+    from .service import ContainerService
+
+DEFAULT_NETWORK = "bridge"
+RW_DISK_SIZE = "4G"
+UNSUPPORTED_MODES = ("host",)
+
+
+async def new_container(svc: ContainerService, spec: CreateSpec) -> Container:
+    """The record of a container about to be created (nothing written yet)."""
+    image_id, icfg = await _image(svc, spec.config.image)
+    cid = secrets.token_hex(32)
+    config = with_image_defaults(spec.config, icfg, cid)
+    if not config.entrypoint and not config.cmd:
+        raise InvalidArgument("No command specified")
+    name = spec.name or _random_name()
+    svc.store.check_name(name)
+    for link in spec.host.links:
+        svc.store.get(link.partition(":")[0])  # a link to a missing container is an error
+    return Container(
+        id=cid,
+        name=name,
+        created=now_rfc3339(),
+        image=spec.config.image,
+        image_id=image_id,
+        config=config,
+        host=spec.host,
+        cpus=vcpus_for(svc, spec.host.nano_cpus),
+        memory=spec.host.memory or svc.config.memory_bytes,
+        networks=_networks(svc, spec),
+        sandbox=f"{DOMAIN_PREFIX}{cid[:12]}",
+    )
+
+
+async def _image(svc: ContainerService, ref: str) -> tuple[str, dict]:
+    try:
+        rec = await asyncio.to_thread(svc.images.resolve, ref)
+    except ImageNotFound:
+        parse_reference(ref)  # a malformed reference is a 400, not a 404
+        raise NotFound(f"No such image: {ref}") from None
+    return rec.id, await asyncio.to_thread(svc.images.image_config, rec.id)
+
+
+def with_image_defaults(cfg: ContainerConfig, icfg: dict, cid: str) -> ContainerConfig:
+    """Docker's merge of the image's config under what the user gave."""
+    entrypoint, cmd = cfg.entrypoint, cfg.cmd
+    if entrypoint is None:
+        entrypoint = icfg.get("Entrypoint") or []
+        if cmd is None:
+            cmd = icfg.get("Cmd") or []
+    cmd = cmd or []
+    env = merge_env(icfg.get("Env") or [], cfg.env)
+    hc = icfg.get("Healthcheck")
+    return replace(
+        cfg,
+        entrypoint=entrypoint,
+        cmd=cmd,
+        env=[f"{k}={v}" for k, v in env.items()],
+        working_dir=cfg.working_dir or icfg.get("WorkingDir") or "",
+        user=cfg.user or icfg.get("User") or "",
+        hostname=cfg.hostname or cid[:12],
+        labels={**(icfg.get("Labels") or {}), **cfg.labels},
+        stop_signal=cfg.stop_signal or icfg.get("StopSignal") or "",
+        exposed_ports=list(dict.fromkeys([*(icfg.get("ExposedPorts") or {}), *cfg.exposed_ports])),
+        volumes=list(dict.fromkeys([*(icfg.get("Volumes") or {}), *cfg.volumes])),
+        healthcheck=cfg.healthcheck or (_healthcheck(hc) if isinstance(hc, dict) else None),
+    )
+
+
+def _healthcheck(hc: dict) -> Healthcheck:
+    return Healthcheck(
+        test=list(hc.get("Test") or []),
+        interval=int(hc.get("Interval") or 0),
+        timeout=int(hc.get("Timeout") or 0),
+        start_period=int(hc.get("StartPeriod") or 0),
+        retries=int(hc.get("Retries") or 0),
+    )
+
+
+def _networks(svc: ContainerService, spec: CreateSpec) -> dict[str, Attachment]:
+    """The networks the container joins, from NetworkMode and NetworkingConfig."""
+    mode = spec.host.network_mode
+    if spec.config.network_disabled or mode == "none":
+        return {}
+    if mode in UNSUPPORTED_MODES or mode.startswith("container:"):
+        raise InvalidArgument(
+            f"network mode {mode!r} is not supported: each container has a VM of its own"
+        )
+    if mode not in ("default", DEFAULT_NETWORK):
+        raise NotFound(f"network {mode} not found")
+    if svc.sandboxes.network is None:
+        return {}  # the daemon runs without host networking: loopback only
+    ep = spec.networks.get(DEFAULT_NETWORK) or EndpointSpec()
+    return {DEFAULT_NETWORK: Attachment.from_spec(ep, DEFAULT_NETWORK)}
+
+
+def vcpus_for(svc: ContainerService, nano_cpus: int) -> int:
+    """Whole vCPUs for NanoCpus, the daemon's default when not given."""
+    return vcpus(nano_cpus, svc.config.cpus)
+
+
+def check_new_name(name: str) -> str:
+    """A valid container name for rename."""
+    if not name:
+        raise InvalidArgument("Neither old nor new names may be empty")
+    return container_name(name)
+
+
+async def make_writable_disk(path: Path) -> None:
+    """The container's writable layer: a sparse ext4 image, no journal (a VM's disk)."""
+    proc = await asyncio.create_subprocess_exec(
+        "mkfs.ext4",
+        "-q",
+        "-F",
+        "-O",
+        "^has_journal",
+        "-E",
+        "lazy_itable_init=1",
+        str(path),
+        RW_DISK_SIZE,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await proc.communicate()
+    if proc.returncode:
+        raise HyperError(f"mkfs.ext4 failed: {err.decode(errors='replace').strip()}")
+
+
+_ADJ = ["brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "sharp", "vivid"]
+_NOUN = ["turing", "hopper", "lovelace", "ritchie", "thompson", "knuth", "liskov", "hamilton"]
+
+
+def _random_name() -> str:
+    return f"{secrets.choice(_ADJ)}_{secrets.choice(_NOUN)}_{secrets.token_hex(2)}"

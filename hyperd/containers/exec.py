@@ -1,0 +1,148 @@
+"""Processes started with ``exec`` in running containers."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hyperd.agent.client import AgentError, ProcessIO
+from hyperd.agent.facade import Agent
+from hyperd.errors import Conflict, HyperError, NotFound
+
+from .process import exec_process
+from .spec import ExecSpec
+
+if TYPE_CHECKING:
+    from .service import ContainerService
+
+# How long a finished exec stays inspectable with no client asking (Docker keeps them until
+# the container goes; a bound keeps an exec storm from growing the daemon).
+FORGET_AFTER = 300.0
+
+
+class CannotExecute(HyperError):
+    """The agent refused to start a process (e.g. unknown user, program not found)."""
+
+    status = 400
+    exit_code = 126
+
+
+@dataclass
+class Exec:
+    """An exec: created, then started once."""
+
+    id: str
+    container: str
+    spec: ExecSpec
+    running: bool = False
+    exit_code: int | None = None
+    io: ProcessIO | None = None
+    agent: Agent | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.spec.console_size or (0, 0)
+
+
+class Execs:
+    """Every exec of the daemon's containers."""
+
+    def __init__(self, service: ContainerService):
+        self.service = service
+        self._by_id: dict[str, Exec] = {}
+
+    def create(self, ref: str, spec: ExecSpec) -> Exec:
+        """Register an exec in a running container."""
+        c = self.service.store.get(ref)
+        self.service.check_exec_target(c)
+        ex = Exec(secrets.token_hex(32), c.id, spec)
+        self._by_id[ex.id] = ex
+        self.service.events.publish(
+            "container", f"exec_create: {' '.join(spec.cmd)}", c.id, **self.service.event_attrs(c)
+        )
+        return ex
+
+    def get(self, eid: str) -> Exec:
+        """An exec by ID."""
+        ex = self._by_id.get(eid)
+        if ex is None:
+            raise NotFound(f"No such exec instance: {eid}")
+        return ex
+
+    async def start(self, eid: str, tty: bool | None = None) -> Exec:
+        """Start an exec's process; its streams are in ``ex.io``, its agent in ``ex.agent``."""
+        ex = self.get(eid)
+        if ex.running or ex.exit_code is not None:
+            raise Conflict(f"exec {eid} has already been started")
+        svc = self.service
+        c = svc.store.get(ex.container)
+        svc.check_exec_target(c)
+        run = svc.monitor.run(c.id)
+        if tty:
+            ex.spec.tty = True
+        agent = run.sandbox.agent
+        seq = svc.new_seq
+        ex.io = agent.open_process(c.id, ex.id, seq(), 0 if ex.spec.tty else seq())
+        proc = exec_process(c, ex.id, ex.spec, ex.io.stdio, ex.io.stderr, ex.size)
+        try:
+            await agent.exec(c.id, proc)
+        except AgentError as exc:
+            agent.forget_process(ex.io)
+            ex.exit_code = getattr(exc, "exit_code", None) or 126
+            raise CannotExecute(exc.message.removeprefix("agent: ")) from exc
+        ex.running, ex.agent = True, agent
+        if not ex.spec.attach_stdin and not ex.spec.tty:
+            await agent.close_stdin(ex.io.stdio)
+        svc.events.publish(
+            "container", f"exec_start: {' '.join(ex.spec.cmd)}", c.id, **svc.event_attrs(c)
+        )
+        svc.spawn(self._finish(ex, agent))
+        return ex
+
+    async def _finish(self, ex: Exec, agent: Agent) -> None:
+        try:
+            ex.exit_code = await ex.io.exited
+        except AgentError:
+            ex.exit_code = 137
+        finally:
+            ex.running = False
+            # output may still be queued for a client; drop the registration shortly after
+            await asyncio.sleep(1)
+            agent.forget_process(ex.io)
+            c = self.service.store.find(ex.container)
+            if c is not None:
+                self.service.events.publish(
+                    "container", "exec_die", c.id, execID=ex.id, exitCode=ex.exit_code,
+                    **self.service.event_attrs(c),
+                )  # fmt: skip
+            await asyncio.sleep(FORGET_AFTER)
+            self._by_id.pop(ex.id, None)
+
+    async def resize(self, eid: str, rows: int, cols: int) -> None:
+        """Set the terminal size of an exec."""
+        ex = self.get(eid)
+        ex.spec.console_size = (rows, cols)
+        if ex.running and ex.spec.tty and ex.agent is not None:
+            try:
+                await ex.agent.winsize(ex.container, ex.id, rows, cols)
+            except AgentError as exc:
+                raise Conflict(f"cannot resize exec {eid}: {exc.message}") from exc
+
+    def container_exited(self, cid: str) -> None:
+        """The container's run ended: its execs ended with it."""
+        for ex in self._by_id.values():
+            if ex.container == cid and ex.running:
+                ex.running = False
+                if ex.exit_code is None:
+                    ex.exit_code = 137
+
+    def drop_container(self, cid: str) -> None:
+        """The container is removed: forget its execs."""
+        for eid in [e.id for e in self._by_id.values() if e.container == cid]:
+            del self._by_id[eid]
+
+    def ids(self, cid: str) -> list[str]:
+        """The exec IDs of a container (inspect's ExecIDs)."""
+        return [e.id for e in self._by_id.values() if e.container == cid]

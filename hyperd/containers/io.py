@@ -1,0 +1,98 @@
+"""A container's output on the host: one log writer per container (kept across restarts,
+closed at removal) and a fan-out to attached clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hyperd.agent.client import OutputStream, ProcessIO
+
+from .logs import LogWriter
+
+INIT = "init"  # the agent's id for a container's main process
+ATTACH_QUEUE = 1024  # chunks an attached client may lag behind before it is cut off
+
+
+@dataclass
+class Output:
+    """Fan-out of a container's output to attached clients; None ends a run's output."""
+
+    listeners: set[asyncio.Queue] = field(default_factory=set)
+
+    def subscribe(self) -> asyncio.Queue:
+        """A queue of (stream, data) items, then None when the current run's output ends."""
+        q: asyncio.Queue = asyncio.Queue(ATTACH_QUEUE)
+        self.listeners.add(q)
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue) -> None:
+        """Stop delivering to ``q``."""
+        self.listeners.discard(q)
+
+    def publish(self, item) -> None:
+        """Deliver one item to every listener; one that lags too far is cut off."""
+        for q in list(self.listeners):
+            try:
+                q.put_nowait(item)
+            except asyncio.QueueFull:
+                self._cut(q)
+
+    def end(self) -> None:
+        """End of this run's output: listeners get None and are dropped."""
+        for q in list(self.listeners):
+            self._cut(q)
+
+    def _cut(self, q: asyncio.Queue) -> None:
+        self.listeners.discard(q)
+        if q.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                q.get_nowait()
+        q.put_nowait(None)
+
+
+class ContainerIO:
+    """The log file and output fan-out of one container, for its whole life."""
+
+    def __init__(self, log_path: Path, logging_enabled: bool = True):
+        self.log_path = log_path
+        self.logging_enabled = logging_enabled
+        self.output = Output()
+        self._writer: LogWriter | None = None
+        self.size: tuple[int, int] = (0, 0)  # the main process's terminal, rows x columns
+
+    def writer(self) -> LogWriter | None:
+        """The log writer (opened on first use, then reused across restarts)."""
+        if self.logging_enabled and self._writer is None:
+            self._writer = LogWriter(self.log_path)
+        return self._writer
+
+    def pump(self, io: ProcessIO) -> asyncio.Task:
+        """Copy a run's output to the log and to attached clients until EOF."""
+        return asyncio.create_task(self._pump(io))
+
+    async def _pump(self, io: ProcessIO) -> None:
+        writer = self.writer()
+
+        async def copy(stream: OutputStream, name: str) -> None:
+            async for chunk in stream.chunks():
+                if writer is not None:
+                    writer.write(name, chunk)
+                self.output.publish((name, chunk))
+
+        try:
+            streams = [copy(io.stdout_stream, "stdout")]
+            if io.stderr_stream is not None:
+                streams.append(copy(io.stderr_stream, "stderr"))
+            await asyncio.gather(*streams)
+        finally:
+            self.output.end()
+
+    def close(self) -> None:
+        """The container is removed: end attached clients and close the log."""
+        self.output.end()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

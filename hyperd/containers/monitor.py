@@ -1,0 +1,128 @@
+"""One exit handler for every container (after moby's daemon/monitor.go).
+
+A run ends one way or another — the agent reports the main process's exit, or the VM goes
+away under it (the agent's channels close) — and every path lands in ``handle_exit``, the
+only place that records the exit, tells waiters and event subscribers, tears the sandbox
+down and applies the restart policy or auto-removal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from hyperd.agent.client import AgentError, ProcessIO
+from hyperd.sandbox import Sandbox
+
+from .model import Container
+from .restart import RestartManager
+
+if TYPE_CHECKING:
+    from .service import ContainerService
+
+log = logging.getLogger(__name__)
+DRAIN_TIMEOUT = 5.0
+
+
+@dataclass
+class Run:
+    """One run of a container: its sandbox, main process and output pump."""
+
+    sandbox: Sandbox
+    io: ProcessIO
+    pump: asyncio.Task
+    since: float = field(default_factory=time.monotonic)
+    watcher: asyncio.Task | None = None
+
+
+class Monitor:
+    """Watches every run and handles every exit."""
+
+    def __init__(self, service: ContainerService):
+        self.service = service
+        self._runs: dict[str, Run] = {}
+        self._restarts: dict[str, RestartManager] = {}
+        self._pending: dict[str, asyncio.Task] = {}  # scheduled restarts
+
+    def run(self, cid: str) -> Run | None:
+        """The current run of a container, if it runs."""
+        return self._runs.get(cid)
+
+    def runs(self) -> dict[str, Run]:
+        return dict(self._runs)
+
+    def watch(self, c: Container, run: Run) -> None:
+        """Follow a run until it ends."""
+        self._runs[c.id] = run
+        run.watcher = self.service.spawn(self._watch(c, run))
+
+    def forget(self, cid: str) -> Run | None:
+        """Stop watching (the container is being removed); return its run, if any."""
+        self.cancel_restart(cid)
+        self._restarts.pop(cid, None)
+        run = self._runs.pop(cid, None)
+        if run is not None and run.watcher is not None:
+            run.watcher.cancel()
+        return run
+
+    async def _watch(self, c: Container, run: Run) -> None:
+        reason = ""
+        try:
+            status = await run.io.exited
+        except AgentError:
+            status, reason = 137, await self.service.sandboxes.end_reason(run.sandbox)
+        await self.handle_exit(c, run, status, reason)
+
+    async def drain(self, run: Run, timeout: float = DRAIN_TIMEOUT) -> None:
+        """Let the pump log what the process printed (bounded: a VM may die mid-way)."""
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(run.pump), timeout)
+        run.pump.cancel()
+
+    async def handle_exit(self, c: Container, run: Run, status: int, reason: str) -> None:
+        """The one place a run's end is recorded and acted on."""
+        if self._runs.get(c.id) is not run:
+            return
+        await self.drain(run)
+        del self._runs[c.id]
+        svc = self.service
+        await svc.sandboxes.unpublish(run.sandbox)  # host ports are free at once
+        svc.teardown(c, run.sandbox)
+        svc.execs.container_exited(c.id)
+        rm = self._restarts.setdefault(c.id, RestartManager(c.host.restart, c.restart_count))
+        rm.policy, rm.restart_count = c.host.restart, c.restart_count
+        ran_for = time.monotonic() - run.since
+        restart = rm.should_restart(status, c.state.manually_stopped, ran_for)
+        if restart:
+            c.state.set_restarting(status, reason)
+        else:
+            c.state.set_stopped(status, reason)
+        log.info("container %s exited with %d%s", c.id[:12], status, f" ({reason})" * bool(reason))
+        await svc.store.save(c)
+        svc.events.publish("container", "die", c.id, exitCode=status, **svc.event_attrs(c))
+        if restart:
+            self._pending[c.id] = svc.spawn(self._restart_later(c, rm.delay))
+        elif c.host.auto_remove:
+            await svc.remove_exited(c)
+
+    def schedule_restart(self, c: Container) -> None:
+        """Restart a container found restarting when the daemon started."""
+        rm = self._restarts.setdefault(c.id, RestartManager(c.host.restart, c.restart_count))
+        self._pending[c.id] = self.service.spawn(self._restart_later(c, rm.delay))
+
+    def cancel_restart(self, cid: str) -> bool:
+        """Cancel a scheduled restart; True if there was one."""
+        task = self._pending.pop(cid, None)
+        if task is not None and not task.done():
+            task.cancel()
+            return True
+        return False
+
+    async def _restart_later(self, c: Container, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._pending.pop(c.id, None)
+        await self.service.restart_policy_start(c)

@@ -1,0 +1,15 @@
+"""Sandboxes: one VM, its place on the network and its agent, apart from the containers in it.
+
+    sandboxes = Sandboxes(config, hv, network)
+    sb = await sandboxes.create(SandboxSpec(...), prepare=register_streams)
+    await sb.agent.create_container(cid, mounts, process)   # a container inside it
+    await sandboxes.release(sb)                              # VM, taps, ports gone
+
+Today each sandbox holds one container (its ID is ``hyper-<container id[:12]>``); the
+shape allows several (pods) without changing callers.
+"""
+
+from .sandbox import Sandbox, SandboxSpec
+from .service import Sandboxes
+
+__all__ = ["Sandbox", "SandboxSpec", "Sandboxes"]
