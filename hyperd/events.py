@@ -1,8 +1,8 @@
 """The daemon's event stream (``GET /events``, ``docker events``).
 
 Events are kept in a bounded in-memory ring for ``since`` queries and delivered live to each
-subscriber through a bounded queue: a subscriber that does not keep up loses its stream (it is
-told so by the stream ending), it never makes the daemon's memory grow.
+subscriber through a bounded queue: a subscriber that does not keep up gets what its queue
+held and then its stream ends; it never makes the daemon's memory grow.
 """
 
 from __future__ import annotations
@@ -68,25 +68,31 @@ class Event:
         return False
 
 
+class _Subscription:
+    """One live reader: a bounded queue, and whether it fell too far behind."""
+
+    def __init__(self):
+        self.queue: asyncio.Queue = asyncio.Queue(QUEUE)
+        self.overflowed = False
+
+
 class EventBus:
     """Publish events; subscribe with history since a time and live ones after."""
 
     def __init__(self):
         self._history: deque[Event] = deque(maxlen=HISTORY)
-        self._subscribers: set[asyncio.Queue] = set()
+        self._subscribers: set[_Subscription] = set()
 
     def publish(self, type_: str, action: str, actor: str, **attributes: str) -> None:
         """Record and deliver one event."""
         event = Event(type_, action, actor, {k: str(v) for k, v in attributes.items()})
         self._history.append(event)
-        for q in list(self._subscribers):
+        for sub in list(self._subscribers):
             try:
-                q.put_nowait(event)
+                sub.queue.put_nowait(event)
             except asyncio.QueueFull:  # too slow: its stream ends instead of growing
-                self._subscribers.discard(q)
-                while not q.empty():
-                    q.get_nowait()
-                q.put_nowait(None)
+                self._subscribers.discard(sub)
+                sub.overflowed = True
 
     async def stream(
         self,
@@ -96,10 +102,10 @@ class EventBus:
     ) -> AsyncIterator[Event]:
         """Past events since ``since`` then live ones, until ``until`` (or forever)."""
         filters = filters or {}
-        q: asyncio.Queue = asyncio.Queue(QUEUE)
+        sub = _Subscription()
         live = until is None or until > time.time()
         if live:
-            self._subscribers.add(q)
+            self._subscribers.add(sub)
         try:
             if since is not None:
                 for event in list(self._history):
@@ -107,14 +113,17 @@ class EventBus:
                     if t >= since and (until is None or t <= until) and event.matches(filters):
                         yield event
             while live:
-                timeout = None if until is None else max(until - time.time(), 0)
-                try:
-                    event = await asyncio.wait_for(q.get(), timeout)
-                except TimeoutError:
-                    return
-                if event is None:
-                    return
+                if sub.overflowed:
+                    if sub.queue.empty():
+                        return
+                    event = sub.queue.get_nowait()
+                else:
+                    timeout = None if until is None else max(until - time.time(), 0)
+                    try:
+                        event = await asyncio.wait_for(sub.queue.get(), timeout)
+                    except TimeoutError:
+                        return
                 if event.matches(filters):
                     yield event
         finally:
-            self._subscribers.discard(q)
+            self._subscribers.discard(sub)

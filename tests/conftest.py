@@ -63,3 +63,6 @@ def failed(request) -> bool:
     """True when the requesting test failed in setup or call."""
     node = request.node
     return any(getattr(getattr(node, f"rep_{w}", None), "failed", False) for w in ("setup", "call"))
+
+
+from tests.daemon_fixture import daemon, hyperd  # noqa: E402,F401 - shared fixtures

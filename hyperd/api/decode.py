@@ -30,7 +30,6 @@ PASSTHROUGH = (
     "BlkioWeight",
     "CgroupParent",
     "CgroupnsMode",
-    "ConsoleSize",
     "CpuCount",
     "CpuPercent",
     "CpuPeriod",
@@ -194,6 +193,7 @@ def host_spec(f: Fields) -> s.HostSpec:
         sysctls=f.str_map("Sysctls"),
         group_add=f.str_list("GroupAdd"),
         init=f.bool("Init") if f.has("Init") else None,
+        console_size=console_size(f),
         passthrough={k: f.obj[k] for k in PASSTHROUGH if f.has(k)},
     )
 

@@ -3,6 +3,7 @@ prefixes too, and one error middleware."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 from aiohttp import web
@@ -26,12 +27,19 @@ async def errors(request: web.Request, handler):
     try:
         return await handler(request)
     except HyperError as exc:
-        return web.json_response(exc.to_dict(), status=exc.status)
+        return _error(exc.to_dict(), exc.status)
     except web.HTTPException:
         raise
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
-        return web.json_response({"message": "internal error (see hyperd's log)"}, status=500)
+        return _error({"message": "internal error (see hyperd's log)"}, 500)
+
+
+def _error(body: dict, status: int) -> web.Response:
+    # Exactly "application/json": the docker CLI prints the raw body for any other type.
+    return web.Response(
+        body=json.dumps(body).encode(), status=status, content_type="application/json"
+    )
 
 
 def make_app(service: ContainerService, images_: ImageService, events: EventBus) -> web.Application:

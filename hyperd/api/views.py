@@ -195,6 +195,7 @@ def _host_config(c: Container) -> dict:
         "Sysctls": h.sysctls or None,
         "GroupAdd": h.group_add or None,
         "Init": h.init,
+        "ConsoleSize": list(h.console_size or (0, 0)),
         "Binds": None,
         "Mounts": None,
         "VolumesFrom": None,

@@ -481,7 +481,10 @@ class ContainerService:
 
     def main_process(self, c: Container):
         """The agent's PROCESS for c's main process."""
-        return main_process(c, self.io(c).size)
+        size = self.io(c).size
+        if size == (0, 0) and c.host.console_size:
+            size = c.host.console_size
+        return main_process(c, size)
 
     # -- names between containers ----------------------------------------------------------
 

@@ -140,6 +140,7 @@ class HostSpec:
     sysctls: dict[str, str] = field(default_factory=dict)
     group_add: list[str] = field(default_factory=list)
     init: bool | None = None
+    console_size: tuple[int, int] | None = None  # the terminal's rows, columns at start
     # Accepted and shown by inspect, with no effect inside a VM (documented in docs/compat.md).
     passthrough: dict = field(default_factory=dict)
 

@@ -370,3 +370,56 @@ def test_restart_leaves_other_daemons_vms_alone(hyperd, guest_assets):
         assert hv.state(name) == "running"
     finally:
         hv.destroy(name)
+
+
+@pytest.mark.parametrize(
+    "method, path, body, field",
+    [
+        ("POST", "/containers/create", {"Image": IMG, "Labels": ["a=b"]}, "Labels"),
+        (
+            "POST",
+            "/containers/create",
+            {"Image": IMG, "HostConfig": {"RestartPolicy": "always"}},
+            "HostConfig.RestartPolicy",
+        ),
+        ("POST", "/containers/create", {"Image": IMG, "WorkingDir": 7}, "WorkingDir"),
+        ("POST", "/containers/create", {"Image": IMG, "Hostname": "h" * 300}, "Hostname"),
+        ("POST", "/containers/create", {"Image": IMG, "StopSignal": "BOGUS"}, "StopSignal"),
+        (
+            "POST",
+            "/containers/create",
+            {"Image": IMG, "HostConfig": {"Memory": 1 << 60}},
+            "HostConfig.Memory",
+        ),
+        ("GET", '/containers/json?filters={"status":[5]}', None, "status"),
+        ("GET", "/events?since=abc", None, "since"),
+        (
+            "POST",
+            "/containers/create",
+            {"Image": IMG, "HostConfig": {"ConsoleSize": ["24", "80"]}},
+            "HostConfig.ConsoleSize",
+        ),
+    ],
+)
+def test_malformed_fields_are_400_naming_the_field(hyperd, method, path, body, field):
+    """Each malformed input the core used to take (500s, or failures only at start) is a 400
+    at create time that names the field; the daemon answers on."""
+    raw = json.dumps(body).encode() if body is not None else b""
+    code, payload = _raw_http(hyperd.socket, method, path.replace('"', "%22"), raw)
+    assert code == 400 and field in payload["message"], (code, payload)
+    assert hyperd.client().ping()
+
+
+def test_exec_console_size_of_the_wrong_type_is_400(hyperd):
+    name = _name()
+    _ok(hyperd.hyper("run", "-d", "--name", name, IMG, "sleep", "60"))
+    try:
+        code, created = _raw_http(
+            hyperd.socket, "POST", f"/containers/{name}/exec", b'{"Cmd": ["true"]}'
+        )
+        assert code == 201
+        body = json.dumps({"Detach": True, "ConsoleSize": ["24", "80"]}).encode()
+        code, payload = _raw_http(hyperd.socket, "POST", f"/exec/{created['Id']}/start", body)
+        assert code == 400 and "ConsoleSize" in payload["message"], payload
+    finally:
+        hyperd.hyper("rm", "-f", name)

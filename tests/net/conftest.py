@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.daemon.conftest import Daemon
+from tests.daemon_fixture import Daemon
 from tests.workdir import qemu_workdir
 
 REGISTRY = "127.0.0.1:5000"

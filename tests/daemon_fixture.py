@@ -1,5 +1,7 @@
 """A real hyperd for the tests: own root, socket and run dir; the busybox image loaded.
 
+Its fixtures are registered in tests/conftest.py so every test directory shares one daemon.
+
 The daemon is shared by the session (booting it costs nothing; VMs are per test). A test
 may restart it (even with SIGKILL). Its log and the console logs of a failed test's
 containers are kept under build/test-logs.
