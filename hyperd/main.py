@@ -22,6 +22,7 @@ from aiohttp import web
 
 from hyperd.api.server import make_app
 from hyperd.config import Config
+from hyperd.containers.logs import log_limits
 from hyperd.containers.service import ContainerService
 from hyperd.errors import HyperError
 from hyperd.events import EventBus
@@ -118,6 +119,7 @@ async def wait_for_libvirt(hv: virt.Hypervisor, timeout: float) -> None:
 
 async def serve(config: Config) -> None:
     """Run the daemon until SIGTERM/SIGINT."""
+    log_limits(config.log_opts)  # a bad default in the config stops the daemon here, clearly
     lock = _lock(Path(config.run_dir))
     virt.use_asyncio_events()
     hv = virt.Hypervisor(config.libvirt_uri)

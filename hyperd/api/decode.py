@@ -13,6 +13,7 @@ import os
 import re
 
 from hyperd.containers import spec as s
+from hyperd.containers.logs import log_limits
 from hyperd.containers.signals import parse_signal
 from hyperd.errors import InvalidArgument
 from hyperd.portspec import parse_exposed
@@ -311,7 +312,10 @@ def _log_config(f: Fields) -> s.LogConfig:
     kind = f.str("Type") or "json-file"
     if kind not in LOG_DRIVERS:
         raise InvalidArgument(f'error looking up logging plugin {kind}: plugin "{kind}" not found')
-    return s.LogConfig("json-file" if kind == "local" else kind, f.str_map("Config"))
+    opts = f.str_map("Config")
+    if kind != "none":
+        log_limits(opts)
+    return s.LogConfig("json-file" if kind == "local" else kind, opts)
 
 
 def _tmpfs(f: Fields) -> dict[str, str]:

@@ -28,7 +28,7 @@ from . import create as creating
 from .exec import Execs
 from .hosts import hosts_file
 from .io import INIT, ContainerIO
-from .logs import read_logs
+from .logs import log_limits, read_logs
 from .model import Container
 from .monitor import Monitor, Run
 from .process import main_process
@@ -104,8 +104,10 @@ class ContainerService:
         """The container's log writer and output fan-out."""
         cio = self._io.get(c.id)
         if cio is None:
-            enabled = c.host.log_config.type != "none"
-            cio = self._io[c.id] = ContainerIO(self.log_path(c), enabled)
+            limits = None
+            if c.host.log_config.type != "none":
+                limits = log_limits({**self.config.log_opts, **c.host.log_config.config})
+            cio = self._io[c.id] = ContainerIO(self.log_path(c), limits)
         return cio
 
     def event_attrs(self, c: Container) -> dict[str, str]:
