@@ -165,7 +165,7 @@ class ContainerService:
         await self.store.save(c)
         log.info("started container %s in VM %s", c.id[:12], c.sandbox)
         self._event(c, "start")
-        await self.refresh_hosts()
+        await self.refresh_hosts(first=c)
 
     async def _start_failed(self, c: Container, exc: BaseException) -> None:
         code = exc.exit_code if isinstance(exc, booting.StartFailed) else 128
@@ -490,16 +490,24 @@ class ContainerService:
 
     # -- names between containers ----------------------------------------------------------
 
-    async def refresh_hosts(self) -> None:
-        """Rewrite /etc/hosts in every running container (names come and go)."""
+    async def refresh_hosts(self, first: Container | None = None) -> None:
+        """Rewrite /etc/hosts in every running container (names come and go).
+
+        Only ``first``'s own file (a container just started) is waited for; the others are
+        written in the background, so a guest that does not answer delays nobody else.
+        """
         running = [c for c in self.store if self.monitor.run(c.id) is not None]
-        writes = []
         for c in running:
-            if not c.networks:
+            run = self.monitor.run(c.id)
+            if not c.networks or run is None:
                 continue
-            data = hosts_file(c, running, self._gateway(c))
-            writes.append(self.monitor.run(c.id).sandbox.write_file(c.id, "/etc/hosts", data))
-        await asyncio.gather(*writes)
+            write = run.sandbox.write_file(
+                c.id, "/etc/hosts", hosts_file(c, running, self._gateway(c))
+            )
+            if first is not None and c.id == first.id:
+                await write
+            else:
+                self.spawn(write)
 
     def _gateway(self, c: Container) -> str:
         return next((a.gateway for a in c.networks.values() if a.gateway), "")
