@@ -14,9 +14,9 @@ from typing import Any
 
 import click
 
+from hyperapi.errors import HyperError, InvalidArgument, NotFound
 from hyperctl import formatting, opts, streams
 from hyperctl.client import APIClient, DaemonUnreachable, NotFoundError, PendingWait
-from hyperd.errors import HyperError, InvalidArgument, NotFound
 
 CLIENT_VERSION = "0.1.0"
 CLIENT_API_VERSION = "1.41"

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode, urlsplit
 
-from hyperd.errors import Conflict, HyperError, InvalidArgument, NotFound
+from hyperapi.errors import Conflict, HyperError, InvalidArgument, NotFound
 
 DEFAULT_HOST = "unix:///run/hyper/hyperd.sock"
 DEFAULT_TIMEOUT = 60.0

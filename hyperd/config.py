@@ -25,8 +25,8 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from hyperapi.units import parse_size
 from hyperd.errors import InvalidArgument
-from hyperd.units import parse_size
 
 DEFAULT_PATH = "/etc/hyper/config"
 

@@ -36,12 +36,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from hyperapi.portspec import PortBinding, parse_port_spec, parse_ports
 from hyperd.errors import Conflict, HyperError, InvalidArgument
 from hyperd.network.bridge import Bridge, NetworkError, enable_ip_forward, tap_name
 from hyperd.network.firewall import Firewall, FirewallError
 from hyperd.network.ipam import IPAM, connect, mac_for, parse_subnet
 from hyperd.network.ports import PortProxy
-from hyperd.portspec import PortBinding, parse_port_spec, parse_ports
 
 __all__ = [
     "DEFAULT_BRIDGE",

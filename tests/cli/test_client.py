@@ -6,6 +6,7 @@ import struct
 
 import pytest
 
+from hyperapi.errors import Conflict, HyperError, InvalidArgument, NotFound
 from hyperctl.client import (
     APIClient,
     APIError,
@@ -19,7 +20,6 @@ from hyperctl.client import (
     json_stream,
     resolve_host,
 )
-from hyperd.errors import Conflict, HyperError, InvalidArgument, NotFound
 
 
 def frame(stream: int, data: bytes) -> bytes:

@@ -7,10 +7,10 @@ import socket
 import pytest
 from pyroute2 import IPRoute
 
+from hyperapi.portspec import PortBinding
 from hyperd.errors import Conflict, InvalidArgument
 from hyperd.network import Network, parse_ports
 from hyperd.network.ipam import IPAM
-from hyperd.portspec import PortBinding
 
 from .common import EchoServer, add_veth, tcp_roundtrip, udp_roundtrip
 from .netns import in_netns
