@@ -12,11 +12,11 @@ import math
 import os
 import re
 
+from hyperapi.portspec import parse_exposed
 from hyperd.containers import spec as s
 from hyperd.containers.logs import log_limits
 from hyperd.containers.signals import parse_signal
 from hyperd.errors import InvalidArgument
-from hyperd.portspec import parse_exposed
 
 from .fields import Fields
 

@@ -32,7 +32,8 @@ async def errors(request: web.Request, handler):
         raise
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
-        return _error({"message": "internal error (see hyperd's log)"}, 500)
+        internal = HyperError("internal error (see hyperd's log)")
+        return _error(internal.to_dict(), internal.status)
 
 
 def _error(body: dict, status: int) -> web.Response:

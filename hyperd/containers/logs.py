@@ -20,8 +20,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from hyperapi.units import parse_size
 from hyperd.errors import InvalidArgument
-from hyperd.units import parse_size
 
 from .state import now_rfc3339, parse_rfc3339
 
