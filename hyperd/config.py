@@ -13,6 +13,7 @@ libvirt_uri = "qemu:///system"
 libvirt_wait = 120               # seconds to wait for libvirtd at start
 log_level = "info"
 log_opts = {max-size = "20m", max-file = "5"}   # json-file defaults of every container
+volume_size = "10g"              # size of a new volume's (sparse) disk
 bridge = "hyper0"                # (networking)
 insecure_registries = ["myregistry:5000"]
 mirrors = ["https://mirror.example"]
@@ -48,6 +49,7 @@ class Config:
     libvirt_wait: float = 120.0
     log_level: str = "info"
     log_opts: dict[str, str] = field(default_factory=lambda: {"max-size": "20m", "max-file": "5"})
+    volume_size: str = "10g"
     bridge: str = "hyper0"
     subnet: str = "10.213.0.0/16"
     insecure_registries: list[str] = field(default_factory=list)

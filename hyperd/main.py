@@ -32,6 +32,7 @@ from hyperd.network import Network
 from hyperd.sandbox import Sandboxes
 from hyperd.state import StateStore
 from hyperd.vm import virt
+from hyperd.volumes import VolumeStore
 
 log = logging.getLogger("hyperd")
 
@@ -136,7 +137,8 @@ async def serve(config: Config) -> None:
         network = Network(config.bridge, config.subnet, db_path=Path(config.root) / "network.db")
     events = EventBus()
     sandboxes = Sandboxes(config, hv, network)
-    service = ContainerService(config, images, sandboxes, state, events)
+    volumes = VolumeStore(config.root, config.volume_size)
+    service = ContainerService(config, images, sandboxes, state, events, volumes)
     hv.on_stopped(sandboxes.vm_stopped)
     await service.restore()
 

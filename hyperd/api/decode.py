@@ -19,6 +19,8 @@ from hyperd.containers.signals import parse_signal
 from hyperd.errors import InvalidArgument
 
 from .fields import Fields
+from .mounts import mounts as mount_specs
+from .mounts import volumes_from
 
 MIN_MEMORY = 64 << 20  # a guest kernel and agent need this much
 HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?$")
@@ -195,6 +197,8 @@ def host_spec(f: Fields) -> s.HostSpec:
         group_add=f.str_list("GroupAdd"),
         init=f.bool("Init") if f.has("Init") else None,
         console_size=console_size(f),
+        mounts=mount_specs(f),
+        volumes_from=volumes_from(f),
         passthrough={k: f.obj[k] for k in PASSTHROUGH if f.has(k)},
     )
 

@@ -22,9 +22,11 @@ from hyperd.events import EventBus
 from hyperd.images.service import ImageService
 from hyperd.sandbox import Sandbox, Sandboxes
 from hyperd.state import StateStore
+from hyperd.volumes import VolumeStore
 
 from . import boot as booting
 from . import create as creating
+from . import volumes as mounting
 from .exec import Execs
 from .hosts import hosts_file
 from .io import INIT, ContainerIO
@@ -52,9 +54,11 @@ class ContainerService:
         sandboxes: Sandboxes,
         db: StateStore,
         events: EventBus,
+        volumes: VolumeStore,
     ):
         self.config = config
         self.images = images
+        self.volumes = volumes
         self.sandboxes = sandboxes
         self.events = events
         self.store = ContainerStore(db, self._image_id)
@@ -173,7 +177,7 @@ class ContainerService:
         c.state.set_start_failed(message, code)
         await self.store.save(c)
         if c.host.auto_remove and c.id in self.store:
-            await self._forget(c)  # as Docker: --rm holds for a failed start too
+            await self._forget(c, volumes=True)  # as Docker: --rm holds for a failed start too
 
     async def restart_policy_start(self, c: Container) -> None:
         """The restart policy's start after an exit (scheduled by the monitor)."""
@@ -353,8 +357,13 @@ class ContainerService:
 
     # -- remove ----------------------------------------------------------------------------
 
-    async def remove(self, ref: str, force: bool = False) -> None:
-        """Remove a container; a running one only with force (its VM is destroyed)."""
+    def volume_users(self, name: str) -> list[str]:
+        """IDs of the containers that mount a volume (it cannot be removed while they do)."""
+        return mounting.users(self, name)
+
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        """Remove a container; a running one only with force (its VM is destroyed); with
+        ``volumes``, its anonymous volumes too."""
         c = self.store.get(ref)
         async with self._lock(c.id):
             if c.running and not force and c.state.status != RESTARTING:
@@ -370,17 +379,22 @@ class ContainerService:
                 if c.state.status != EXITED:
                     c.state.set_stopped(137)
                     self._event(c, "die", exitCode=137)
-            await self._forget(c)
+            await self._forget(c, volumes)
 
     async def remove_exited(self, c: Container) -> None:
         """Auto-removal after the exit (``--rm``)."""
         async with self._lock(c.id):
             if c.id in self.store and not c.running:
                 self.monitor.forget(c.id)
-                await self._forget(c)
+                await self._forget(c, volumes=True)
 
-    async def _forget(self, c: Container) -> None:
+    async def _forget(self, c: Container, volumes: bool = False) -> None:
+        anonymous = mounting.anonymous(self, c) if volumes else []
         await self.store.remove(c)
+        for name in anonymous:
+            with contextlib.suppress(HyperError):
+                await asyncio.to_thread(self.volumes.remove, name, self.volume_users(name))
+                self.events.publish("volume", "destroy", name, driver="local")
         cio = self._io.pop(c.id, None)
         if cio is not None:
             cio.close()
