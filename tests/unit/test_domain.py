@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hyperd.errors import InvalidArgument
-from hyperd.vm import accel, designer
+from hyperd.vm import accel, designer, stats
 from hyperd.vm import domain as d
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -229,3 +229,56 @@ def test_accel_choice_and_override():
 def test_this_machine_is_tcg_when_only_pvm():
     if Path("/sys/module/kvm_pvm").is_dir() and not Path("/sys/module/kvm_intel").is_dir():
         assert accel.choose("auto") == "tcg"
+
+
+def test_stats_record_keys_disks_by_serial_and_nics_by_mac():
+    devices = d.Devices(
+        disks=[d.Disk("/i", "vda", "virtio", "image"), d.Disk("/r", "vdb", "virtio", "rw")],
+        interfaces=[
+            d.Interface("52:54:00:00:00:0A", "ethernet", tap="vnet3"),
+            d.Interface("52:54:00:00:00:0b", "bridge", tap="vnet4", bridge="br0"),
+        ],
+    )
+    record = {
+        "cpu.time": 123,
+        "balloon.current": 262144,
+        "balloon.rss": 1000,
+        "block.count": 3,
+        "block.0.name": "vda",
+        "block.0.rd.bytes": 10,
+        "block.0.rd.reqs": 1,
+        "block.1.name": "vdb",
+        "block.1.wr.bytes": 4096,
+        "block.1.wr.reqs": 2,
+        "block.2.name": "vdz",  # plugged after the XML was read: keyed by its target
+        "net.count": 2,
+        "net.0.name": "vnet3",
+        "net.0.rx.bytes": 7,
+        "net.0.rx.pkts": 1,
+        "net.0.tx.bytes": 9,
+        "net.0.tx.pkts": 3,
+        "net.1.name": "vnet4",
+        "net.1.rx.bytes": 5,
+        "net.1.rx.pkts": 2,
+    }
+    s = stats.from_record(record, devices, pid=42)
+    assert (s.pid, s.cpu_time_ns, s.rss_bytes) == (42, 123, 1000 * 1024)
+    assert s.guest_memory_bytes == 256 << 20
+    assert set(s.disks) == {"image", "rw", "vdz"}
+    assert (s.disks["image"].rd_bytes, s.disks["image"].rd_ops) == (10, 1)
+    assert (s.disks["rw"].wr_bytes, s.disks["rw"].wr_ops, s.disks["rw"].target) == (4096, 2, "vdb")
+    # ethernet: libvirt counts from the tap's side, so its tx is the guest's rx
+    eth = s.nics["52:54:00:00:00:0a"]
+    assert (eth.rx_bytes, eth.rx_packets, eth.tx_bytes, eth.tx_packets) == (9, 3, 7, 1)
+    bridged = s.nics["52:54:00:00:00:0b"]
+    assert (bridged.rx_bytes, bridged.rx_packets, bridged.tx_bytes) == (5, 2, 0)
+
+
+def test_emulator_pid_is_found_by_uuid_and_forgotten_when_gone(tmp_path):
+    uuid = "6f1c3f0e-0d9b-4a57-9d8e-0a1b2c3d4e5f"
+    for pid, args in ((10, ["bash"]), (20, ["qemu-system-x86_64", "-uuid", uuid, "-m", "256"])):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in args))
+    assert stats.emulator_pid(uuid, tmp_path) == 20
+    shutil.rmtree(tmp_path / "20")
+    assert stats.emulator_pid(uuid, tmp_path) is None
