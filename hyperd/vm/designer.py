@@ -44,8 +44,13 @@ SHARE_EMULATOR_LABEL = "+0:+0"
 # kernel's default (8 KiB) makes every large read or write many round trips.
 SHARE_MSIZE = 512000
 # cache=mmap: no caching beyond what shared writable mmap needs (sqlite, ...), so edits
-# made on the host show up in the guest at once.
-SHARE_MOUNT_OPTIONS = f"trans=virtio,version=9p2000.L,msize={SHARE_MSIZE},cache=mmap"
+# made on the host show up in the guest at once. posixacl: the guest enforces the host
+# files' ACLs, as the host kernel does for a Docker bind mount. (QEMU's passthrough only
+# forwards user.* and ACL xattrs: security.* ones, file capabilities among them, do not
+# cross a share.)
+SHARE_MOUNT_OPTIONS = (
+    f"trans=virtio,version=9p2000.L,msize={SHARE_MSIZE},cache=mmap,access=client,posixacl"
+)
 # virtio-blk hands the guest at most 20 bytes of serial; a longer one would be cut and the
 # agent would never find the disk.
 MAX_SERIAL = 20
