@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "event.h"
 #include "loop.h"
 #include "process.h"
 #include "system.h"
@@ -46,6 +47,7 @@ int main(void)
 	for (;;) {
 		int timeout = hs_proc_sync();
 
+		hs_event_flush();
 		hs_chan_sync();
 		hs_loop_once(timeout);
 	}

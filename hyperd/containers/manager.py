@@ -453,7 +453,11 @@ class ContainerManager:
             rt.start_pump(LogWriter(self.log_path(c)), self.outputs.setdefault(c.id, Output()))
             await rt.agent.call(
                 p.Code.NEWCONTAINER,
-                p.newcontainer(c.id, "image", self.images.rootfs_fstype, "rw", self._process(c)),
+                p.newcontainer(
+                    c.id,
+                    p.root_mounts("image", self.images.rootfs_fstype, "rw"),
+                    self._process(c),
+                ),
             )
             if not c.open_stdin and not c.tty:
                 await rt.agent.close_stdin(c.stdio_seq)

@@ -68,12 +68,71 @@ def test_process_payload_shape():
     assert (tty.to_json()["row"], tty.to_json()["column"]) == (40, 100)
 
 
-def test_newcontainer_and_writefile_payloads():
+def test_newcontainer_payload_carries_mounts():
     proc = p.Process("init", ["true"], stdio=1, stderr=2)
-    payload = p.newcontainer("c1", "img0", "ext4", "rw0", proc)
-    assert payload["image"] == "img0" and payload["rw"] == "rw0"
-    assert payload["process"]["args"] == ["true"]
+    vol = p.Mount("tmpfs", "", "/data", options="size=64m", populate=True)
+    payload = p.newcontainer("c1", [*p.root_mounts("img0", "erofs", "rw0"), vol], proc)
+    assert payload == {
+        "id": "c1",
+        "mounts": [
+            {
+                "type": "block",
+                "source": "img0",
+                "target": "/",
+                "fstype": "erofs",
+                "readonly": True,
+                "layer": "lower",
+            },
+            {
+                "type": "block",
+                "source": "rw0",
+                "target": "/",
+                "fstype": "ext4",
+                "readonly": False,
+                "layer": "upper",
+            },
+            {
+                "type": "tmpfs",
+                "source": "",
+                "target": "/data",
+                "options": "size=64m",
+                "readonly": False,
+                "populate": True,
+            },
+        ],
+        "readOnly": False,
+        "process": proc.to_json(),
+    }
+    assert "image" not in payload and "rw" not in payload
+    assert p.root_mounts("img", "ext4") == [
+        p.Mount("block", "img", "/", "ext4", readonly=True, layer="lower")
+    ]
+
+
+def test_writefile_payload():
     raw = p.writefile_payload("c1", "/etc/x", b"\x00\x01data", mode=0o600)
     head, _, rest = raw.partition(b"}")
     assert json.loads(head + b"}") == {"container": "c1", "path": "/etc/x", "mode": 0o600}
     assert rest == b"\x00\x01data"
+
+
+@pytest.mark.parametrize(
+    "payload, expected",
+    [
+        (b'{"message":"no container x"}', p.ErrorInfo("no container x")),
+        (
+            b'{"message":"exec: \\"x\\": executable file not found in $PATH","exitCode":127}',
+            p.ErrorInfo('exec: "x": executable file not found in $PATH', 127),
+        ),
+        (
+            b'{"message":"stat /x: no such file or directory","errno":2}',
+            p.ErrorInfo("stat /x: no such file or directory", None, 2),
+        ),
+        (b"plain text from an old agent", p.ErrorInfo("plain text from an old agent")),
+        (b'{"message": 5}', p.ErrorInfo('{"message": 5}')),
+        (b"", p.ErrorInfo("unknown agent error")),
+    ],
+    ids=["message", "exit-code", "errno", "text", "wrong-type", "empty"],
+)
+def test_decode_error(payload, expected):
+    assert p.decode_error(payload) == expected

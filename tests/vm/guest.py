@@ -144,7 +144,7 @@ async def boot_guest(name: str, assets, image: Path, workdir: Path) -> Guest:
     try:
         await machine.agent.call(p.Code.STARTPOD, p.startpod(name))
         await machine.agent.call(
-            p.Code.NEWCONTAINER, p.newcontainer(CONTAINER, "image", "ext4", "rw")
+            p.Code.NEWCONTAINER, p.newcontainer(CONTAINER, p.root_mounts("image", "ext4", "rw"))
         )
     except BaseException:
         await machine.destroy()

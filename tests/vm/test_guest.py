@@ -54,16 +54,33 @@ def test_sigkill_gives_137(guest, loop_thread):
     assert loop_thread.run(scenario()).status == 137
 
 
-def test_unknown_binary_is_127(guest, loop_thread):
-    res = loop_thread.run(guest.run(["no-such-binary"]))
-    assert res.status == 127
-    assert b"no-such-binary" in res.stderr
+@pytest.mark.parametrize(
+    "args, code, text",
+    [
+        (["no-such-binary"], 127, 'exec: "no-such-binary": executable file not found in $PATH'),
+        (["/bin/no-such-binary"], 127, 'exec: "/bin/no-such-binary": no such file or directory'),
+        (["/bin/notexec"], 126, 'exec: "/bin/notexec": permission denied'),
+        (["/tmp"], 126, 'exec: "/tmp": permission denied'),
+    ],
+    ids=["not-in-path", "absolute-missing", "not-executable", "directory"],
+)
+def test_exec_failure_is_an_error_with_exit_code_and_no_event(guest, loop_thread, args, code, text):
+    """A program that cannot start answers ERROR (Docker's text and code), no exit event."""
+    a = guest.agent
 
+    async def scenario():
+        io = a.open_process("c0", f"fail-{code}-{len(args[0])}", a.new_seq(), a.new_seq())
+        proc = p.Process(io.process, args, stdio=io.stdio, stderr=io.stderr)
+        with pytest.raises(AgentError) as info:
+            await a.call(p.Code.EXECCMD, p.execcmd("c0", proc))
+        await a.ping()
+        done, _ = await asyncio.wait({io.exited}, timeout=1.0)
+        a.forget_process(io)
+        return info.value, done
 
-def test_non_executable_is_126(guest, loop_thread):
-    res = loop_thread.run(guest.run(["/bin/notexec"]))
-    assert res.status == 126
-    assert b"notexec" in res.stderr
+    err, done = loop_thread.run(scenario())
+    assert (err.message, err.exit_code) == (text, code)
+    assert not done, "a process that never started got an exit event"
 
 
 def test_user_nobody_from_container_passwd(guest, loop_thread):
@@ -82,8 +99,9 @@ def test_user_groups_home_and_workdir(guest, loop_thread):
 
 
 def test_unknown_user_is_an_error(guest, loop_thread):
-    with pytest.raises(AgentError, match="no-such-user"):
+    with pytest.raises(AgentError, match="no-such-user") as info:
         loop_thread.run(guest.run(["true"], user="no-such-user"))
+    assert info.value.exit_code is None
 
 
 def test_terminal_has_requested_size(guest, loop_thread):
