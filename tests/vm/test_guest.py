@@ -7,6 +7,7 @@ VM boot their own.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 
@@ -14,6 +15,7 @@ import pytest
 
 from hyperd.agent import protocol as p
 from hyperd.agent.client import AgentError
+from hyperd.agent.facade import Agent
 
 pytestmark = pytest.mark.vm
 
@@ -46,9 +48,7 @@ def test_sigkill_gives_137(guest, loop_thread):
     async def scenario():
         proc = await guest.start(["sleep", "100"])
         await asyncio.sleep(0.3)
-        await guest.agent.call(
-            p.Code.SIGNALPROCESS, p.signalprocess("c0", proc.io.process, signal.SIGKILL)
-        )
+        await guest.agent.signal("c0", proc.io.process, signal.SIGKILL)
         return await proc.result()
 
     assert loop_thread.run(scenario()).status == 137
@@ -72,7 +72,7 @@ def test_exec_failure_is_an_error_with_exit_code_and_no_event(guest, loop_thread
         io = a.open_process("c0", f"fail-{code}-{len(args[0])}", a.new_seq(), a.new_seq())
         proc = p.Process(io.process, args, stdio=io.stdio, stderr=io.stderr)
         with pytest.raises(AgentError) as info:
-            await a.call(p.Code.EXECCMD, p.execcmd("c0", proc))
+            await a.exec("c0", proc)
         await a.ping()
         done, _ = await asyncio.wait({io.exited}, timeout=1.0)
         a.forget_process(io)
@@ -119,7 +119,7 @@ def test_winsize_changes_terminal_size(guest, loop_thread):
         proc = await guest.start(
             ["sh", "-c", "read x; stty size"], terminal=True, rows=10, columns=20, close_stdin=False
         )
-        await guest.agent.call(p.Code.WINSIZE, p.winsize("c0", proc.io.process, 50, 132))
+        await guest.agent.winsize("c0", proc.io.process, 50, 132)
         await guest.agent.write_stdin(proc.io.stdio, b"go\n")
         return await proc.result()
 
@@ -153,25 +153,24 @@ def test_two_processes_at_once(guest, loop_thread):
     ids=["bad-json", "unknown-code", "wrong-types", "unknown-container", "next", "short-length"],
 )
 def test_malformed_frames_get_error_and_agent_survives(guest, loop_thread, frame):
-    acked, message = loop_thread.run(guest.agent.send_raw(frame))
-    assert not acked and message
+    acked, message = loop_thread.run(guest.client.send_raw(frame))
+    assert not acked
+    assert json.loads(message)["message"]  # ERROR is a JSON object with a message
     loop_thread.run(guest.agent.ping())
 
 
 def test_oversized_frame_is_skipped_exactly(guest, loop_thread):
     size = p.MAX_CONTROL_FRAME + 1
     frame = p.CONTROL_HEADER.pack(p.Code.PING, size) + b"\0" * (size - 8)
-    acked, _ = loop_thread.run(guest.agent.send_raw(frame))
+    acked, _ = loop_thread.run(guest.client.send_raw(frame))
     assert not acked
     loop_thread.run(guest.agent.ping())
 
 
 def test_writefile_readfile_4mib(guest, loop_thread):
     data = os.urandom(4 << 20)
-    loop_thread.run(guest.agent.call(p.Code.WRITEFILE, p.writefile_payload("c0", "/tmp/big", data)))
-    back = loop_thread.run(
-        guest.agent.call(p.Code.READFILE, {"container": "c0", "path": "/tmp/big"})
-    )
+    loop_thread.run(guest.agent.write_file("c0", "/tmp/big", data))
+    back = loop_thread.run(guest.agent.read_file("c0", "/tmp/big"))
     assert back == data
     res = loop_thread.run(guest.run(["wc", "-c", "/tmp/big"]))
     assert res.stdout.split()[0] == str(4 << 20).encode()
@@ -183,7 +182,7 @@ def test_reconnect_keeps_the_agent(boot, loop_thread):
 
     async def scenario():
         await machine.agent.close()
-        await machine.attach(timeout=10)
+        guest.agent = Agent(await machine.attach(timeout=10))
         return await guest.run(["echo", "again"])
 
     assert loop_thread.run(scenario()).stdout == b"again\n"
@@ -192,6 +191,6 @@ def test_reconnect_keeps_the_agent(boot, loop_thread):
 def test_destroypod_powers_off(boot, loop_thread):
     guest = boot()
     machine = guest.machine
-    loop_thread.run(machine.agent.call(p.Code.DESTROYPOD))
+    loop_thread.run(guest.agent.destroy_pod())
     loop_thread.run(machine._wait_gone(30))
     assert machine.hv.state(machine.name) is None
