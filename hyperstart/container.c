@@ -12,6 +12,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "mount.h"
 #include "net.h"
 #include "process.h"
@@ -219,6 +220,23 @@ int hs_container_new(json_t *req, struct hs_err *err)
 	return 0;
 }
 
+int hs_container_sync(struct hs_container *c, struct hs_err *err)
+{
+	for (int i = c->nmounts; i-- > 0;) {
+		int fd = open(c->mounts[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (fd < 0 || syncfs(fd) < 0) {
+			int e = errno;
+
+			if (fd >= 0)
+				close(fd);
+			return hs_fail_errno(err, e, "sync %s: %s", c->mounts[i], hs_strerror(e));
+		}
+		close(fd);
+	}
+	return 0;
+}
+
 int hs_container_remove(const char *id, struct hs_err *err)
 {
 	struct hs_container **pc = &containers;
@@ -230,6 +248,7 @@ int hs_container_remove(const char *id, struct hs_err *err)
 	struct hs_container *c = *pc;
 
 	*pc = c->next;
+	hs_archive_cancel(c);
 	hs_proc_kill_container(c);
 	container_free(c);
 	hs_log("container %s: removed", id);

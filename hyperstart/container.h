@@ -28,6 +28,8 @@ const char *hs_pod_hostname(void);
 int hs_container_new(struct json_t *req, struct hs_err *err);
 struct hs_container *hs_container_find(const char *id);
 int hs_container_remove(const char *id, struct hs_err *err);
+/* syncfs of every filesystem mounted for c */
+int hs_container_sync(struct hs_container *c, struct hs_err *err);
 /* lazily unmounts every container (power off) */
 void hs_container_unmount_all(void);
 

@@ -11,10 +11,12 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "archive.h"
 #include "channel.h"
 #include "container.h"
 #include "net.h"
 #include "process.h"
+#include "ps.h"
 #include "system.h"
 #include "util.h"
 
@@ -250,6 +252,62 @@ static int do_deleteinterface(json_t *req, const unsigned char *raw, size_t rawl
 	return hs_net_delete_interface(req, &r->err);
 }
 
+static int do_ps(json_t *req, const unsigned char *raw, size_t rawlen, struct reply *r)
+{
+	struct hs_container *c = container_arg(req, "container", &r->err);
+	json_t *out;
+
+	(void)raw, (void)rawlen;
+	if (!c || hs_ps(c->root, &out, &r->err) < 0)
+		return -1;
+	return reply_json(r, out);
+}
+
+static int do_sync(json_t *req, const unsigned char *raw, size_t rawlen, struct reply *r)
+{
+	struct hs_container *c;
+
+	(void)raw, (void)rawlen;
+	if (!json_object_get(req, "container")) {
+		sync();
+		return 0;
+	}
+	c = container_arg(req, "container", &r->err);
+	return c ? hs_container_sync(c, &r->err) : -1;
+}
+
+static int do_statpath(json_t *req, const unsigned char *raw, size_t rawlen, struct reply *r)
+{
+	struct hs_container *c = container_arg(req, "container", &r->err);
+	const char *path;
+	json_t *out;
+
+	(void)raw, (void)rawlen;
+	if (!c || hs_json_str(req, "path", 1, &path, &r->err) < 0 ||
+	    hs_archive_stat(c, path, &out, &r->err) < 0)
+		return -1;
+	return reply_json(r, out);
+}
+
+static int do_archiveout(json_t *req, const unsigned char *raw, size_t rawlen, struct reply *r)
+{
+	struct hs_container *c = container_arg(req, "container", &r->err);
+	json_t *out;
+
+	(void)raw, (void)rawlen;
+	if (!c || hs_archive_out(c, req, &out, &r->err) < 0)
+		return -1;
+	return reply_json(r, out);
+}
+
+static int do_archivein(json_t *req, const unsigned char *raw, size_t rawlen, struct reply *r)
+{
+	struct hs_container *c = container_arg(req, "container", &r->err);
+
+	(void)raw, (void)rawlen;
+	return c ? hs_archive_in(c, req, &r->err) : -1;
+}
+
 static const struct {
 	const char *name;
 	handler fn;
@@ -271,6 +329,11 @@ static const struct {
 	[HYPER_REMOVECONTAINER] = { "REMOVECONTAINER", do_removecontainer },
 	[HYPER_SIGNALPROCESS] = { "SIGNALPROCESS", do_signalprocess },
 	[HYPER_DELETEINTERFACE] = { "DELETEINTERFACE", do_deleteinterface },
+	[HYPER_PS] = { "PS", do_ps },
+	[HYPER_SYNC] = { "SYNC", do_sync },
+	[HYPER_STATPATH] = { "STATPATH", do_statpath },
+	[HYPER_ARCHIVEOUT] = { "ARCHIVEOUT", do_archiveout },
+	[HYPER_ARCHIVEIN] = { "ARCHIVEIN", do_archivein },
 };
 
 /* an empty payload reads as {}; WRITEFILE's JSON is followed by raw bytes */

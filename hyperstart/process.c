@@ -1,10 +1,10 @@
 #define _GNU_SOURCE
 #include "process.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stddef.h>
@@ -23,6 +23,7 @@
 #include "container.h"
 #include "event.h"
 #include "loop.h"
+#include "ps.h"
 #include "spawn.h"
 #include "util.h"
 
@@ -510,36 +511,6 @@ int hs_proc_sync(void)
 
 /* ---- container removal ---- */
 
-static int in_root(pid_t pid, const char *root)
-{
-	char link[64], target[PATH_MAX];
-	ssize_t n;
-
-	snprintf(link, sizeof(link), "/proc/%d/root", pid);
-	n = readlink(link, target, sizeof(target) - 1);
-	if (n < 0)
-		return 0;
-	target[n] = '\0';
-	return strcmp(target, root) == 0;
-}
-
-/* processes that left our tree (daemons) are found by their root directory */
-static void kill_by_root(const char *root)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		pid_t pid = atoi(e->d_name);
-
-		if (pid > 1 && in_root(pid, root))
-			kill(pid, SIGKILL);
-	}
-	closedir(d);
-}
-
 static int has_live(struct hs_container *c)
 {
 	for (struct proc *p = procs; p; p = p->next)
@@ -555,7 +526,7 @@ void hs_proc_kill_container(struct hs_container *c)
 	for (struct proc *p = procs; p; p = p->next)
 		if (p->c == c && p->pid)
 			kill(p->pid, SIGKILL);
-	kill_by_root(c->root);
+	hs_ps_kill_root(c->root);
 	while (has_live(c) && hs_now_ms() < deadline) {
 		usleep(5000);
 		hs_proc_reap();

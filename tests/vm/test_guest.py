@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 
 import pytest
 
@@ -174,6 +175,42 @@ def test_writefile_readfile_4mib(guest, loop_thread):
     assert back == data
     res = loop_thread.run(guest.run(["wc", "-c", "/tmp/big"]))
     assert res.stdout.split()[0] == str(4 << 20).encode()
+
+
+def test_ps_lists_the_containers_processes(guest, loop_thread):
+    """PS: a sleep started here, with its details; never the agent itself."""
+
+    async def scenario():
+        before = time.time()
+        sleeper = await guest.start(["sleep", "1000"])
+        tty = await guest.start(["sleep", "999"], terminal=True)
+        procs = await guest.agent.processes("c0")
+        for proc in (sleeper, tty):
+            await guest.agent.signal("c0", proc.io.process, signal.SIGKILL)
+            await proc.result()
+        return before, procs
+
+    before, procs = loop_thread.run(scenario())
+    by_args = {tuple(x.args): x for x in procs}
+    sleep = by_args[("sleep", "1000")]
+    assert (sleep.uid, sleep.gid, sleep.state, sleep.tty) == (0, 0, "S", "")
+    assert sleep.ppid == 1 and sleep.rss > 0 and sleep.vsz >= sleep.rss
+    assert abs(sleep.start_time - before) < 120  # the guest's clock, from the host's RTC
+    assert sleep.cpu_time_ms >= 0
+    assert by_args[("sleep", "999")].tty.startswith("pts/")
+    assert all(x.pid != 1 for x in procs)
+
+
+def test_ps_of_an_unknown_container_is_an_error(guest, loop_thread):
+    with pytest.raises(AgentError, match="no container nope"):
+        loop_thread.run(guest.agent.processes("nope"))
+
+
+def test_sync_the_guest_and_a_container(guest, loop_thread):
+    loop_thread.run(guest.agent.sync())
+    loop_thread.run(guest.agent.sync("c0"))
+    with pytest.raises(AgentError, match="no container nope"):
+        loop_thread.run(guest.agent.sync("nope"))
 
 
 def test_reconnect_keeps_the_agent(boot, loop_thread):
