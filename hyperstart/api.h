@@ -5,7 +5,7 @@
  *
  * Two virtio-serial ports, found under /sys/class/virtio-ports/<port>/name:
  *   sh.hyper.channel.0  control: commands, answers, events
- *   sh.hyper.channel.1  streams: stdin/stdout/stderr of processes
+ *   sh.hyper.channel.1  streams: stdio of processes, archive transfers
  *
  * Control frame (big-endian):
  *

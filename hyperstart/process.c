@@ -174,33 +174,6 @@ int hs_proc_stdin_has_room(void)
 
 /* ---- stdio ---- */
 
-/* a pty from the container's devpts instance (the guest's for the guest root) */
-static int open_pty(struct hs_container *c, json_t *spec, int *master, int *slave, struct hs_err *err)
-{
-	long long row = 0, col = 0;
-	char ptmx[PATH_MAX + 16];
-
-	if (hs_json_int(spec, "row", 0, &row, err) < 0 || hs_json_int(spec, "column", 0, &col, err) < 0)
-		return -1;
-	snprintf(ptmx, sizeof(ptmx), "%s/dev/pts/ptmx", c->root);
-	*master = open(ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
-	if (*master < 0)
-		*master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
-	if (*master < 0)
-		return hs_fail(err, "open ptmx: %s", strerror(errno));
-	if (unlockpt(*master) < 0 ||
-	    (*slave = ioctl(*master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
-		close(*master);
-		return hs_fail(err, "pty: %s", strerror(errno));
-	}
-	if (row > 0 && col > 0) {
-		struct winsize ws = { .ws_row = row, .ws_col = col };
-
-		ioctl(*master, TIOCSWINSZ, &ws);
-	}
-	return 0;
-}
-
 static int set_nonblock(int fd)
 {
 	return fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -222,7 +195,7 @@ static int setup_stdio(struct hs_container *c, json_t *spec, struct spawn *s, st
 	if (p->terminal) {
 		int master, slave = -1;
 
-		if (open_pty(c, spec, &master, &slave, err) < 0) {
+		if (hs_spawn_pty(c->rootfd, spec, &master, &slave, err) < 0) {
 			close(null);
 			return -1;
 		}

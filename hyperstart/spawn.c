@@ -258,6 +258,32 @@ int hs_spawn_parse(struct hs_container *c, json_t *spec, struct spawn *s, const 
 	return 0;
 }
 
+/* ---- terminal ---- */
+
+int hs_spawn_pty(int rootfd, json_t *spec, int *master, int *slave, struct hs_err *err)
+{
+	long long row = 0, col = 0;
+
+	if (hs_json_int(spec, "row", 0, &row, err) < 0 || hs_json_int(spec, "column", 0, &col, err) < 0)
+		return -1;
+	*master = hs_open_in_root(rootfd, "/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_NONBLOCK, 0);
+	if (*master < 0)
+		*master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+	if (*master < 0)
+		return hs_fail(err, "open ptmx: %s", strerror(errno));
+	if (unlockpt(*master) < 0 ||
+	    (*slave = ioctl(*master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
+		close(*master);
+		return hs_fail(err, "pty: %s", strerror(errno));
+	}
+	if (row > 0 && col > 0) {
+		struct winsize ws = { .ws_row = row, .ws_col = col };
+
+		ioctl(*master, TIOCSWINSZ, &ws);
+	}
+	return 0;
+}
+
 /* ---- fork, exec, and the check that exec happened ---- */
 
 /* the child's report: EOF (exec done) or a struct child_error; then reaps a failed child */

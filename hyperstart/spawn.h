@@ -34,6 +34,8 @@ int hs_spawn_parse(struct hs_container *c, struct json_t *spec, struct spawn *s,
 /* the environment: envs plus PATH, HOME, HOSTNAME (and TERM with a terminal) when absent */
 int hs_spawn_env(struct json_t *spec, struct spawn *s, int terminal, struct hs_err *err);
 void hs_spawn_free(struct spawn *s);
+/* a pty from the container's devpts instance (else the guest's), sized by "row"/"column" */
+int hs_spawn_pty(int rootfd, struct json_t *spec, int *master, int *slave, struct hs_err *err);
 /*
  * Forks the child and waits until it has exec'd: returns its pid, or -1 with err
  * (exit_code 127 not found, 126 cannot execute) once the failed child is reaped.

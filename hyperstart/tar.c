@@ -375,12 +375,13 @@ static int ext_done(struct hs_untar *u)
 
 static char *header_name(const unsigned char *b)
 {
-	char *name = field_str(b + F_NAME, NAME_LEN), *prefix, *full;
+	char *name = field_str(b + F_NAME, NAME_LEN), *prefix, *full = NULL;
 
 	if (!name || memcmp(b + F_MAGIC, "ustar", 6) || !b[F_PREFIX])
 		return name;
 	prefix = field_str(b + F_PREFIX, PREFIX_LEN);
-	full = prefix && asprintf(&full, "%s/%s", prefix, name) >= 0 ? full : NULL;
+	if (prefix && asprintf(&full, "%s/%s", prefix, name) < 0)
+		full = NULL;
 	free(prefix);
 	free(name);
 	return full;

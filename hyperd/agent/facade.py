@@ -183,8 +183,10 @@ class Agent:
     ) -> tuple[p.PathStat, AsyncIterator[bytes]]:
         """A tar of path in a container (or, with changes, its layer of changes).
 
-        Returns the path's stat and the archive's chunks; the iterator raises
-        AgentError at its end when the guest reported a failure.
+        Returns the path's stat and the archive's chunks: read them to the end or
+        ``aclose()`` the iterator (the guest's frames are dropped after that). It
+        raises AgentError at its end when the guest reported a failure, and
+        AgentTimeout when no data came for ``timeout`` seconds.
         """
         job, seq = f"archive-out-{next(self._jobs)}", self.client.new_seq()
         xfer = self.client.open_transfer(cid, job, seq, outgoing=True)
@@ -195,13 +197,21 @@ class Agent:
         except BaseException:
             self.client.forget_transfer(xfer)
             raise
-        return p.PathStat.from_json(json.loads(answer)), self._receive(xfer)
+        return p.PathStat.from_json(json.loads(answer)), self._receive(xfer, timeout)
 
-    async def _receive(self, xfer: Transfer) -> AsyncIterator[bytes]:
+    async def _receive(self, xfer: Transfer, timeout: float) -> AsyncIterator[bytes]:
         try:
-            async for chunk in xfer.stream.chunks():
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(xfer.stream.queue.get(), timeout)
+                except TimeoutError:
+                    raise AgentTimeout(
+                        f"no archive data from the agent for {timeout:g} s"
+                    ) from None
+                if chunk is None:
+                    break
                 yield chunk
-            _raise_failure(await xfer.finished)
+            _raise_failure(await _finished(xfer, timeout))
         finally:
             self.client.forget_transfer(xfer)
 
@@ -216,7 +226,8 @@ class Agent:
     ) -> None:
         """Extract a tar (given as chunks) under the directory path of a container.
 
-        Stops sending at the guest's first error, which raises AgentError.
+        Stops sending at the guest's first error, which raises AgentError;
+        AgentTimeout when the guest takes no data for ``timeout`` seconds.
         """
         job, seq = f"archive-in-{next(self._jobs)}", self.client.new_seq()
         xfer = self.client.open_transfer(cid, job, seq, outgoing=False)
@@ -226,16 +237,27 @@ class Agent:
             async for chunk in chunks:
                 if xfer.finished.done():
                     break
-                await self.client.write_stdin(seq, chunk)
+                await self._send(self.client.write_stdin(seq, chunk), timeout)
             if not xfer.finished.done():
-                await self.client.close_stdin(seq)
-            try:
-                event = await asyncio.wait_for(asyncio.shield(xfer.finished), timeout)
-            except TimeoutError:
-                raise AgentTimeout(f"agent did not finish extracting in {timeout:g} s") from None
-            _raise_failure(event)
+                await self._send(self.client.close_stdin(seq), timeout)
+            _raise_failure(await _finished(xfer, timeout))
         finally:
             self.client.forget_transfer(xfer)
+
+    @staticmethod
+    async def _send(write, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(write, timeout)
+        except TimeoutError:
+            raise AgentTimeout(f"the agent took no archive data for {timeout:g} s") from None
+
+
+async def _finished(xfer: Transfer, timeout: float) -> p.Event:
+    """The transfer's finished event, sent by the guest once its work is done."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(xfer.finished), timeout)
+    except TimeoutError:
+        raise AgentTimeout(f"the agent did not finish {xfer.job} in {timeout:g} s") from None
 
 
 def _raise_failure(event: p.Event) -> None:

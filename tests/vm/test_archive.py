@@ -149,6 +149,12 @@ def test_archive_out_of_a_directory_matches_the_guest(disks_guest, loop_thread):
     assert len(big) == 3 << 20 and hashlib.sha256(big).hexdigest() == digest
 
 
+def test_archive_out_of_a_missing_path_is_an_error(disks_guest, loop_thread):
+    with pytest.raises(AgentError, match="no such file or directory") as info:
+        _out(disks_guest, loop_thread, "/no/such")
+    assert info.value.errno == 2
+
+
 def test_archive_out_of_a_file_keeps_xattrs(disks_guest, loop_thread):
     st, tar = _out(disks_guest, loop_thread, "/srv/seed/a.txt")
     (m,) = tar.getmembers()
@@ -326,9 +332,20 @@ async def _sample_rss(peak: list[int], stop: asyncio.Event) -> None:
         await asyncio.sleep(0.05)
 
 
+async def _ping_while(agent, slowest: list[float], stop: asyncio.Event) -> None:
+    """PINGs the agent while a transfer runs; slowest[0]: the longest round trip."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        t0 = loop.time()
+        await agent.ping()
+        slowest[0] = max(slowest[0], loop.time() - t0)
+        await asyncio.sleep(0.2)
+
+
 def test_200mib_streams_each_way_with_bounded_memory(disks_guest, loop_thread):
     """A 200 MiB file goes in as a streamed tar and comes back out; neither the host
-    side (this process) nor the agent holds it in memory."""
+    side (this process) nor the agent holds it in memory, and the agent answers
+    other commands meanwhile."""
     g = disks_guest
     loop_thread.run(g.agent.create_container("bigc", [_image(), p.Mount("block", "big", "/big")]))
     sent = hashlib.sha256()
@@ -345,9 +362,10 @@ def test_200mib_streams_each_way_with_bounded_memory(disks_guest, loop_thread):
         yield b"\0" * 1024
 
     async def scenario():
-        stop, peak = asyncio.Event(), [0]
+        stop, peak, slowest = asyncio.Event(), [0], [0.0]
         base = _rss()
         sampler = asyncio.create_task(_sample_rss(peak, stop))
+        pinger = asyncio.create_task(_ping_while(g.agent, slowest, stop))
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         await g.agent.archive_in("bigc", "/big", source(), timeout=600)
@@ -364,18 +382,21 @@ def test_200mib_streams_each_way_with_bounded_memory(disks_guest, loop_thread):
         t2 = loop.time()
         stop.set()
         await sampler
-        return st, got.hexdigest(), total, (base, peak[0]), (t1 - t0, t2 - t1)
+        await pinger
+        return st, got.hexdigest(), total, (base, peak[0]), (t1 - t0, t2 - t1, slowest[0])
 
     try:
-        st, digest, total, rss, (t_in, t_out) = loop_thread.run(scenario(), timeout=1200)
+        st, digest, total, rss, (t_in, t_out, ping) = loop_thread.run(scenario(), timeout=1200)
         hwm = _sh(g, loop_thread, "grep VmHWM /proc/1/status", cid="bigc").split()[1]
     finally:
         loop_thread.run(g.agent.remove_container("bigc"))
     print(
         f"200 MiB in: {t_in:.1f} s, out: {t_out:.1f} s; host RSS {rss[0] >> 20} MiB before,"
-        f" peak {rss[1] >> 20} MiB; agent peak RSS {int(hwm) >> 10} MiB"
+        f" peak {rss[1] >> 20} MiB; agent peak RSS {int(hwm) >> 10} MiB;"
+        f" slowest PING meanwhile {ping:.2f} s"
     )
     assert st.size == BIG and digest == sent.hexdigest()
     assert total == BIG + 1024  # the data, then the two end blocks
     assert rss[1] - rss[0] < 64 << 20
     assert int(hwm) << 10 < 32 << 20
+    assert ping < 5  # the agent kept serving commands (each transfer took far longer)

@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from hyperd.agent import protocol as p
-from hyperd.agent.client import AgentError
+from hyperd.agent.client import AgentError, AgentTimeout
 from hyperd.vm import designer
 
 from .guest import SEED_TEXT, new_rw_disk
@@ -182,3 +182,14 @@ def test_read_only_root(disks_guest, loop_thread):
         assert res.status != 0 and b"Read-only file system" in res.stderr
     finally:
         loop_thread.run(g.agent.remove_container("c6"))
+
+
+def test_a_slow_answer_times_out_and_later_answers_stay_in_step(disks_guest, loop_thread):
+    """The agent waits 2 s for a missing disk: a 0.3 s timeout gives AgentTimeout, its
+    late ERROR is dropped, and the next command gets its own answer."""
+    a = disks_guest.agent
+    mounts = [_image(), p.Mount("block", "late-disk", "/late")]
+    with pytest.raises(AgentTimeout, match="NEWCONTAINER"):
+        loop_thread.run(a.create_container("c8", mounts, timeout=0.3))
+    assert loop_thread.run(a.version()) == p.API_VERSION
+    assert _mounts_of(disks_guest, loop_thread, "c8") == []
