@@ -227,7 +227,8 @@ class AgentClient:
     def forget_process(self, io: ProcessIO) -> None:
         """Drop the bookkeeping of a process whose start failed or which was reaped.
 
-        Its output streams end (readers see EOF) and later frames for them are dropped.
+        Streams the guest has not ended end now (readers see EOF); later frames for
+        them are dropped.
         """
         for seq in (io.stdio, io.stderr):
             if seq:
@@ -252,8 +253,10 @@ class AgentClient:
 
     @staticmethod
     def _end_stream(stream: OutputStream | None) -> None:
-        """EOF for a stream's reader; a frame reader blocked on its full queue moves on."""
-        if stream is None:
+        """EOF now for a stream the guest has not ended (what it sent is dropped, and a
+        frame reader blocked on the full queue moves on); an ended stream keeps its
+        queued data for a slow reader."""
+        if stream is None or stream.done:
             return
         stream.done = True
         while not stream.queue.empty():
