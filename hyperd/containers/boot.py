@@ -8,7 +8,8 @@ import os
 from typing import TYPE_CHECKING
 
 from hyperd.agent.client import AgentError
-from hyperd.agent.facade import Agent, Mount
+from hyperd.agent.facade import Agent
+from hyperd.agent.protocol import Mount
 from hyperd.errors import Conflict, HyperError
 from hyperd.network import PortBinding
 from hyperd.sandbox import SandboxSpec
@@ -223,7 +224,7 @@ async def boot(svc: ContainerService, c: Container) -> Run:
         await svc.sandboxes.release(sb, graceful=False)
         _clear_network(c)
         if isinstance(exc, AgentError):
-            code = getattr(exc, "agent_exit_code", None) or 128
+            code = exc.process_exit_code or 128
             raise StartFailed(_start_message(exc), exit_code=code) from exc
         raise
     sb.containers.add(c.id)
@@ -234,7 +235,7 @@ async def boot(svc: ContainerService, c: Container) -> Run:
 
 
 def _start_message(exc: AgentError) -> str:
-    return f"failed to start container: {exc.message.removeprefix('agent: ')}"
+    return f"failed to start container: {exc.message}"
 
 
 def _record_network(c: Container, sb) -> None:

@@ -87,7 +87,7 @@ def _agent_error(c: Container, path: str, exc: AgentError) -> HyperError:
         return NotFound(f"Could not find the file {path} in container {c.name}")
     if exc.errno == 20:
         return InvalidArgument(f"extraction point is not a directory: {path}")
-    return Conflict(f"{path} in container {c.name}: {exc.message.removeprefix('agent: ')}")
+    return Conflict(f"{path} in container {c.name}: {exc.message}")
 
 
 class Files:
