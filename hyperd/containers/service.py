@@ -199,8 +199,12 @@ class ContainerService:
         """Take an ended run's sandbox down in the background (libvirt needs 1-2 s under
         TCG); a new start of the container waits for it."""
 
+        # A --rm container's writable layer is discarded, so its VM may be destroyed at
+        # once, unless volumes or binds are mounted: those must be synced and unmounted.
+        graceful = not c.host.auto_remove or any(m.type != "tmpfs" for m in c.mounts)
+
         async def down():
-            await self.sandboxes.release(sb, graceful=not c.host.auto_remove)
+            await self.sandboxes.release(sb, graceful=graceful)
             await self.refresh_hosts()
 
         self._teardowns[c.id] = self.spawn(down())
