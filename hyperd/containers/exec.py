@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hyperd.agent.client import AgentError, ProcessIO
 from hyperd.agent.facade import Agent
-from hyperd.errors import Conflict, HyperError, NotFound
+from hyperd.errors import CannotExecute, CommandNotFound, Conflict, NotFound
 
 from .process import exec_process
 from .spec import ExecSpec
@@ -20,13 +21,6 @@ if TYPE_CHECKING:
 # How long a finished exec stays inspectable with no client asking (Docker keeps them until
 # the container goes; a bound keeps an exec storm from growing the daemon).
 FORGET_AFTER = 300.0
-
-
-class CannotExecute(HyperError):
-    """The agent refused to start a process (e.g. unknown user, program not found)."""
-
-    status = 400
-    exit_code = 126
 
 
 @dataclass
@@ -71,14 +65,19 @@ class Execs:
             raise NotFound(f"No such exec instance: {eid}")
         return ex
 
-    async def start(self, eid: str, tty: bool | None = None) -> Exec:
-        """Start an exec's process; its streams are in ``ex.io``, its agent in ``ex.agent``."""
+    def check_startable(self, eid: str) -> Exec:
+        """Conflict unless the exec can start now (not started yet, its container running)."""
         ex = self.get(eid)
         if ex.running or ex.exit_code is not None:
             raise Conflict(f"exec {eid} has already been started")
+        self.service.check_exec_target(self.service.store.get(ex.container))
+        return ex
+
+    async def start(self, eid: str, tty: bool | None = None) -> Exec:
+        """Start an exec's process; its streams are in ``ex.io``, its agent in ``ex.agent``."""
+        ex = self.check_startable(eid)
         svc = self.service
         c = svc.store.get(ex.container)
-        svc.check_exec_target(c)
         run = svc.monitor.run(c.id)
         if tty:
             ex.spec.tty = True
@@ -90,9 +89,14 @@ class Execs:
             await agent.exec(c.id, proc)
         except AgentError as exc:
             agent.forget_process(ex.io)
-            ex.exit_code = getattr(exc, "exit_code", None) or 126
-            raise CannotExecute(exc.message.removeprefix("agent: ")) from exc
+            ex.exit_code = exc.process_exit_code or 126
+            kind = CommandNotFound if ex.exit_code == 127 else CannotExecute
+            raise kind(exc.message) from exc
         ex.running, ex.agent = True, agent
+        if ex.spec.tty and ex.size != (proc.rows, proc.columns):
+            # a resize came while the process was starting (the docker CLI sends it then)
+            with contextlib.suppress(AgentError):
+                await agent.winsize(c.id, ex.id, *ex.size)
         if not ex.spec.attach_stdin and not ex.spec.tty:
             await agent.close_stdin(ex.io.stdio)
         svc.events.publish(
