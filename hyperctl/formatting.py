@@ -116,6 +116,11 @@ def short_id(ident: str, trunc: bool = True) -> str:
     return ident[:12] if trunc else ident
 
 
+def format_labels(labels: Mapping[str, str] | None) -> str:
+    """Labels as Docker lists them: ``a=1,b=2``, sorted by key."""
+    return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items()))
+
+
 def go_quote(text: str) -> str:
     """Go's strconv.Quote, near enough."""
     return json.dumps(text, ensure_ascii=False)

@@ -8,6 +8,7 @@ from typing import Any
 from hyperctl.formatting import (
     ago,
     ellipsis,
+    format_labels,
     format_listing,
     go_quote,
     go_time,
@@ -48,10 +49,6 @@ def format_ports(ports: Sequence[Mapping[str, Any]] | None) -> str:
         elif p.get("PrivatePort"):
             out.append(f"{p['PrivatePort']}/{proto}")
     return ", ".join(out)
-
-
-def format_labels(labels: Mapping[str, str] | None) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items()))
 
 
 def container_context(c: Mapping[str, Any], trunc: bool = True, now: float | None = None) -> dict:
