@@ -159,10 +159,14 @@ def main() -> None:
     work = qemu_workdir("hyper-bench-logs-")
     proc, client = start_daemon(args.repo.resolve(), work)
     try:
+        client.close()  # its keep-alive connections would count as the daemon's descriptors
+        time.sleep(1)
         base = len(_fds(proc.pid))
+        client = docker.DockerClient(base_url=f"unix://{work / 'run' / 'hyperd.sock'}", timeout=300)
         loop = crash_loop(client, proc.pid)
         chat = chatty(client, proc.pid)
         fl = flood(client, proc.pid, args.seconds)
+        client.close()
         time.sleep(3)
         after = len(_fds(proc.pid))
     finally:
