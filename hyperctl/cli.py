@@ -109,6 +109,7 @@ COMMANDS = {
     "events": _C + "system:events",
     "info": _C + "system:info",
     "version": _C + "system:version",
+    "volume": _C + "volume:volume",
     # a subject's group registers here, one line each ("network": "hyperctl.network:network")
 }
 

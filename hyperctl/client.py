@@ -12,6 +12,7 @@ from hyperctl.endpoints.containers import ContainerEndpoints, PendingWait
 from hyperctl.endpoints.exec import ExecEndpoints
 from hyperctl.endpoints.images import ImageEndpoints
 from hyperctl.endpoints.system import DEFAULT_REGISTRY, SystemEndpoints
+from hyperctl.endpoints.volumes import VolumeEndpoints
 from hyperctl.errors import (
     ERRORS_BY_KIND,
     APIError,
@@ -58,7 +59,13 @@ __all__ = [
 ]
 
 
-class APIClient(SystemEndpoints, ImageEndpoints, ContainerEndpoints, ExecEndpoints):
+class APIClient(
+    SystemEndpoints,
+    ImageEndpoints,
+    ContainerEndpoints,
+    ExecEndpoints,
+    VolumeEndpoints,
+):
     """One method per endpoint of docs/api.md."""
 
     # networks ---------------------------------------------------------------------------
