@@ -8,6 +8,7 @@ exec start return a :class:`HijackedConnection`.
 
 from __future__ import annotations
 
+from hyperctl.endpoints.archive import ArchiveEndpoints, ArchiveReader, PathStat
 from hyperctl.endpoints.containers import ContainerEndpoints, PendingWait
 from hyperctl.endpoints.exec import ExecEndpoints
 from hyperctl.endpoints.images import ImageEndpoints
@@ -43,12 +44,14 @@ __all__ = [
     "STDOUT",
     "APIClient",
     "APIError",
+    "ArchiveReader",
     "ConflictError",
     "DaemonUnreachable",
     "FrameDecoder",
     "HijackedConnection",
     "InvalidArgumentError",
     "NotFoundError",
+    "PathStat",
     "PendingWait",
     "UnauthorizedError",
     "UnavailableError",
@@ -63,6 +66,7 @@ class APIClient(
     SystemEndpoints,
     ImageEndpoints,
     ContainerEndpoints,
+    ArchiveEndpoints,
     ExecEndpoints,
     VolumeEndpoints,
 ):
