@@ -244,8 +244,6 @@ def run(client, detach: bool, sig_proxy: bool, **p) -> int:
         return 0
     condition = "removed" if p["rm"] else "next-exit"
     outputs = (config["AttachStdout"], config["AttachStderr"])
-    if not any(outputs):
-        click.echo(cid)
     stdin = config["AttachStdin"] and config["OpenStdin"]
     return attach_and_run(
         client, cid, p["tty"], stdin, True, condition, sig_proxy=sig_proxy, outputs=outputs
