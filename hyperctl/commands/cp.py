@@ -3,7 +3,9 @@ them (tar streams over ``/containers/{id}/archive``, built and extracted here)."
 
 from __future__ import annotations
 
+import os
 import posixpath
+import stat
 import sys
 
 import click
@@ -27,21 +29,17 @@ def split_cp_arg(arg: str) -> tuple[str, str]:
 
 
 class Counter:
-    """A binary reader (or a chunk iterable) that counts the bytes taken from it."""
+    """A binary reader that counts the bytes taken from it."""
 
     def __init__(self, source):
         self.source = source
         self.count = 0
 
     def read(self, size: int = -1) -> bytes:
+        """Some bytes of the source, counted."""
         data = self.source.read(size)
         self.count += len(data)
         return data
-
-    def __iter__(self):
-        for data in self.source:
-            self.count += len(data)
-            yield data
 
 
 @click.command()
@@ -95,11 +93,11 @@ def copy_from_container(client, container, src_path, dst_path, follow_link):
         validate_output_path(dst_path)
     rebase = ""
     if follow_link:
-        stat = _stat(client, container, src_path)
-        if stat is not None and stat.is_symlink:
-            target = _join_link(src_path, stat.link_target)
+        info = _stat(client, container, src_path)
+        if info is not None and info.is_symlink:
+            target = _join_link(src_path, info.link_target)
             src_path, rebase = paths.rebase_name(src_path, target)
-    reader, stat = client.get_archive(container, src_path)
+    reader, info = client.get_archive(container, src_path)
     with reader:
         if dst_path == "-":
             out = sys.stdout.buffer
@@ -107,7 +105,7 @@ def copy_from_container(client, container, src_path, dst_path, follow_link):
                 out.write(chunk)
             out.flush()
             return None
-        src = paths.CopyInfo(src_path, True, bool(stat and stat.is_dir), rebase)
+        src = paths.CopyInfo(src_path, True, bool(info and info.is_dir), rebase)
         dst_dir, new_name = paths.prepare(src, paths.destination_info(dst_path))
         old = paths.source_base(src_path)
         counted = Counter(reader)
@@ -158,17 +156,17 @@ def _destination(client, container: str, path: str):
     from hyperctl.archive.paths import CopyInfo
 
     dst = CopyInfo(path)
-    stat = _stat(client, container, path)
-    if stat is not None and stat.is_symlink:
-        dst.path = _join_link(path, stat.link_target)
-        stat = _stat(client, container, dst.path)
-    if stat is not None:
-        why = _irregular(stat.mode)
+    info = _stat(client, container, path)
+    if info is not None and info.is_symlink:
+        dst.path = _join_link(path, info.link_target)
+        info = _stat(client, container, dst.path)
+    if info is not None:
+        why = _irregular(info.mode)
         if why:
             raise InvalidArgument(
                 f'destination "{container}:{path}" must be a directory or a regular file: {why}'
             )
-        dst.exists, dst.is_dir = True, stat.is_dir
+        dst.exists, dst.is_dir = True, info.is_dir
     return dst
 
 
@@ -182,9 +180,6 @@ def _irregular(go_mode: int) -> str:
 
 def validate_output_path(path: str) -> None:
     """A local destination's directory must exist, and it must not be a device."""
-    import os
-    import stat
-
     from hyperctl.archive.paths import clean
 
     parent = posixpath.dirname(clean(path))

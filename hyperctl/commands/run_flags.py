@@ -107,29 +107,8 @@ OPTIONS = [
 
 def apply(p: dict, config: dict) -> None:
     """Put these flags' values into the create body (``config`` and its HostConfig)."""
-    host = config["HostConfig"]
-    binds, volumes = p["volume"] or ([], {})
-    _put(config, "Volumes", volumes)
-    _put(host, "Binds", binds)
-    _put(host, "Mounts", list(p["mount"]))
-    _put(host, "Tmpfs", mounts.parse_tmpfs(p["tmpfs"]))
-    _put(host, "VolumesFrom", list(p["volumes_from"]))
-    _put(host, "LogConfig", runopts.log_config(p["log_driver"], p["log_opt"]))
-    _put(host, "ShmSize", p["shm_size"])
-    cap_add, cap_drop = runopts.capabilities(p["cap_add"], p["cap_drop"])
-    _put(host, "CapAdd", cap_add)
-    _put(host, "CapDrop", cap_drop)
-    _put(host, "SecurityOpt", p["security_opt"])
-    _put(host, "ExtraHosts", p["add_host"])
-    _put(host, "Dns", p["dns"])
-    _put(host, "DnsSearch", p["dns_search"])
-    _put(host, "DnsOptions", list(p["dns_option"]))
-    _put(host, "GroupAdd", list(p["group_add"]))
-    _put(host, "Sysctls", dict(p["sysctl"] or ()))
-    for flag, key in (("read_only", "ReadonlyRootfs"), ("privileged", "Privileged")):
-        _put(host, key, bool(p[flag]))
-    if p["init"]:
-        host["Init"] = True
+    _mounts(p, config)
+    _host(p, config["HostConfig"])
     _put(config, "Domainname", p["domainname"])
     _put(config, "MacAddress", p["mac_address"])
     if p["stop_timeout"] is not None:
@@ -141,6 +120,34 @@ def apply(p: dict, config: dict) -> None:
     _put(config, "Healthcheck", check)
     if p["attach"]:
         _attach(config, p["attach"])
+
+
+def _mounts(p: dict, config: dict) -> None:
+    host = config["HostConfig"]
+    binds, volumes = p["volume"] or ([], {})
+    _put(config, "Volumes", volumes)
+    _put(host, "Binds", binds)
+    _put(host, "Mounts", list(p["mount"]))
+    _put(host, "Tmpfs", mounts.parse_tmpfs(p["tmpfs"]))
+    _put(host, "VolumesFrom", list(p["volumes_from"]))
+    _put(host, "ReadonlyRootfs", bool(p["read_only"]))
+
+
+def _host(p: dict, host: dict) -> None:
+    _put(host, "LogConfig", runopts.log_config(p["log_driver"], p["log_opt"]))
+    _put(host, "ShmSize", p["shm_size"])
+    _put(host, "Privileged", bool(p["privileged"]))
+    cap_add, cap_drop = runopts.capabilities(p["cap_add"], p["cap_drop"])
+    _put(host, "CapAdd", cap_add)
+    _put(host, "CapDrop", cap_drop)
+    _put(host, "SecurityOpt", p["security_opt"])
+    _put(host, "ExtraHosts", p["add_host"])
+    _put(host, "Dns", p["dns"])
+    _put(host, "DnsSearch", p["dns_search"])
+    _put(host, "DnsOptions", list(p["dns_option"]))
+    _put(host, "GroupAdd", list(p["group_add"]))
+    _put(host, "Sysctls", dict(p["sysctl"] or ()))
+    _put(host, "Init", bool(p["init"]))
 
 
 def _put(target: dict, key: str, value: Any) -> None:
