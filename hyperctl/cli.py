@@ -109,6 +109,8 @@ COMMANDS = {
     "events": _C + "system:events",
     "info": _C + "system:info",
     "version": _C + "system:version",
+    "cp": _C + "cp:cp",
+    "volume": _C + "volume:volume",
     # a subject's group registers here, one line each ("network": "hyperctl.network:network")
 }
 
@@ -117,6 +119,7 @@ CONTAINER_COMMANDS = {
         name: COMMANDS[name]
         for name in [
             "attach",
+            "cp",
             "create",
             "exec",
             "kill",

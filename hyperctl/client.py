@@ -8,10 +8,12 @@ exec start return a :class:`HijackedConnection`.
 
 from __future__ import annotations
 
+from hyperctl.endpoints.archive import ArchiveEndpoints, ArchiveReader, PathStat
 from hyperctl.endpoints.containers import ContainerEndpoints, PendingWait
 from hyperctl.endpoints.exec import ExecEndpoints
 from hyperctl.endpoints.images import ImageEndpoints
 from hyperctl.endpoints.system import DEFAULT_REGISTRY, SystemEndpoints
+from hyperctl.endpoints.volumes import VolumeEndpoints
 from hyperctl.errors import (
     ERRORS_BY_KIND,
     APIError,
@@ -42,12 +44,14 @@ __all__ = [
     "STDOUT",
     "APIClient",
     "APIError",
+    "ArchiveReader",
     "ConflictError",
     "DaemonUnreachable",
     "FrameDecoder",
     "HijackedConnection",
     "InvalidArgumentError",
     "NotFoundError",
+    "PathStat",
     "PendingWait",
     "UnauthorizedError",
     "UnavailableError",
@@ -58,7 +62,14 @@ __all__ = [
 ]
 
 
-class APIClient(SystemEndpoints, ImageEndpoints, ContainerEndpoints, ExecEndpoints):
+class APIClient(
+    SystemEndpoints,
+    ImageEndpoints,
+    ContainerEndpoints,
+    ArchiveEndpoints,
+    ExecEndpoints,
+    VolumeEndpoints,
+):
     """One method per endpoint of docs/api.md."""
 
     # networks ---------------------------------------------------------------------------

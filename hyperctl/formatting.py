@@ -320,9 +320,10 @@ def format_listing(
     default_table: str,
 ) -> str:
     """A listing's ``--format``: ``table`` (the default columns), ``table TEMPLATE``,
-    ``json`` (one object a line) or a bare template (one line a row)."""
+    ``json`` (one compact object a line, as Go marshals it) or a bare template (one line a
+    row)."""
     if not fmt or fmt == "table":
         fmt = default_table
     if fmt == "json":
-        return "\n".join(json.dumps(r, ensure_ascii=False, sort_keys=True) for r in rows)
+        return "\n".join(_json(dict(sorted(r.items()))) for r in rows)
     return render_template_table(fmt, rows, headers)

@@ -128,6 +128,19 @@ def _duration(text: str) -> float | None:
     return total if text and pos == len(text) else None
 
 
+def parse_duration(text: str) -> int:
+    """A Go duration (``30s``, ``1m30s``, ``-1.5h``, ``0``) in nanoseconds, as flags of type
+    ``duration`` take it."""
+    value = (text or "").strip()
+    sign = -1 if value.startswith("-") else 1
+    body = value[1:] if value[:1] in ("+", "-") else value
+    seconds = 0.0 if body == "0" else _duration(body)
+    if seconds is None:
+        why = "missing unit in" if re.fullmatch(r"\d+(\.\d*)?", body) else "invalid"
+        raise InvalidArgument(f'time: {why} duration "{text}"')
+    return sign * int(round(seconds * 1e9))
+
+
 def _date(text: str) -> float | None:
     """Unix seconds of an RFC 3339 time or a shorter form of it (``2024-01-02``,
     ``2024-01-02T15:04``); local time when it has no zone, as Docker's."""

@@ -101,3 +101,13 @@ def filter_option(keys: str) -> Callable:
     return click.option(
         "-f", "--filter", "filters", multiple=True, metavar="KEY=VALUE", help=f"Filter: {keys}."
     )
+
+
+def print_prune_report(title: str, deleted: list[str], reclaimed: int) -> None:
+    """Docker's prune output: ``Deleted <title>:`` and the names (when any), then the space
+    reclaimed."""
+    from hyperctl.formatting import human_size
+
+    if deleted:
+        click.echo(f"Deleted {title}:\n" + "".join(f"{name}\n" for name in deleted))
+    click.echo(f"Total reclaimed space: {human_size(reclaimed if deleted else 0, 4)}")

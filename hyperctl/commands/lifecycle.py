@@ -7,7 +7,13 @@ import click
 
 from hyperapi.errors import InvalidArgument
 from hyperctl import opts
-from hyperctl.commands.common import confirm, for_each, parsed_by, pass_client
+from hyperctl.commands.common import (
+    confirm,
+    for_each,
+    parsed_by,
+    pass_client,
+    print_prune_report,
+)
 
 
 @click.command()
@@ -135,17 +141,12 @@ def prune_filters(items) -> dict[str, list[str]]:
 def prune_stopped(client, force: bool, filters, warning: str) -> None:
     """Ask (unless ``force``), remove the stopped containers, print Docker's report: the
     deleted IDs, then the space reclaimed."""
-    from hyperctl.formatting import human_size
-
     flt = prune_filters(filters)
     if not force and not confirm(warning):
         return
     report = client.prune_containers(flt or None)
     deleted = report.get("ContainersDeleted") or []
-    if deleted:
-        click.echo("Deleted Containers:\n" + "".join(f"{cid}\n" for cid in deleted))
-    reclaimed = int(report.get("SpaceReclaimed") or 0) if deleted else 0
-    click.echo(f"Total reclaimed space: {human_size(reclaimed, 4)}")
+    print_prune_report("Containers", deleted, int(report.get("SpaceReclaimed") or 0))
 
 
 @click.command()

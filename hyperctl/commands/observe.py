@@ -42,17 +42,25 @@ def ps(client, all_, quiet, no_trunc, filters, fmt, latest, last) -> None:
         click.echo(out)
 
 
-def inspect_objects(client, fmt: str | None, kind: str | None, names) -> int:
+#: The client method that inspects each kind of object, in the order ``inspect`` tries them
+#: for a name when no ``--type`` is given (Docker's: container, image, network, volume).
+INSPECTORS = {
+    "container": "inspect_container",
+    "image": "inspect_image",
+    "volume": "inspect_volume",
+}
+
+
+def inspect_objects(client, fmt: str | None, kind: str | None, names, sort_keys=False) -> int:
     """Print the objects (a JSON array, or a template per object); errors for the missing."""
     from hyperctl.errors import NotFoundError
 
     found, missing = [], []
     for name in names:
         obj = None
-        for k in ("container", "image") if kind is None else (kind,):
-            get = client.inspect_container if k == "container" else client.inspect_image
+        for k in INSPECTORS if kind is None else (kind,):
             try:
-                obj = get(name)
+                obj = getattr(client, INSPECTORS[k])(name)
                 break
             except NotFoundError:
                 continue
@@ -69,7 +77,7 @@ def inspect_objects(client, fmt: str | None, kind: str | None, names) -> int:
     else:
         import json
 
-        click.echo(json.dumps(found, indent=4, ensure_ascii=False))
+        click.echo(json.dumps(found, indent=4, ensure_ascii=False, sort_keys=sort_keys))
     for name in missing:
         print_error(f"No such {kind or 'object'}: {name}")
     return USAGE_EXIT if missing else 0
@@ -83,13 +91,13 @@ _INSPECT_FORMAT = "json, or a Go template ({{.State.Status}}, {{json .}})."
 @click.option(
     "--type",
     "kind",
-    type=click.Choice(["container", "image"]),
+    type=click.Choice(list(INSPECTORS)),
     help="Only inspect objects of the given type.",
 )
 @click.argument("names", nargs=-1, required=True)
 @pass_client
 def inspect(client, fmt, kind, names) -> int:
-    """Low-level information on containers or images."""
+    """Low-level information on containers, images or volumes."""
     return inspect_objects(client, fmt, kind, names)
 
 

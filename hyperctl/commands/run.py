@@ -11,6 +11,7 @@ import click
 
 from hyperapi.errors import HyperError, InvalidArgument
 from hyperctl import opts
+from hyperctl.commands import run_flags
 from hyperctl.commands.common import parsed_by, pass_client, print_error
 
 WAIT_ERROR_EXIT = 125
@@ -66,6 +67,7 @@ def container_options(f):
         click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
         click.option("--rm", is_flag=True, help="Remove the container when it exits."),
         click.option("-q", "--quiet", is_flag=True, help="Suppress the pull output."),
+        *run_flags.OPTIONS,
         click.argument("image"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED),
     ]
@@ -105,6 +107,7 @@ def build_config(p: dict, attach: bool) -> dict:
     if exposed:
         config["ExposedPorts"] = exposed
     config["HostConfig"] = _host_config(p, port_bindings)
+    run_flags.apply(p, config)
     return config
 
 
@@ -166,12 +169,15 @@ def attach_and_run(
     start: bool,
     wait_condition: str,
     sig_proxy: bool = True,
+    outputs: tuple[bool, bool] = (True, True),
 ) -> int:
-    """Docker's attached flow: attach, wait (registered before the start), start, pump the
-    streams, then the exit status from the wait's answer."""
+    """Docker's attached flow: attach (stdin and the ``outputs`` stdout, stderr), wait
+    (registered before the start), start, pump the streams, then the exit status from the
+    wait's answer."""
     from hyperctl import streams
 
-    conn = client.attach_socket(cid, stdin=stdin, stdout=True, stderr=True, stream=True)
+    stdout, stderr = outputs
+    conn = client.attach_socket(cid, stdin=stdin, stdout=stdout, stderr=stderr, stream=True)
     try:
         waiting = client.wait_request(cid, wait_condition)
     except HyperError:
@@ -225,6 +231,7 @@ def _after_failed_start(waiting, condition: str) -> None:
 @pass_client
 def run(client, detach: bool, sig_proxy: bool, **p) -> int:
     """Create and run a container: IMAGE [COMMAND] [ARG...]."""
+    run_flags.check_detach(p, detach)
     config = build_config(p, attach=not detach)
     cid = create_container(client, config, p["name"], p["pull"], p["platform"], p["quiet"])
     if detach:
@@ -236,8 +243,10 @@ def run(client, detach: bool, sig_proxy: bool, **p) -> int:
         click.echo(cid)
         return 0
     condition = "removed" if p["rm"] else "next-exit"
+    outputs = (config["AttachStdout"], config["AttachStderr"])
+    stdin = config["AttachStdin"] and config["OpenStdin"]
     return attach_and_run(
-        client, cid, p["tty"], p["interactive"], True, condition, sig_proxy=sig_proxy
+        client, cid, p["tty"], stdin, True, condition, sig_proxy=sig_proxy, outputs=outputs
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hyperctl.cli import cli
-from hyperctl.commands.run import build_config
+from hyperctl.commands.run import build_config, create
 
 
 def invoke(runner, args, host=None, **kw):
@@ -48,7 +48,8 @@ def test_help_exits_zero(runner):
 
 
 def _params(**kw):
-    p = dict(
+    p = create.make_context("create", ["busybox"]).params  # every flag at its default
+    p.update(
         image="busybox",
         command=("sh", "-c", "x"),
         entrypoint=None,

@@ -14,6 +14,7 @@ from hyperapi.errors import InvalidArgument
 from hyperctl.cli import cli, container, image, system
 from hyperctl.commands.lifecycle import prune_filters, update_body
 from hyperctl.commands.observe import parse_tail
+from hyperctl.commands.volume import volume
 from tests.conftest import ROOT
 
 
@@ -28,7 +29,7 @@ def _resolve(group: click.Group, name: str) -> click.Command:
     return cmd
 
 
-@pytest.mark.parametrize("group", [cli, container, image, system])
+@pytest.mark.parametrize("group", [cli, container, image, system, volume])
 def test_every_registered_command_loads_and_has_help(runner, group):
     names = group.list_commands(click.Context(group))
     assert names
@@ -49,6 +50,9 @@ def test_dockers_names_and_aliases_are_the_same_commands():
     assert _resolve(image, "rm") is _resolve(image, "remove") is _resolve(cli, "rmi")
     assert _resolve(system, "events") is _resolve(cli, "events")
     assert _resolve(system, "info") is _resolve(cli, "info")
+    assert _resolve(container, "cp") is _resolve(cli, "cp")
+    assert _resolve(volume, "list") is _resolve(volume, "ls")
+    assert _resolve(volume, "remove") is _resolve(volume, "rm")
     for verb in ("pause", "unpause", "top", "stats", "update", "rename", "exec", "run", "wait"):
         assert _resolve(container, verb) is _resolve(cli, verb)
     # the aliases are not listed in help, as Docker's

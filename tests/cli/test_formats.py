@@ -1,4 +1,5 @@
-"""Each command's rows: ps, images, stats, system df, events, as the docker CLI prints them."""
+"""Each command's rows: ps, images, stats, system df, events, volumes, as the docker CLI
+prints them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from hyperctl.formats.containers import format_containers
 from hyperctl.formats.images import format_images
 from hyperctl.formats.stats import format_stats, stats_row
 from hyperctl.formats.system import event_context, event_line, format_df, format_df_verbose
+from hyperctl.formats.volumes import format_volumes
 
 NOW = 1_700_000_000.0
 
@@ -295,3 +297,25 @@ def test_event_templates_see_gos_field_names():
 def test_bad_template_is_a_usage_error():
     with pytest.raises(InvalidArgument):
         format_stats([stats_row("bench", SAMPLE)], "{{.Nope}}")
+
+
+VOLUMES = [
+    {"Name": "v10", "Driver": "local", "Mountpoint": "/d/v10", "Labels": None, "Scope": "local"},
+    {"Name": "v2", "Driver": "local", "Mountpoint": "/d/v2", "Labels": {"b": "2", "a": "1"}},
+]
+
+
+def test_volume_ls_in_natural_name_order_like_docker():
+    assert format_volumes(VOLUMES) == "DRIVER    VOLUME NAME\nlocal     v2\nlocal     v10"
+    assert format_volumes(VOLUMES, quiet=True) == "v2\nv10"
+    assert (
+        format_volumes(VOLUMES, fmt="{{.Name}}:{{.Labels}}:{{.Size}}") == "v2:a=1,b=2:N/A\nv10::N/A"
+    )
+
+
+def test_volume_ls_json_is_compact_as_gos():
+    first = format_volumes(VOLUMES, fmt="json").splitlines()[0]
+    assert first.startswith(
+        '{"Availability":"N/A","Driver":"local","Group":"N/A","Labels":"a=1,b=2"'
+    )
+    assert json.loads(first)["Mountpoint"] == "/d/v2"

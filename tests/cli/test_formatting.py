@@ -78,7 +78,7 @@ def test_render_table_minwidth_and_listing():
     assert f.format_listing(items, None, {"X": "EX"}, "table {{.X}}\t{{.Y}}") == (
         "EX        Y\n1         two"
     )
-    assert f.format_listing(items, "json", {}, "") == '{"X": "1", "Y": "two"}'
+    assert f.format_listing(items, "json", {}, "") == '{"X":"1","Y":"two"}'  # as Go's
     assert f.format_listing(items, "{{.Y}}-{{.X}}", {}, "") == "two-1"
 
 

@@ -159,3 +159,18 @@ def test_parse_publish_ranges():
 def test_parse_publish_rejects(spec):
     with pytest.raises(InvalidArgument, match="spec|range|port"):
         opts.parse_publish([spec])
+
+
+@pytest.mark.parametrize(
+    "text,ns",
+    [("0", 0), ("1.5s", 1_500_000_000), ("-2m", -120_000_000_000), ("1h30m", 5_400_000_000_000),
+     ("300ms", 300_000_000), ("+10us", 10_000), ("7ns", 7)],
+)  # fmt: skip
+def test_go_durations_in_nanoseconds(text, ns):
+    assert opts.parse_duration(text) == ns
+
+
+@pytest.mark.parametrize("text", ["5", "", "1x", "--1s", "s", "1.s5"])
+def test_go_duration_invalid(text):
+    with pytest.raises(InvalidArgument, match="time: "):
+        opts.parse_duration(text)
