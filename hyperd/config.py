@@ -12,7 +12,9 @@ tb_cache_mib = 32                # TCG translation cache per VM
 libvirt_uri = "qemu:///system"
 libvirt_wait = 120               # seconds to wait for libvirtd at start
 log_level = "info"
-bridge = "hyper0"                # (networking)
+bridge = "hyper0"                # the default network's bridge ("" = no networking)
+subnet = "10.213.0.0/16"         # the default network's subnet
+default_address_pools = [{base = "10.40.0.0/14", size = 24}]  # user networks' subnets
 insecure_registries = ["myregistry:5000"]
 mirrors = ["https://mirror.example"]
 """
@@ -48,6 +50,7 @@ class Config:
     log_level: str = "info"
     bridge: str = "hyper0"
     subnet: str = "10.213.0.0/16"
+    default_address_pools: list[dict] = field(default_factory=list)  # [] = hyper's default
     insecure_registries: list[str] = field(default_factory=list)
     mirrors: list[str] = field(default_factory=list)
 

@@ -76,6 +76,10 @@ class Agent:
             p.Code.SETUPINTERFACE, p.setupinterface(device, addresses, mtu, new_name)
         )
 
+    async def delete_interface(self, device: str) -> None:
+        """Flush a NIC's addresses and take it down (before it is unplugged)."""
+        await self.client.call(p.Code.DELETEINTERFACE, {"device": device})
+
     async def setup_routes(self, routes: list[dict]) -> None:
         await self.client.call(p.Code.SETUPROUTE, p.setuproute(routes))
 

@@ -25,6 +25,7 @@ from hyperd.state import StateStore
 
 from . import boot as booting
 from . import create as creating
+from . import networking
 from .exec import Execs
 from .hosts import hosts_file
 from .io import INIT, ContainerIO
@@ -33,7 +34,7 @@ from .model import Container
 from .monitor import Monitor, Run
 from .process import main_process
 from .signals import parse_signal
-from .spec import CreateSpec, UpdateSpec
+from .spec import CreateSpec, EndpointSpec, UpdateSpec
 from .state import EXITED, RESTARTING
 from .stats import Sample
 from .store import ContainerStore
@@ -189,6 +190,7 @@ class ContainerService:
     def teardown(self, c: Container, sb: Sandbox) -> None:
         """Take an ended run's sandbox down in the background (libvirt needs 1-2 s under
         TCG); a new start of the container waits for it."""
+        booting.clear_network(c)
 
         async def down():
             await self.sandboxes.release(sb, graceful=not c.host.auto_remove)
@@ -485,6 +487,16 @@ class ContainerService:
         if size == (0, 0) and c.host.console_size:
             size = c.host.console_size
         return main_process(c, size)
+
+    # -- networks ------------------------------------------------------------------------
+
+    async def connect(self, ref: str, network: str, ep: EndpointSpec) -> None:
+        """Join a network: at the next start, or now (a hot-plugged NIC) when running."""
+        await networking.connect(self, ref, network, ep)
+
+    async def disconnect(self, ref: str, network: str, force: bool = False) -> None:
+        """Leave a network: at the next start, or now (the NIC unplugged) when running."""
+        await networking.disconnect(self, ref, network, force)
 
     # -- names between containers ----------------------------------------------------------
 

@@ -257,10 +257,8 @@ class Network:
         rec = self.records.get(network)
         if not rec.has_bridge:
             raise InvalidArgument(f"network {rec.name} has no bridge to attach to")
-        if ip and rec.builtin:
-            raise InvalidArgument(
-                "user specified IP address is supported on user defined networks only"
-            )
+        if ip:
+            self.check_address(network, ip)
         tap = tap_name(owner, rec.id)  # validates the owner before anything is allocated
         with self._lock:
             ipam = self._ipam(rec)
@@ -273,6 +271,16 @@ class Network:
                     ipam.release(owner)
                 raise
             return self._endpoint(rec, owner)
+
+    def check_address(self, network: str, ip: str) -> None:
+        """400 unless ``ip`` may be asked for on ``network`` (a host address of the subnet
+        of a user-defined network)."""
+        rec = self.records.get(network)
+        if rec.builtin:
+            raise InvalidArgument(
+                "user specified IP address is supported on user defined networks only"
+            )
+        self._ipam(rec).check_address(ip)
 
     def _endpoint(self, rec: NetworkRecord, owner: str) -> Endpoint | None:
         row = self._ipam(rec).row(owner)

@@ -95,6 +95,11 @@ def predefined_id(name: str, bridge: str = "") -> str:
     return hashlib.sha256(f"hyper-network:{name}:{bridge}".encode()).hexdigest()
 
 
+def endpoint_id(owner: str, network_id: str) -> str:
+    """The EndpointID Docker's API shows for a container on a network."""
+    return hashlib.sha256(f"hyper-endpoint:{owner}:{network_id}".encode()).hexdigest()
+
+
 def check_name(name: str) -> str:
     """A network name as Docker allows it."""
     if not name:
