@@ -16,6 +16,7 @@ import click
 
 from hyperctl import formatting, opts, streams
 from hyperctl.client import APIClient, DaemonUnreachable, NotFoundError, PendingWait
+from hyperctl.network import network as network_group
 from hyperd.errors import HyperError, InvalidArgument, NotFound
 
 CLIENT_VERSION = "0.1.0"
@@ -150,8 +151,7 @@ def container_options(f):
             "--network",
             default="default",
             show_default=True,
-            type=click.Choice(["default", "bridge", "none"]),
-            help="Network of the container.",
+            help="Network of the container (bridge, none, or a user-defined network).",
         ),
         click.option("--link", multiple=True, metavar="NAME[:ALIAS]", help="Add a name to hosts."),
         click.option(
@@ -960,6 +960,9 @@ def logout(client: APIClient, server) -> None:
         click.echo(f"Not logged in to {shown}")
         return
     click.echo(f"Removing login credentials for {shown}")
+
+
+cli.add_command(network_group)
 
 
 def main(argv: list[str] | None = None) -> None:

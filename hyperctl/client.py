@@ -682,3 +682,35 @@ def _read_chunks(conn, resp) -> Iterator[bytes]:
             yield data
     finally:
         conn.close()
+
+    # networks -----------------------------------------------------------------------------
+
+    def create_network(self, body: dict) -> dict:
+        return self._request("POST", "/networks/create", body=body)
+
+    def networks(self, filters: dict | None = None) -> list[dict]:
+        params = {"filters": json.dumps(filters)} if filters else None
+        return self._request("GET", "/networks", params) or []
+
+    def inspect_network(self, net: str) -> dict:
+        return self._request("GET", f"/networks/{quote(net)}")
+
+    def remove_network(self, net: str) -> None:
+        self._request("DELETE", f"/networks/{quote(net)}")
+
+    def connect_network(
+        self, net: str, container: str, aliases=(), ipv4: str = "", links=()
+    ) -> None:
+        endpoint: dict = {"Aliases": list(aliases), "Links": list(links)}
+        if ipv4:
+            endpoint["IPAMConfig"] = {"IPv4Address": ipv4}
+        body = {"Container": container, "EndpointConfig": endpoint}
+        self._request("POST", f"/networks/{quote(net)}/connect", body=body, timeout=None)
+
+    def disconnect_network(self, net: str, container: str, force: bool = False) -> None:
+        body = {"Container": container, "Force": force}
+        self._request("POST", f"/networks/{quote(net)}/disconnect", body=body, timeout=None)
+
+    def prune_networks(self, filters: dict | None = None) -> dict:
+        params = {"filters": json.dumps(filters)} if filters else None
+        return self._request("POST", "/networks/prune", params) or {}

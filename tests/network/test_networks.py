@@ -87,8 +87,9 @@ def _bad_requests(db):
         (NetworkSpec("x", gateway="10.60.0.1"), InvalidArgument, "needs a subnet"),
     ]  # fmt: skip
     for spec, error, text in cases:
-        with pytest.raises(error, match=text):
+        with pytest.raises(error, match=text) as e:
             net.create(spec)
+        assert e.value.status == {InvalidArgument: 400, Conflict: 409}[error]
     with pytest.raises(Forbidden, match="pre-defined"):
         net.remove("bridge")
     net.create(NetworkSpec("p1"))
