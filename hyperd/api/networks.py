@@ -158,7 +158,8 @@ async def list_(request):
         return web.json_response([])
     recs = svc.sandboxes.network.list()
     for key, values in filters.items():
-        recs = [r for r in recs if any(_matches(r, svc, key, v) for v in values)]
+        match = all if key == "label" else any  # Docker: every label, any other value
+        recs = [r for r in recs if match(_matches(r, svc, key, v) for v in values)]
     return web.json_response([view(r, svc) for r in recs])
 
 

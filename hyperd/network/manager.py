@@ -164,8 +164,12 @@ class Network:
             self._bring_up(self.default)
             enable_ip_forward()
             for rec in self._bridged():
-                if rec.id != self.default.id:
+                if rec.id == self.default.id:
+                    continue
+                try:
                     self._bring_up(rec)
+                except HyperError as exc:  # one broken network must not keep hyperd down
+                    log.error("cannot bring up network %s (%s): %s", rec.name, rec.bridge, exc)
 
     # -- networks -----------------------------------------------------------------------
 
