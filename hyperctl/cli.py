@@ -14,10 +14,10 @@ from typing import Any
 
 import click
 
+from hyperapi.errors import HyperError, InvalidArgument, NotFound
 from hyperctl import formatting, opts, streams
 from hyperctl.client import APIClient, DaemonUnreachable, NotFoundError, PendingWait
 from hyperctl.network import network as network_group
-from hyperd.errors import HyperError, InvalidArgument, NotFound
 
 CLIENT_VERSION = "0.1.0"
 CLIENT_API_VERSION = "1.41"
@@ -29,7 +29,9 @@ _NoArgsIsHelp = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
 def _err(message: str) -> None:
-    click.echo(f"hyper: {message}", err=True)
+    """One error, on one line of stderr."""
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    click.echo(f"hyper: {line}", err=True)
 
 
 class HyperGroup(click.Group):
@@ -269,16 +271,6 @@ def create_container(client: APIClient, config: dict, name, pull: str, platform_
     return created["Id"]
 
 
-def _start_exit_code(err: HyperError) -> int:
-    """Docker's run exit codes for a failed start: 127 not found, 126 cannot execute."""
-    msg = err.message.lower()
-    if "executable file not found" in msg or "no such file or directory" in msg:
-        return 127
-    if "permission denied" in msg or "cannot execute" in msg:
-        return 126
-    return err.exit_code
-
-
 def _exit_status(
     client: APIClient, cid: str, pending: PendingWait | None, condition: str | None = None
 ) -> int:
@@ -362,7 +354,7 @@ def attach_and_run(
                 except HyperError as e:
                     conn.close()
                     _err(e.message)
-                    return _start_exit_code(e)
+                    return e.exit_code
             if resize is not None:
                 with resize:
                     resize.send()
@@ -394,7 +386,7 @@ def run(client: APIClient, detach: bool, sig_proxy: bool, **p) -> int:
             client.start(cid)
         except HyperError as e:
             _err(e.message)
-            return _start_exit_code(e)
+            return e.exit_code
         click.echo(cid)
         return 0
     condition = "removed" if p["rm"] else "next-exit"

@@ -19,7 +19,15 @@ from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode, urlsplit
 
-from hyperd.errors import Conflict, HyperError, InvalidArgument, NotFound
+from hyperapi.errors import (
+    KIND_BY_STATUS,
+    Conflict,
+    HyperError,
+    InvalidArgument,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+)
 
 DEFAULT_HOST = "unix:///run/hyper/hyperd.sock"
 DEFAULT_TIMEOUT = 60.0
@@ -40,6 +48,14 @@ class APIError(HyperError):
         self.status = status_code
 
 
+class InvalidArgumentError(APIError, InvalidArgument):
+    """400: a bad parameter."""
+
+
+class UnauthorizedError(APIError, Unauthorized):
+    """401: credentials missing or refused."""
+
+
 class NotFoundError(APIError, NotFound):
     """404: no such container / image / exec."""
 
@@ -48,29 +64,49 @@ class ConflictError(APIError, Conflict):
     """409: name in use, container running, image in use..."""
 
 
-class InvalidArgumentError(APIError, InvalidArgument):
-    """400: a bad parameter."""
+class UnavailableError(APIError, Unavailable):
+    """503: a resource is exhausted for now."""
 
 
 class DaemonUnreachable(HyperError):
     """The daemon's socket cannot be reached."""
 
 
-_ERRORS_BY_STATUS = {400: InvalidArgumentError, 404: NotFoundError, 409: ConflictError}
+#: The exception for each kind of hyperapi.errors (Internal and unknown kinds: APIError).
+ERRORS_BY_KIND: dict[str, type[APIError]] = {
+    cls.kind: cls
+    for cls in (
+        APIError,
+        InvalidArgumentError,
+        UnauthorizedError,
+        NotFoundError,
+        ConflictError,
+        UnavailableError,
+    )
+}
 
 
 def api_error(status: int, body: bytes, reason: str = "") -> APIError:
-    """Build the right APIError subclass from an error response."""
-    message = ""
+    """The exception for an error answer: its class from the body's ``kind`` (from the
+    status when a Docker-style body has none), its exit code from ``exitCode`` (else 125)."""
+    message = body.decode("utf-8", "replace").strip()
     try:
         data = json.loads(body)
-        if isinstance(data, dict):
-            message = str(data.get("message") or data.get("error") or "")
     except ValueError:
-        message = body.decode("utf-8", "replace").strip()
-    if not message:
-        message = f"{status} {reason}".strip()
-    return _ERRORS_BY_STATUS.get(status, APIError)(message, status_code=status)
+        data = None
+    if isinstance(data, dict):
+        message = str(data.get("message") or data.get("error") or "")
+    else:
+        data = {}
+    kind = data.get("kind")
+    if not isinstance(kind, str):
+        kind = KIND_BY_STATUS.get(status, APIError.kind)
+    err = ERRORS_BY_KIND.get(kind, APIError)(message or f"{status} {reason}".strip(), status)
+    err.kind = kind
+    code = data.get("exitCode")
+    if isinstance(code, int) and not isinstance(code, bool) and 0 <= code <= 255:
+        err.exit_code = code
+    return err
 
 
 # --- transport ----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from hyperd.errors import InvalidArgument
+from hyperapi.errors import InvalidArgument
 
 # --- times and sizes ----------------------------------------------------------------------
 

@@ -6,9 +6,9 @@ import json
 
 import click
 
+from hyperapi.errors import HyperError, InvalidArgument
 from hyperctl import formatting, opts
 from hyperctl.client import APIClient, DaemonUnreachable
-from hyperd.errors import HyperError, InvalidArgument
 
 pass_client = click.make_pass_decorator(APIClient)
 USAGE_EXIT = 125

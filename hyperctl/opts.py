@@ -7,9 +7,9 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 
-from hyperd.errors import InvalidArgument
-from hyperd.portspec import parse_ports
-from hyperd.units import parse_size
+from hyperapi.errors import InvalidArgument
+from hyperapi.portspec import parse_ports
+from hyperapi.units import parse_size
 
 
 def parse_memory(text: str) -> int:

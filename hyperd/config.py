@@ -12,6 +12,8 @@ tb_cache_mib = 32                # TCG translation cache per VM
 libvirt_uri = "qemu:///system"
 libvirt_wait = 120               # seconds to wait for libvirtd at start
 log_level = "info"
+log_opts = {max-size = "20m", max-file = "5"}   # json-file defaults of every container
+volume_size = "10g"              # size of a new volume's (sparse) disk
 bridge = "hyper0"                # the default network's bridge ("" = no networking)
 subnet = "10.213.0.0/16"         # the default network's subnet
 default_address_pools = [{base = "10.40.0.0/14", size = 24}]  # user networks' subnets
@@ -26,8 +28,8 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from hyperapi.units import parse_size
 from hyperd.errors import InvalidArgument
-from hyperd.units import parse_size
 
 DEFAULT_PATH = "/etc/hyper/config"
 
@@ -48,6 +50,8 @@ class Config:
     libvirt_uri: str = "qemu:///system"
     libvirt_wait: float = 120.0
     log_level: str = "info"
+    log_opts: dict[str, str] = field(default_factory=lambda: {"max-size": "20m", "max-file": "5"})
+    volume_size: str = "10g"
     bridge: str = "hyper0"
     subnet: str = "10.213.0.0/16"
     default_address_pools: list[dict] = field(default_factory=list)  # [] = hyper's default

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from hyperd.api.server import make_app
 from hyperd.config import Config
+from hyperd.containers.logs import log_limits
 from hyperd.containers.service import ContainerService
 from hyperd.errors import HyperError
 from hyperd.events import EventBus
@@ -31,6 +32,7 @@ from hyperd.network import Network, parse_pools
 from hyperd.sandbox import Sandboxes
 from hyperd.state import StateStore
 from hyperd.vm import virt
+from hyperd.volumes import VolumeStore
 
 log = logging.getLogger("hyperd")
 
@@ -118,6 +120,7 @@ async def wait_for_libvirt(hv: virt.Hypervisor, timeout: float) -> None:
 
 async def serve(config: Config) -> None:
     """Run the daemon until SIGTERM/SIGINT."""
+    log_limits(config.log_opts)  # a bad default in the config stops the daemon here, clearly
     lock = _lock(Path(config.run_dir))
     virt.use_asyncio_events()
     hv = virt.Hypervisor(config.libvirt_uri)
@@ -139,7 +142,8 @@ async def serve(config: Config) -> None:
         )
     events = EventBus()
     sandboxes = Sandboxes(config, hv, network)
-    service = ContainerService(config, images, sandboxes, state, events)
+    volumes = VolumeStore(config.root, config.volume_size)
+    service = ContainerService(config, images, sandboxes, state, events, volumes)
     hv.on_stopped(sandboxes.vm_stopped)
     await service.restore()
 

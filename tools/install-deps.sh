@@ -32,7 +32,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/pip" install -q --upgrade pip
-"$VENV/bin/pip" install -q -e "$here[test]"
+"$VENV/bin/pip" install -q -e "$here[test]" --config-settings editable_mode=compat
 for cmd in hyper hyperd; do
     ln -sf "$VENV/bin/$cmd" "/usr/local/bin/$cmd"
 done

@@ -99,8 +99,8 @@ async def update(request):
 async def remove(request):
     if query_bool(request.query, "link"):
         raise InvalidArgument("removing links is not supported (links are resolved by name)")
-    force = query_bool(request.query, "force")
-    await common.containers(request).remove(request.match_info["id"], force)
+    force, volumes = query_bool(request.query, "force"), query_bool(request.query, "v")
+    await common.containers(request).remove(request.match_info["id"], force, volumes)
     return web.Response(status=204)
 
 

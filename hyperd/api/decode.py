@@ -12,12 +12,15 @@ import math
 import os
 import re
 
+from hyperapi.portspec import parse_exposed
 from hyperd.containers import spec as s
+from hyperd.containers.logs import log_limits
 from hyperd.containers.signals import parse_signal
 from hyperd.errors import InvalidArgument
-from hyperd.portspec import parse_exposed
 
 from .fields import Fields
+from .mounts import mounts as mount_specs
+from .mounts import volumes_from
 
 MIN_MEMORY = 64 << 20  # a guest kernel and agent need this much
 HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?$")
@@ -194,6 +197,8 @@ def host_spec(f: Fields) -> s.HostSpec:
         group_add=f.str_list("GroupAdd"),
         init=f.bool("Init") if f.has("Init") else None,
         console_size=console_size(f),
+        mounts=mount_specs(f),
+        volumes_from=volumes_from(f),
         passthrough={k: f.obj[k] for k in PASSTHROUGH if f.has(k)},
     )
 
@@ -311,7 +316,10 @@ def _log_config(f: Fields) -> s.LogConfig:
     kind = f.str("Type") or "json-file"
     if kind not in LOG_DRIVERS:
         raise InvalidArgument(f'error looking up logging plugin {kind}: plugin "{kind}" not found')
-    return s.LogConfig("json-file" if kind == "local" else kind, f.str_map("Config"))
+    opts = f.str_map("Config")
+    if kind != "none":
+        log_limits(opts)
+    return s.LogConfig("json-file" if kind == "local" else kind, opts)
 
 
 def _tmpfs(f: Fields) -> dict[str, str]:

@@ -13,12 +13,12 @@ from hyperd.errors import HyperError
 from hyperd.events import EventBus
 from hyperd.images.service import ImageService
 
-from . import containers, exec, images, networks, system
+from . import containers, exec, images, networks, system, volumes
 from .common import MAX_BODY
 
 log = logging.getLogger(__name__)
 API_VERSION = system.API_VERSION
-MODULES = (system, images, containers, exec, networks)
+MODULES = (system, images, containers, exec, volumes, networks)
 
 
 @web.middleware
@@ -32,7 +32,8 @@ async def errors(request: web.Request, handler):
         raise
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
-        return _error({"message": "internal error (see hyperd's log)"}, 500)
+        internal = HyperError("internal error (see hyperd's log)")
+        return _error(internal.to_dict(), internal.status)
 
 
 def _error(body: dict, status: int) -> web.Response:

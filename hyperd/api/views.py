@@ -77,7 +77,15 @@ def summary(c: Container) -> dict:
         "SizeRw": 0,
         "HostConfig": {"NetworkMode": c.host.network_mode},
         "NetworkSettings": {"Networks": _networks(c)},
-        "Mounts": [],
+        "Mounts": [
+            {
+                "Type": m.type,
+                "Name": m.source if m.type == "volume" else "",
+                "Destination": m.target,
+                "RW": not m.readonly,
+            }
+            for m in c.mounts
+        ],
     }
 
 
@@ -197,10 +205,48 @@ def _host_config(c: Container) -> dict:
         "GroupAdd": h.group_add or None,
         "Init": h.init,
         "ConsoleSize": list(h.console_size or (0, 0)),
-        "Binds": None,
-        "Mounts": None,
-        "VolumesFrom": None,
+        "Binds": [_bind(m) for m in h.mounts if m.from_binds] or None,
+        "Mounts": [_mount_config(m) for m in h.mounts if not m.from_binds] or None,
+        "VolumesFrom": h.volumes_from or None,
     }
+
+
+def _bind(m) -> str:
+    source = m.source if m.type == "bind" or m.source else ""
+    modes = ",".join(x for x in ("ro" if m.readonly else "", m.propagation) if x)
+    return ":".join(x for x in (source, m.target, modes) if x)
+
+
+def _mount_config(m) -> dict:
+    out = {"Type": m.type, "Source": m.source, "Target": m.target, "ReadOnly": m.readonly}
+    if m.type == "bind":
+        out["BindOptions"] = {"Propagation": m.propagation}
+    elif m.type == "volume":
+        out["VolumeOptions"] = {"NoCopy": m.no_copy, "Labels": m.labels or None}
+        if m.subpath:
+            out["VolumeOptions"]["Subpath"] = m.subpath
+    else:
+        out["TmpfsOptions"] = {"SizeBytes": m.tmpfs_size, "Mode": m.tmpfs_mode}
+    return out
+
+
+def mounts_view(svc, c: Container) -> list[dict]:
+    """The Mounts of inspect and list: where each mount comes from."""
+    out = []
+    for m in c.mounts:
+        row = {
+            "Type": m.type,
+            "Source": m.source,
+            "Destination": m.target,
+            "Mode": "ro" if m.readonly else "",
+            "RW": not m.readonly,
+            "Propagation": m.propagation if m.type == "bind" else "",
+        }
+        if m.type == "volume":
+            row.update(Name=m.source, Driver="local", Source=str(svc.volumes.disk(m.source)))
+            row["Mode"] = "z" if not m.readonly else "ro"
+        out.append(row)
+    return out
 
 
 def inspect(svc, c: Container) -> dict:
@@ -222,7 +268,7 @@ def inspect(svc, c: Container) -> dict:
         "Platform": "linux",
         "ExecIDs": svc.execs.ids(c.id) or None,
         "HostConfig": _host_config(c),
-        "Mounts": [],
+        "Mounts": mounts_view(svc, c),
         "Config": _config(c),
         "NetworkSettings": {
             "IPAddress": c.ip,

@@ -34,7 +34,7 @@ class StartFailed(HyperError):
     status = 400
 
     def __init__(self, message: str, exit_code: int = 128):
-        super().__init__(message, exitCode=exit_code)
+        super().__init__(message)
         self.exit_code = exit_code
 
 

@@ -19,6 +19,7 @@ from .model import Attachment, Container
 from .process import merge_env
 from .spec import ContainerConfig, CreateSpec, EndpointSpec, Healthcheck, container_name, vcpus
 from .state import now_rfc3339
+from .volumes import resolve as resolve_mounts
 
 if TYPE_CHECKING:
     from .service import ContainerService
@@ -37,6 +38,8 @@ async def new_container(svc: ContainerService, spec: CreateSpec) -> Container:
     svc.store.check_name(name)
     for link in spec.host.links:
         svc.store.get(link.partition(":")[0])  # a link to a missing container is an error
+    networks = _networks(svc, spec)
+    mounts = await resolve_mounts(svc, config, spec.host)
     return Container(
         id=cid,
         name=name,
@@ -47,7 +50,8 @@ async def new_container(svc: ContainerService, spec: CreateSpec) -> Container:
         host=spec.host,
         cpus=vcpus_for(svc, spec.host.nano_cpus),
         memory=spec.host.memory or svc.config.memory_bytes,
-        networks=_networks(svc, spec),
+        networks=networks,
+        mounts=mounts,
         sandbox=f"{DOMAIN_PREFIX}{cid[:12]}",
     )
 

@@ -1,5 +1,11 @@
 """A container's output on the host: one log writer per container (kept across restarts,
-closed at removal) and a fan-out to attached clients."""
+closed at removal) and a fan-out to attached clients, with back-pressure.
+
+The pump takes a chunk from the guest only when the log has it and every attached client
+has room for it, so a guest that writes faster than the disk or a reader stalls in its own
+VM (virtio-serial stops taking its output) instead of growing the daemon's memory. A client
+that takes nothing for STALL_LIMIT seconds is cut off, so it cannot pin a container.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,11 @@ from pathlib import Path
 
 from hyperd.agent.client import OutputStream, ProcessIO
 
-from .logs import LogWriter
+from .logs import LogLimits, LogWriter
 
 INIT = "init"  # the agent's id for a container's main process
-ATTACH_QUEUE = 1024  # chunks an attached client may lag behind before it is cut off
+ATTACH_QUEUE = 64  # chunks (≤ 64 KiB each) an attached client may lag behind
+STALL_LIMIT = 60.0
 
 
 @dataclass
@@ -32,13 +39,16 @@ class Output:
         """Stop delivering to ``q``."""
         self.listeners.discard(q)
 
-    def publish(self, item) -> None:
-        """Deliver one item to every listener; one that lags too far is cut off."""
+    async def publish(self, item) -> None:
+        """Deliver one item to every listener, waiting while one is full (back-pressure)."""
         for q in list(self.listeners):
-            try:
+            if q.full():
+                try:
+                    await asyncio.wait_for(q.put(item), STALL_LIMIT)
+                except TimeoutError:
+                    self._cut(q)
+            else:
                 q.put_nowait(item)
-            except asyncio.QueueFull:
-                self._cut(q)
 
     def end(self) -> None:
         """End of this run's output: listeners get None and are dropped."""
@@ -56,17 +66,17 @@ class Output:
 class ContainerIO:
     """The log file and output fan-out of one container, for its whole life."""
 
-    def __init__(self, log_path: Path, logging_enabled: bool = True):
+    def __init__(self, log_path: Path, limits: LogLimits | None):
         self.log_path = log_path
-        self.logging_enabled = logging_enabled
+        self.limits = limits  # None: the "none" log driver
         self.output = Output()
         self._writer: LogWriter | None = None
         self.size: tuple[int, int] = (0, 0)  # the main process's terminal, rows x columns
 
     def writer(self) -> LogWriter | None:
         """The log writer (opened on first use, then reused across restarts)."""
-        if self.logging_enabled and self._writer is None:
-            self._writer = LogWriter(self.log_path)
+        if self.limits is not None and self._writer is None:
+            self._writer = LogWriter(self.log_path, self.limits)
         return self._writer
 
     def pump(self, io: ProcessIO) -> asyncio.Task:
@@ -80,7 +90,7 @@ class ContainerIO:
             async for chunk in stream.chunks():
                 if writer is not None:
                     writer.write(name, chunk)
-                self.output.publish((name, chunk))
+                await self.output.publish((name, chunk))
 
         try:
             streams = [copy(io.stdout_stream, "stdout")]

@@ -11,7 +11,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 
-from .spec import ContainerConfig, EndpointSpec, HostSpec
+from .spec import ContainerConfig, EndpointSpec, HostSpec, MountSpec
 from .state import State, parse_rfc3339
 
 RECORD_VERSION = 2
@@ -63,6 +63,7 @@ class Container:
     restart_count: int = 0
     networks: dict[str, Attachment] = field(default_factory=dict)
     published: list[Published] = field(default_factory=list)
+    mounts: list[MountSpec] = field(default_factory=list)  # resolved: volumes named
     sandbox: str = ""  # the VM (domain name) this container runs in
     # stream seqs of the main process, so a restarted daemon can re-attach to them
     stdio_seq: int = 0

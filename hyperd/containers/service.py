@@ -22,14 +22,16 @@ from hyperd.events import EventBus
 from hyperd.images.service import ImageService
 from hyperd.sandbox import Sandbox, Sandboxes
 from hyperd.state import StateStore
+from hyperd.volumes import VolumeStore
 
 from . import boot as booting
 from . import create as creating
 from . import networking
+from . import volumes as mounting
 from .exec import Execs
 from .hosts import hosts_file
 from .io import INIT, ContainerIO
-from .logs import read_logs
+from .logs import log_limits, read_logs
 from .model import Container
 from .monitor import Monitor, Run
 from .process import main_process
@@ -53,9 +55,11 @@ class ContainerService:
         sandboxes: Sandboxes,
         db: StateStore,
         events: EventBus,
+        volumes: VolumeStore,
     ):
         self.config = config
         self.images = images
+        self.volumes = volumes
         self.sandboxes = sandboxes
         self.events = events
         self.store = ContainerStore(db, self._image_id)
@@ -105,8 +109,10 @@ class ContainerService:
         """The container's log writer and output fan-out."""
         cio = self._io.get(c.id)
         if cio is None:
-            enabled = c.host.log_config.type != "none"
-            cio = self._io[c.id] = ContainerIO(self.log_path(c), enabled)
+            limits = None
+            if c.host.log_config.type != "none":
+                limits = log_limits({**self.config.log_opts, **c.host.log_config.config})
+            cio = self._io[c.id] = ContainerIO(self.log_path(c), limits)
         return cio
 
     def event_attrs(self, c: Container) -> dict[str, str]:
@@ -164,7 +170,7 @@ class ContainerService:
         await self.store.save(c)
         log.info("started container %s in VM %s", c.id[:12], c.sandbox)
         self._event(c, "start")
-        await self.refresh_hosts()
+        await self.refresh_hosts(first=c)
 
     async def _start_failed(self, c: Container, exc: BaseException) -> None:
         code = exc.exit_code if isinstance(exc, booting.StartFailed) else 128
@@ -172,7 +178,7 @@ class ContainerService:
         c.state.set_start_failed(message, code)
         await self.store.save(c)
         if c.host.auto_remove and c.id in self.store:
-            await self._forget(c)  # as Docker: --rm holds for a failed start too
+            await self._forget(c, volumes=True)  # as Docker: --rm holds for a failed start too
 
     async def restart_policy_start(self, c: Container) -> None:
         """The restart policy's start after an exit (scheduled by the monitor)."""
@@ -353,8 +359,13 @@ class ContainerService:
 
     # -- remove ----------------------------------------------------------------------------
 
-    async def remove(self, ref: str, force: bool = False) -> None:
-        """Remove a container; a running one only with force (its VM is destroyed)."""
+    def volume_users(self, name: str) -> list[str]:
+        """IDs of the containers that mount a volume (it cannot be removed while they do)."""
+        return mounting.users(self, name)
+
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        """Remove a container; a running one only with force (its VM is destroyed); with
+        ``volumes``, its anonymous volumes too."""
         c = self.store.get(ref)
         async with self._lock(c.id):
             if c.running and not force and c.state.status != RESTARTING:
@@ -370,17 +381,22 @@ class ContainerService:
                 if c.state.status != EXITED:
                     c.state.set_stopped(137)
                     self._event(c, "die", exitCode=137)
-            await self._forget(c)
+            await self._forget(c, volumes)
 
     async def remove_exited(self, c: Container) -> None:
         """Auto-removal after the exit (``--rm``)."""
         async with self._lock(c.id):
             if c.id in self.store and not c.running:
                 self.monitor.forget(c.id)
-                await self._forget(c)
+                await self._forget(c, volumes=True)
 
-    async def _forget(self, c: Container) -> None:
+    async def _forget(self, c: Container, volumes: bool = False) -> None:
+        anonymous = mounting.anonymous(self, c) if volumes else []
         await self.store.remove(c)
+        for name in anonymous:
+            with contextlib.suppress(HyperError):
+                await asyncio.to_thread(self.volumes.remove, name, self.volume_users(name))
+                self.events.publish("volume", "destroy", name, driver="local")
         cio = self._io.pop(c.id, None)
         if cio is not None:
             cio.close()
@@ -500,16 +516,24 @@ class ContainerService:
 
     # -- names between containers ----------------------------------------------------------
 
-    async def refresh_hosts(self) -> None:
-        """Rewrite /etc/hosts in every running container (names come and go)."""
+    async def refresh_hosts(self, first: Container | None = None) -> None:
+        """Rewrite /etc/hosts in every running container (names come and go).
+
+        Only ``first``'s own file (a container just started) is waited for; the others are
+        written in the background, so a guest that does not answer delays nobody else.
+        """
         running = [c for c in self.store if self.monitor.run(c.id) is not None]
-        writes = []
         for c in running:
-            if not c.networks:
+            run = self.monitor.run(c.id)
+            if not c.networks or run is None:
                 continue
-            data = hosts_file(c, running, self._gateway(c))
-            writes.append(self.monitor.run(c.id).sandbox.write_file(c.id, "/etc/hosts", data))
-        await asyncio.gather(*writes)
+            write = run.sandbox.write_file(
+                c.id, "/etc/hosts", hosts_file(c, running, self._gateway(c))
+            )
+            if first is not None and c.id == first.id:
+                await write
+            else:
+                self.spawn(write)
 
     def _gateway(self, c: Container) -> str:
         return next((a.gateway for a in c.networks.values() if a.gateway), "")

@@ -113,6 +113,25 @@ class ContainerConfig:
 
 
 @dataclass
+class MountSpec:
+    """A filesystem the container sees at ``target``: a host directory (bind), a named or
+    anonymous volume, or a tmpfs."""
+
+    type: str  # bind | volume | tmpfs
+    target: str
+    source: str = ""  # host path (bind), volume name (volume; "" = anonymous)
+    readonly: bool = False
+    create_source: bool = False  # -v creates a missing host directory; --mount refuses
+    propagation: str = ""
+    no_copy: bool = False  # volume: do not fill a new volume with the image's content
+    labels: dict[str, str] = field(default_factory=dict)  # volume: labels of a new one
+    subpath: str = ""  # volume: mount this directory of it
+    tmpfs_size: int = 0
+    tmpfs_mode: int = 0
+    from_binds: bool = False  # given as HostConfig.Binds (shown there by inspect)
+
+
+@dataclass
 class HostSpec:
     """Docker's HostConfig: what the host provides the container."""
 
@@ -141,6 +160,8 @@ class HostSpec:
     group_add: list[str] = field(default_factory=list)
     init: bool | None = None
     console_size: tuple[int, int] | None = None  # the terminal's rows, columns at start
+    mounts: list[MountSpec] = field(default_factory=list)  # Binds, Mounts and Tmpfs
+    volumes_from: list[str] = field(default_factory=list)  # CONTAINER[:ro|rw]
     # Accepted and shown by inspect, with no effect inside a VM (documented in docs/compat.md).
     passthrough: dict = field(default_factory=dict)
 

@@ -31,7 +31,7 @@ are named after their network and owner (bridge.py), and every firewall rule nam
 One networking daemon per network namespace.
 """
 
-from hyperd.portspec import PortBinding, parse_port_spec, parse_ports
+from hyperapi.portspec import PortBinding, parse_port_spec, parse_ports
 
 from .bridge import NetworkError, tap_name
 from .firewall import FirewallError

@@ -8,8 +8,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from hyperapi.portspec import PortBinding
 from hyperd.errors import Conflict, HyperError, InvalidArgument
-from hyperd.portspec import PortBinding
 
 from . import pool as pools
 from .bridge import (
@@ -46,6 +46,7 @@ DEFAULT_DB = "/var/lib/hyper/network.db"
 class Forbidden(HyperError):
     """The operation is not allowed on this object (a predefined network)."""
 
+    kind = "Forbidden"
     status = 403
 
 

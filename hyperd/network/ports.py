@@ -1,6 +1,6 @@
 """Published ports: the userland proxy behind each port.
 
-Parsing of the ``-p``/``-P`` syntax lives in ``hyperd.portspec`` (the CLI uses it too).
+Parsing of the ``-p``/``-P`` syntax lives in ``hyperapi.portspec`` (the CLI uses it too).
 
 The proxy (``PortProxy``) listens on ``host_ip:host_port`` for every binding and forwards to
 the container's address. The kernel's DNAT rules (firewall.py) take the traffic that comes
@@ -21,8 +21,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import replace
 
+from hyperapi.portspec import PortBinding
 from hyperd.errors import Conflict, InvalidArgument
-from hyperd.portspec import PortBinding
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 
+from hyperapi.portspec import PortBinding
 from hyperd.errors import Conflict, HyperError
-from hyperd.portspec import PortBinding
 
 from .firewall import Firewall, FirewallError
 from .ports import PortProxy

@@ -4,14 +4,20 @@ Everything hyper decides about a VM's shape lives here (machine type, buses, CPU
 kernel command line, TCG cache cap, switched-off default devices); ``domain.py`` only
 converts. Three hypervisors share the model: ``kvm`` and ``qemu`` (TCG) through the
 QEMU driver, and ``xen`` through libxl (PVH guest, PV disks and console).
+
+Disks and NICs can be added to and removed from a running VM (``disk``, ``nic``: PCI
+hot-plug, which the guest kernel sees through ACPI). 9p shares cannot: libvirt does not
+hot-plug ``<filesystem>`` on QEMU, so a VM's shares are all in its boot XML (``VMSpec.shares``).
 """
 
 from __future__ import annotations
 
 import string
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from hyperd.agent import protocol
+from hyperd.errors import InvalidArgument
 
 from . import domain as d
 
@@ -24,6 +30,30 @@ MACHINE = "pc"
 # way out. PCI scan of bus 0 only: our devices all sit there.
 KERNEL_ARGS = "quiet panic=-1 reboot=t pci=lastbus=0"
 METADATA_NS = "https://hyper.dev/xmlns/domain/1"
+# Host page cache for every disk: it honours the guest's flushes (so fsync in a container
+# is durable), works on any host filesystem (cache=none needs O_DIRECT, which tmpfs lacks),
+# and VMs sharing one read-only image disk share one cached copy of it.
+DISK_CACHE = "writeback"
+# 9p shares: files keep their real owners and modes on the host, as Docker bind mounts do
+# (root in the container writes root-owned files). QEMU then acts with the guest's ids, so
+# it has to run as root: domains with shares get a DAC label of root (the others keep
+# libvirt's unprivileged user).
+SHARE_ACCESSMODE = "passthrough"
+SHARE_EMULATOR_LABEL = "+0:+0"
+# The largest msize Linux 6.1's virtio transport takes (PAGE_SIZE * (128 - 3)); the
+# kernel's default (8 KiB) makes every large read or write many round trips.
+SHARE_MSIZE = 512000
+# cache=mmap: no caching beyond what shared writable mmap needs (sqlite, ...), so edits
+# made on the host show up in the guest at once. posixacl: the guest enforces the host
+# files' ACLs, as the host kernel does for a Docker bind mount. (QEMU's passthrough only
+# forwards user.* and ACL xattrs: security.* ones, file capabilities among them, do not
+# cross a share.)
+SHARE_MOUNT_OPTIONS = (
+    f"trans=virtio,version=9p2000.L,msize={SHARE_MSIZE},cache=mmap,access=client,posixacl"
+)
+# virtio-blk hands the guest at most 20 bytes of serial; a longer one would be cut and the
+# agent would never find the disk.
+MAX_SERIAL = 20
 
 
 @dataclass
@@ -45,6 +75,15 @@ class NicSpec:
 
 
 @dataclass
+class ShareSpec:
+    """A host directory for the guest (a bind mount); the guest mounts it by tag."""
+
+    path: str
+    tag: str
+    readonly: bool = False
+
+
+@dataclass
 class VMSpec:
     """What a VM needs, independent of the hypervisor."""
 
@@ -59,6 +98,7 @@ class VMSpec:
     memory_mib: int = DEFAULT_MEMORY_MIB
     disks: list[DiskSpec] = field(default_factory=list)
     nics: list[NicSpec] = field(default_factory=list)
+    shares: list[ShareSpec] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)
 
 
@@ -82,12 +122,10 @@ def design(spec: VMSpec, hypervisor: str, tb_cache_mib: int = DEFAULT_TB_CACHE_M
         # -cpu host fails under TCG; 'maximum' gives every feature TCG can emulate.
         cpu=d.CPU("maximum" if tcg else "host-passthrough"),
         devices=d.Devices(
-            disks=[
-                d.Disk(x.path, _dev("vd", i), "virtio", x.serial, x.readonly, driver="qemu")
-                for i, x in enumerate(spec.disks)
-            ],
+            disks=_disks(spec, hypervisor),
+            filesystems=[share(x) for x in spec.shares],
             channels=_channels(spec, "virtio"),
-            interfaces=[_nic(n) for n in spec.nics],
+            interfaces=[nic(n, hypervisor) for n in spec.nics],
             serial=d.Serial(spec.console_log, "isa-serial"),
             # Entropy from the start: without it the guest CRNG takes ~1 s to get ready
             # under TCG and early getrandom() callers (the workload's) wait for it.
@@ -95,11 +133,14 @@ def design(spec: VMSpec, hypervisor: str, tb_cache_mib: int = DEFAULT_TB_CACHE_M
             no_usb=True,
             no_memballoon=True,
         ),
+        seclabels=[d.SecLabel("dac", SHARE_EMULATOR_LABEL)] if spec.shares else [],
     )
 
 
 def _xen(spec: VMSpec) -> d.Domain:
     """A PVH guest through libxl: PV disks, PV console channels, hvc0 console."""
+    if spec.shares:
+        raise ValueError("9p shares are only designed for QEMU (kvm, qemu), not xen")
     return d.Domain(
         type="xen",
         name=spec.name,
@@ -111,12 +152,9 @@ def _xen(spec: VMSpec) -> d.Domain:
         os=d.OSBoot("xenpvh", spec.kernel, spec.initrd, f"console=hvc0 {KERNEL_ARGS}"),
         features=d.Features(acpi=False),
         devices=d.Devices(
-            disks=[
-                d.Disk(x.path, _dev("xvd", i), "xen", x.serial, x.readonly)
-                for i, x in enumerate(spec.disks)
-            ],
+            disks=_disks(spec, "xen"),
             channels=_channels(spec, "xen"),
-            interfaces=[_nic(n, model="") for n in spec.nics],
+            interfaces=[nic(n, "xen") for n in spec.nics],
         ),
     )
 
@@ -128,10 +166,43 @@ def _channels(spec: VMSpec, target_type: str) -> list[d.Channel]:
     ]
 
 
-def _nic(nic: NicSpec, model: str = "virtio") -> d.Interface:
-    if nic.bridge:
-        return d.Interface(nic.mac, "bridge", bridge=nic.bridge, model=model)
-    return d.Interface(nic.mac, "ethernet", tap=nic.tap, model=model)
+def _disks(spec: VMSpec, hypervisor: str) -> list[d.Disk]:
+    disks: list[d.Disk] = []
+    for x in spec.disks:
+        disks.append(disk(x, hypervisor, [y.target for y in disks]))
+    return disks
+
+
+def disk(spec: DiskSpec, hypervisor: str, taken: Collection[str] = ()) -> d.Disk:
+    """A disk device for ``spec`` on the first target name not in ``taken``.
+
+    Used for the boot XML and for hot-plug alike (``taken``: the running VM's targets).
+    """
+    if not 0 < len(spec.serial.encode()) <= MAX_SERIAL:
+        raise InvalidArgument(f"disk serial {spec.serial!r} must be 1 to {MAX_SERIAL} bytes")
+    prefix = "xvd" if hypervisor == "xen" else "vd"
+    target = next(_dev(prefix, i) for i in range(len(taken) + 1) if _dev(prefix, i) not in taken)
+    if hypervisor == "xen":
+        return d.Disk(spec.path, target, "xen", spec.serial, spec.readonly)
+    return d.Disk(spec.path, target, "virtio", spec.serial, spec.readonly, "qemu", cache=DISK_CACHE)
+
+
+def nic(spec: NicSpec, hypervisor: str) -> d.Interface:
+    """A NIC device for ``spec`` (virtio on QEMU; libxl picks its own model)."""
+    model = "" if hypervisor == "xen" else "virtio"
+    if spec.bridge:
+        return d.Interface(spec.mac, "bridge", bridge=spec.bridge, model=model)
+    return d.Interface(spec.mac, "ethernet", tap=spec.tap, model=model)
+
+
+def share(spec: ShareSpec) -> d.Filesystem:
+    """A virtio-9p share of ``spec.path``; boot XML only (QEMU cannot hot-plug it)."""
+    return d.Filesystem(spec.path, spec.tag, SHARE_ACCESSMODE, spec.readonly)
+
+
+def share_mount_options(spec: ShareSpec) -> str:
+    """The guest's mount options for ``mount -t 9p TAG DIR``."""
+    return SHARE_MOUNT_OPTIONS + (",ro" if spec.readonly else "")
 
 
 def _dev(prefix: str, index: int) -> str:

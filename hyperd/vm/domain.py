@@ -1,7 +1,8 @@
-"""libvirt domain XML from small typed objects.
+"""libvirt domain XML from small typed objects, and devices back from a live domain's XML.
 
 Conversion only: each object turns its fields into XML and decides nothing. Defaults and
 policy (machine type, buses, command line, limits) live in ``hyperd.vm.designer``.
+Every device also writes itself alone (``to_device_xml``), the form hot-plug takes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,30 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs) -> ET.E
     if text is not None:
         el.text = str(text)
     return el
+
+
+def _text(el: ET.Element, path: str, attr: str = "") -> str:
+    """An attribute (or the text) of the element at ``path``; "" when absent."""
+    found = el.find(path)
+    if found is None:
+        return ""
+    return (found.get(attr) if attr else found.text) or ""
+
+
+class Device:
+    """A ``<devices>`` child that can also stand alone (hot-plug takes one device's XML)."""
+
+    def to_xml(self, parent: ET.Element) -> None:
+        """Append this device's element to ``parent``."""
+        raise NotImplementedError
+
+    def to_device_xml(self) -> str:
+        """This device alone, as libvirt's attach/detach calls want it."""
+        holder = ET.Element("devices")
+        self.to_xml(holder)
+        (el,) = holder
+        ET.indent(el)
+        return ET.tostring(el, encoding="unicode") + "\n"
 
 
 @dataclass
@@ -69,7 +94,7 @@ class CPU:
 
 
 @dataclass
-class Disk:
+class Disk(Device):
     """A file-backed disk with a serial the guest finds it by."""
 
     source: str
@@ -94,9 +119,23 @@ class Disk:
         if self.readonly:
             _sub(disk, "readonly")
 
+    @classmethod
+    def from_element(cls, el: ET.Element) -> Disk:
+        """A ``<disk>`` element (as in a live domain's XML) as a Disk."""
+        return cls(
+            source=_text(el, "source", "file"),
+            target=_text(el, "target", "dev"),
+            bus=_text(el, "target", "bus"),
+            serial=_text(el, "serial"),
+            readonly=el.find("readonly") is not None,
+            driver=_text(el, "driver", "name"),
+            fmt=_text(el, "driver", "type") or "raw",
+            cache=_text(el, "driver", "cache"),
+        )
+
 
 @dataclass
-class Channel:
+class Channel(Device):
     """A named host<->guest port on a unix socket (virtio-serial, or xen PV console)."""
 
     path: str
@@ -110,7 +149,7 @@ class Channel:
 
 
 @dataclass
-class Serial:
+class Serial(Device):
     """The guest console written to a log file."""
 
     log_path: str
@@ -124,7 +163,7 @@ class Serial:
 
 
 @dataclass
-class Interface:
+class Interface(Device):
     """An ethernet NIC on a tap the host prepared (or a bridge)."""
 
     mac: str
@@ -143,9 +182,52 @@ class Interface:
         if self.model:
             _sub(nic, "model", type=self.model)
 
+    @classmethod
+    def from_element(cls, el: ET.Element) -> Interface:
+        """An ``<interface>`` element as an Interface (``tap`` is the host device in use)."""
+        return cls(
+            mac=_text(el, "mac", "address"),
+            kind=el.get("type", ""),
+            tap=_text(el, "target", "dev"),
+            bridge=_text(el, "source", "bridge"),
+            model=_text(el, "model", "type"),
+        )
+
 
 @dataclass
-class Rng:
+class Filesystem(Device):
+    """A host directory exported to the guest over virtio-9p, found there by its tag."""
+
+    source_dir: str
+    tag: str
+    accessmode: str  # passthrough | mapped | squash
+    readonly: bool = False
+    driver: str = "path"
+
+    def to_xml(self, parent: ET.Element) -> None:
+        fs = _sub(parent, "filesystem", type="mount", accessmode=self.accessmode)
+        if self.driver:
+            _sub(fs, "driver", type=self.driver)
+        _sub(fs, "source", dir=self.source_dir)
+        _sub(fs, "target", dir=self.tag)
+        if self.readonly:
+            _sub(fs, "readonly")
+
+    @classmethod
+    def from_element(cls, el: ET.Element) -> Filesystem:
+        """A ``<filesystem>`` element as a Filesystem."""
+        return cls(
+            source_dir=_text(el, "source", "dir"),
+            tag=_text(el, "target", "dir"),
+            # libvirt's default when the attribute is left out
+            accessmode=el.get("accessmode", "passthrough"),
+            readonly=el.find("readonly") is not None,
+            driver=_text(el, "driver", "type"),
+        )
+
+
+@dataclass
+class Rng(Device):
     """A virtio entropy device fed from a host file."""
 
     backend: str = "/dev/urandom"
@@ -161,6 +243,7 @@ class Devices:
 
     emulator: str = ""
     disks: list[Disk] = field(default_factory=list)
+    filesystems: list[Filesystem] = field(default_factory=list)
     channels: list[Channel] = field(default_factory=list)
     interfaces: list[Interface] = field(default_factory=list)
     serial: Serial | None = None
@@ -172,7 +255,7 @@ class Devices:
         devs = _sub(parent, "devices")
         if self.emulator:
             _sub(devs, "emulator", self.emulator)
-        for item in [*self.disks, *self.interfaces, *self.channels]:
+        for item in [*self.disks, *self.filesystems, *self.interfaces, *self.channels]:
             item.to_xml(devs)
         if self.serial:
             self.serial.to_xml(devs)
@@ -182,6 +265,85 @@ class Devices:
             _sub(devs, "controller", type="usb", model="none")
         if self.no_memballoon:
             _sub(devs, "memballoon", model="none")
+
+    @classmethod
+    def parse(cls, xml: str) -> Devices:
+        """The disks, interfaces and filesystems of a domain's XML (other devices are skipped)."""
+        try:
+            devs = ET.fromstring(xml).find("devices")
+        except ET.ParseError as exc:
+            raise ValueError(f"domain XML does not parse: {exc}") from exc
+        if devs is None:
+            return cls()
+        return cls(
+            disks=[Disk.from_element(el) for el in devs.findall("disk")],
+            filesystems=[Filesystem.from_element(el) for el in devs.findall("filesystem")],
+            interfaces=[Interface.from_element(el) for el in devs.findall("interface")],
+        )
+
+    def disk(self, serial: str) -> Disk | None:
+        """The disk with this serial."""
+        return next((x for x in self.disks if x.serial == serial), None)
+
+    def interface(self, mac: str) -> Interface | None:
+        """The NIC with this MAC (any case)."""
+        return next((x for x in self.interfaces if x.mac.lower() == mac.lower()), None)
+
+    def filesystem(self, tag: str) -> Filesystem | None:
+        """The 9p share with this tag."""
+        return next((x for x in self.filesystems if x.tag == tag), None)
+
+
+# How libvirt tells devices of a kind apart when it detaches one: (child path, attribute).
+_IDENTITY = {
+    "disk": ("target", "dev"),
+    "interface": ("mac", "address"),
+    "filesystem": ("target", "dir"),
+}
+
+
+def _identity(el: ET.Element) -> str:
+    path, attr = _IDENTITY[el.tag]
+    return _text(el, path, attr).lower()
+
+
+def _parse_device(device_xml: str) -> ET.Element:
+    try:
+        return ET.fromstring(device_xml)
+    except ET.ParseError as exc:
+        raise ValueError(f"device XML does not parse: {exc}") from exc
+
+
+def device_identity(device_xml: str) -> str:
+    """A device named for messages: ``disk vdb``, ``interface 52:54:00:...``, ``rng``."""
+    el = _parse_device(device_xml)
+    return f"{el.tag} {_identity(el)}" if el.tag in _IDENTITY else el.tag
+
+
+def has_device(domain_xml: str, device_xml: str) -> bool:
+    """True while the domain XML holds the device (a disk, interface or filesystem)."""
+    dev = _parse_device(device_xml)
+    if dev.tag not in _IDENTITY:
+        raise ValueError(f"cannot tell one <{dev.tag}> device from another")
+    devs = ET.fromstring(domain_xml).find("devices")
+    found = devs.findall(dev.tag) if devs is not None else []
+    return any(_identity(el) == _identity(dev) for el in found)
+
+
+@dataclass
+class SecLabel:
+    """``<seclabel>``: how a security driver labels the emulator process and its files."""
+
+    model: str  # dac | selinux | apparmor
+    label: str = ""  # dac: "+uid:+gid"
+    type: str = "static"
+    relabel: bool = False
+
+    def to_xml(self, parent: ET.Element) -> None:
+        relabel = "yes" if self.relabel else "no"
+        sec = _sub(parent, "seclabel", type=self.type, model=self.model, relabel=relabel)
+        if self.label:
+            _sub(sec, "label", self.label)
 
 
 @dataclass
@@ -202,6 +364,7 @@ class Domain:
     on_crash: str = "destroy"
     metadata: dict[str, str] = field(default_factory=dict)
     metadata_ns: str = ""
+    seclabels: list[SecLabel] = field(default_factory=list)
 
     def to_element(self) -> ET.Element:
         """The ``<domain>`` element."""
@@ -222,6 +385,8 @@ class Domain:
         _sub(dom, "on_reboot", self.on_reboot)
         _sub(dom, "on_crash", self.on_crash)
         self.devices.to_xml(dom)
+        for label in self.seclabels:
+            label.to_xml(dom)
         return dom
 
     def to_xml(self) -> str:

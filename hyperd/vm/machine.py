@@ -2,6 +2,10 @@
 
 A machine is a transient libvirt domain: it exists while it runs and libvirt owns it,
 so VMs survive a restart of hyperd, which re-attaches to their agent sockets.
+
+``spec`` is the shape the machine boots with. Disks and NICs added or removed later live
+in the domain only: its live XML is the truth, and devices are found there by disk serial
+and NIC MAC.
 """
 
 from __future__ import annotations
@@ -9,22 +13,27 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from hyperd.agent import protocol as p
 from hyperd.agent.client import AgentClient, AgentError
-from hyperd.errors import HyperError
+from hyperd.errors import Conflict, HyperError, NotFound
 
 from . import designer
-from .virt import Hypervisor
+from . import domain as d
+from .stats import VMStats
+from .virt import Domain, Hypervisor
 
 # Where `make install` puts the guest kernel and initrd.
 INSTALL_DIR = Path("/usr/local/lib/hyper")
 DOMAIN_PREFIX = "hyper-"
 
 Prepare = Callable[[AgentClient], None]
+# How long a guest gets to release an unplugged device (ACPI eject; slow under TCG).
+DETACH_WAIT_S = 20.0
 
 
 @dataclass
@@ -54,6 +63,7 @@ class Machine:
         self.hypervisor = hypervisor
         self.tb_cache_mib = tb_cache_mib
         self.agent: AgentClient | None = None
+        self._devices_lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -123,3 +133,70 @@ class Machine:
         run_dir = Path(self.spec.control_socket).parent
         if run_dir.name == self.name:
             shutil.rmtree(run_dir, ignore_errors=True)
+
+    async def pause(self) -> None:
+        """Suspend the guest's vCPUs (``docker pause``); its agent stays connected."""
+        await self._on_domain(Domain.suspend)
+
+    async def resume(self) -> None:
+        """Let a paused guest run again."""
+        await self._on_domain(Domain.resume)
+
+    async def stats(self) -> VMStats:
+        """CPU, memory, disk and NIC counters of the VM."""
+        return await self._on_domain(Domain.stats)
+
+    async def attach_disk(self, spec: designer.DiskSpec) -> None:
+        """Hot-plug a disk; the agent finds it by ``spec.serial``."""
+        await self._attach(
+            lambda devs: devs.disk(spec.serial),
+            f"disk with serial {spec.serial}",
+            lambda devs: designer.disk(spec, self.hypervisor, [x.target for x in devs.disks]),
+        )
+
+    async def detach_disk(self, serial: str, wait: float = DETACH_WAIT_S) -> None:
+        """Unplug the disk with this serial once the guest has let it go (unmount it first)."""
+        await self._detach(lambda devs: devs.disk(serial), f"disk with serial {serial}", wait)
+
+    async def attach_nic(self, spec: designer.NicSpec) -> None:
+        """Hot-plug a NIC; the agent finds it by ``spec.mac`` (SETUPINTERFACE)."""
+        await self._attach(
+            lambda devs: devs.interface(spec.mac),
+            f"NIC with MAC {spec.mac}",
+            lambda _devs: designer.nic(spec, self.hypervisor),
+        )
+
+    async def detach_nic(self, mac: str, wait: float = DETACH_WAIT_S) -> None:
+        """Unplug the NIC with this MAC once the guest has let it go."""
+        await self._detach(lambda devs: devs.interface(mac), f"NIC with MAC {mac}", wait)
+
+    async def _attach(
+        self,
+        find: Callable[[d.Devices], d.Device | None],
+        what: str,
+        make: Callable[[d.Devices], d.Device],
+    ) -> None:
+        def attach(dom: Domain) -> None:
+            with self._devices_lock:  # two attaches would pick the same free target name
+                devices = d.Devices.parse(dom.xml())
+                if find(devices) is not None:
+                    raise Conflict(f"VM {self.name} already has a {what}")
+                dom.attach_device(make(devices).to_device_xml())
+
+        await self._on_domain(attach)
+
+    async def _detach(
+        self, find: Callable[[d.Devices], d.Device | None], what: str, wait: float
+    ) -> None:
+        def detach(dom: Domain) -> None:
+            with self._devices_lock:
+                device = find(d.Devices.parse(dom.xml()))
+                if device is None:
+                    raise NotFound(f"VM {self.name} has no {what}")
+                dom.detach_device(device.to_device_xml(), wait=wait)
+
+        await self._on_domain(detach)
+
+    async def _on_domain(self, action: Callable[[Domain], object]):
+        """Run ``action(domain)`` in a thread on a fresh handle (libvirtd may have restarted)."""
+        return await asyncio.to_thread(lambda: action(self.hv.lookup(self.name)))

@@ -1,6 +1,8 @@
 """The one thin wrapper around libvirt-python; nothing else in hyper imports libvirt.
 
-It hides libvirt's types and error style: callers get names, states and HyperErrors.
+It hides libvirt's types and error style: callers get names, states, XML strings and
+HyperErrors (NotFound for a missing domain, VirtError for the rest, each naming the VM).
+``Hypervisor`` is the connection; ``Domain`` is one VM on it.
 """
 
 from __future__ import annotations
@@ -8,12 +10,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import libvirt
 
 from hyperd.errors import HyperError, NotFound
+
+from . import domain as d
+from . import stats as st
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +43,30 @@ _STOP_REASONS = {
     libvirt.VIR_DOMAIN_EVENT_STOPPED_FROM_SNAPSHOT: "snapshot",
 }
 
+_STATS_GROUPS = (
+    libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
+    | libvirt.VIR_DOMAIN_STATS_BALLOON
+    | libvirt.VIR_DOMAIN_STATS_BLOCK
+    | libvirt.VIR_DOMAIN_STATS_INTERFACE
+)
+_DETACH_POLL_S = 0.1
+
 _event_loop_registered = False
 
 
 class VirtError(HyperError):
     """libvirt refused or failed an operation."""
+
+
+@contextlib.contextmanager
+def _errors(name: str, action: str) -> Iterator[None]:
+    """Turn a libvirtError of ``action`` on VM ``name`` into NotFound or VirtError."""
+    try:
+        yield
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            raise NotFound(f"no VM named {name}") from exc
+        raise VirtError(f"cannot {action} VM {name}: {exc.get_error_message()}") from exc
 
 
 def _silence(_ctx, _err) -> None:
@@ -59,6 +84,101 @@ def use_asyncio_events() -> None:
 
         libvirtaio.virEventRegisterAsyncIOImpl()
         _event_loop_registered = True
+
+
+class Domain:
+    """One libvirt domain: its state, devices, counters. Methods block (use a thread)."""
+
+    def __init__(self, dom):
+        self._dom = dom
+        self.name: str = dom.name()
+        self.uuid: str = dom.UUIDString()
+
+    def __repr__(self) -> str:
+        return f"<Domain {self.name}>"
+
+    def state(self) -> str | None:
+        """'running', 'paused', 'shutoff', ... or None once the domain is gone."""
+        try:
+            code, _reason = self._dom.state()
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            msg = exc.get_error_message()
+            raise VirtError(f"cannot read the state of VM {self.name}: {msg}") from exc
+        return _STATES.get(code, "unknown")
+
+    def destroy(self) -> bool:
+        """Hard-stop the domain; False when it was not running (any more)."""
+        try:
+            self._dom.destroy()
+            return True
+        except libvirt.libvirtError as exc:
+            gone = (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_OPERATION_INVALID)
+            if exc.get_error_code() in gone:
+                return False
+            raise VirtError(f"cannot stop VM {self.name}: {exc.get_error_message()}") from exc
+
+    def suspend(self) -> None:
+        """Pause every vCPU; the guest keeps its memory and devices."""
+        with _errors(self.name, "pause"):
+            self._dom.suspend()
+
+    def resume(self) -> None:
+        """Let a paused guest run again."""
+        with _errors(self.name, "resume"):
+            self._dom.resume()
+
+    def xml(self) -> str:
+        """The live domain XML (devices with the names libvirt gave them)."""
+        with _errors(self.name, "describe"):
+            return self._dom.XMLDesc(0)
+
+    def metadata(self, namespace: str, key: str) -> str | None:
+        """A value from the domain's ``<metadata>`` element in ``namespace``, if there is one."""
+        try:
+            root = ET.fromstring(self.xml())
+        except ET.ParseError as exc:
+            raise VirtError(f"VM {self.name}: unreadable domain XML: {exc}") from exc
+        el = root.find(f"metadata/{{{namespace}}}vm/{{{namespace}}}{key}")
+        return el.text if el is not None else None
+
+    def attach_device(self, xml: str, live: bool = True) -> None:
+        """Hot-plug one device (its XML) into the running guest, or into the config."""
+        with _errors(self.name, f"attach {d.device_identity(xml)} to"):
+            self._dom.attachDeviceFlags(xml, _affect(live))
+
+    def detach_device(self, xml: str, live: bool = True, wait: float = 20.0) -> None:
+        """Unplug one device and wait (at most ``wait`` s) until the guest has released it.
+
+        libvirt asks the guest to eject the device and returns before it has; a guest
+        that never does leaves the device in place, which is a VirtError.
+        """
+        what = d.device_identity(xml)
+        deadline = time.monotonic() + wait
+        if live and not d.has_device(self.xml(), xml):
+            raise NotFound(f"VM {self.name} has no {what}")
+        with _errors(self.name, f"detach {what} from"):
+            self._dom.detachDeviceFlags(xml, _affect(live))
+        if not live:
+            return
+        while d.has_device(self.xml(), xml):
+            if time.monotonic() >= deadline:
+                raise VirtError(f"VM {self.name}: the guest did not release {what} in {wait:g} s")
+            time.sleep(_DETACH_POLL_S)
+
+    def stats(self) -> st.VMStats:
+        """CPU time, QEMU's memory, per-disk and per-NIC counters."""
+        with _errors(self.name, "read the counters of"):
+            records = self._dom.connect().domainListGetStats([self._dom], _STATS_GROUPS)
+        if not records:
+            raise NotFound(f"no VM named {self.name}")
+        devices = d.Devices.parse(self.xml())
+        return st.from_record(records[0][1], devices, st.emulator_pid(self.uuid))
+
+
+def _affect(live: bool) -> int:
+    return libvirt.VIR_DOMAIN_AFFECT_LIVE if live else libvirt.VIR_DOMAIN_AFFECT_CONFIG
 
 
 class Hypervisor:
@@ -86,43 +206,31 @@ class Hypervisor:
                     self._conn.close()
                 self._conn = None
 
-    def create(self, xml: str) -> str:
-        """Start a transient domain from XML; return its UUID. It vanishes when it stops."""
+    def create(self, xml: str) -> Domain:
+        """Start a transient domain from XML. It vanishes when it stops."""
         try:
-            return self._connection().createXML(xml, 0).UUIDString()
+            return Domain(self._connection().createXML(xml, 0))
         except libvirt.libvirtError as exc:
             raise VirtError(f"cannot start VM: {exc.get_error_message()}") from exc
 
-    def _lookup(self, name: str):
-        try:
-            return self._connection().lookupByName(name)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                raise NotFound(f"no VM named {name}") from exc
-            raise VirtError(f"libvirt: {exc.get_error_message()}") from exc
+    def lookup(self, name: str) -> Domain:
+        """The domain called ``name``; NotFound when there is none."""
+        with _errors(name, "look up"):
+            return Domain(self._connection().lookupByName(name))
 
     def destroy(self, name: str) -> bool:
         """Hard-stop a domain; False when it did not exist (any more)."""
         try:
-            self._lookup(name).destroy()
-            return True
+            return self.lookup(name).destroy()
         except NotFound:
             return False
-        except libvirt.libvirtError as exc:
-            gone = (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_OPERATION_INVALID)
-            if exc.get_error_code() in gone:
-                return False
-            raise VirtError(f"cannot stop VM {name}: {exc.get_error_message()}") from exc
 
     def state(self, name: str) -> str | None:
         """'running', 'shutoff', ... or None when there is no such domain."""
         try:
-            st, _reason = self._lookup(name).state()
+            return self.lookup(name).state()
         except NotFound:
             return None
-        except libvirt.libvirtError:
-            return None
-        return _STATES.get(st, "unknown")
 
     def names(self, prefix: str = "") -> list[str]:
         """Names of the domains libvirt knows (running or defined) starting with prefix."""
@@ -132,11 +240,9 @@ class Hypervisor:
     def metadata(self, name: str, namespace: str, key: str) -> str | None:
         """A value from a domain's <metadata> element in ``namespace``, if there is one."""
         try:
-            root = ET.fromstring(self._lookup(name).XMLDesc(0))
-        except (NotFound, libvirt.libvirtError, ET.ParseError):
+            return self.lookup(name).metadata(namespace, key)
+        except NotFound:
             return None
-        el = root.find(f"metadata/{{{namespace}}}vm/{{{namespace}}}{key}")
-        return el.text if el is not None else None
 
     def on_stopped(self, callback: Callable[[str, str], None]) -> int:
         """Call ``callback(name, reason)`` whenever a domain stops; needs asyncio events."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import struct
 
 import pytest
 
+from hyperapi.errors import KINDS, Conflict, HyperError, InvalidArgument, NotFound
 from hyperctl.client import (
+    ERRORS_BY_KIND,
     APIClient,
     APIError,
     ConflictError,
@@ -19,7 +22,6 @@ from hyperctl.client import (
     json_stream,
     resolve_host,
 )
-from hyperd.errors import Conflict, HyperError, InvalidArgument, NotFound
 
 
 def frame(stream: int, data: bytes) -> bytes:
@@ -49,7 +51,7 @@ def test_json_stream():
     assert list(json_stream(chunks)) == [{"a": 1}, {"b": 2}, {"c": "é"}]
 
 
-def test_api_errors():
+def test_api_errors_from_docker_style_bodies_follow_the_status():
     e = api_error(404, b'{"message": "No such image: foo:latest"}')
     assert isinstance(e, NotFoundError) and isinstance(e, NotFound)
     assert e.message == "No such image: foo:latest" and e.status_code == 404
@@ -57,8 +59,34 @@ def test_api_errors():
     assert isinstance(api_error(409, b"{}"), Conflict)
     assert isinstance(api_error(400, b"bad"), InvalidArgumentError)
     assert isinstance(api_error(400, b"bad"), InvalidArgument)
+    assert api_error(400, b"bad").message == "bad"
     e = api_error(500, b"")
     assert type(e) is APIError and e.message == "500" and e.exit_code == 125
+
+
+def test_api_errors_are_built_from_kind_and_exit_code_not_from_the_message():
+    body = b'{"message": "exec: \\"x\\": executable file not found", "kind": "Conflict"}'
+    e = api_error(500, body)
+    assert isinstance(e, ConflictError) and e.kind == "Conflict" and e.exit_code == 125
+    e = api_error(
+        400, b'{"message": "permission denied", "kind": "InvalidArgument", "exitCode": 126}'
+    )
+    assert isinstance(e, InvalidArgumentError) and e.exit_code == 126
+    e = api_error(400, b'{"message": "m", "kind": "InvalidArgument", "exitCode": 127}')
+    assert e.exit_code == 127 and e.message == "m"
+    for bad in (b'"x"', b"999", b"-1", b"true", b"null"):
+        e = api_error(404, b'{"message": "m", "kind": "NotFound", "exitCode": ' + bad + b"}")
+        assert isinstance(e, NotFoundError) and e.exit_code == 125
+    e = api_error(418, b'{"message": "m", "kind": "Teapot", "exitCode": 3}')
+    assert type(e) is APIError and e.kind == "Teapot" and e.exit_code == 3
+
+
+def test_every_shared_kind_has_a_client_exception():
+    assert set(ERRORS_BY_KIND) == set(KINDS)
+    for kind, cls in ERRORS_BY_KIND.items():
+        assert issubclass(cls, APIError) and issubclass(cls, KINDS[kind])
+        err = api_error(KINDS[kind].status, json.dumps({"message": "m", "kind": kind}).encode())
+        assert type(err) is cls and err.kind == kind and err.status == KINDS[kind].status
 
 
 def test_resolve_host(monkeypatch):

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from hyperapi.errors import InvalidArgument
 from hyperctl import formatting as f
-from hyperd.errors import InvalidArgument
 
 NOW = 1_700_000_000.0
 

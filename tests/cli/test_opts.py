@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from hyperapi.errors import InvalidArgument
 from hyperctl import opts
-from hyperd.errors import InvalidArgument
 
 
 @pytest.mark.parametrize(

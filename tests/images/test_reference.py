@@ -86,7 +86,7 @@ def test_invalid_reference_is_a_400_hyper_error():
     with pytest.raises(HyperError) as exc:
         parse_reference("UPPER")
     assert exc.value.status == 400
-    assert exc.value.to_dict()["kind"] == "InvalidReference"
+    assert exc.value.to_dict()["kind"] == "InvalidArgument"
 
 
 def test_platform_parse():

@@ -7,9 +7,9 @@ import socket
 import pytest
 from pyroute2 import IPRoute
 
+from hyperapi.portspec import PortBinding
 from hyperd.errors import Conflict, InvalidArgument
 from hyperd.network import Network, parse_ports, tap_name
-from hyperd.portspec import PortBinding
 
 from .common import EchoServer, add_veth, tcp_roundtrip, udp_roundtrip
 from .netns import in_netns

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from hyperapi.portspec import PortBinding, parse_port_spec, parse_ports
 from hyperd.errors import InvalidArgument
-from hyperd.portspec import PortBinding, parse_port_spec, parse_ports
 
 ANY = "0.0.0.0"
 

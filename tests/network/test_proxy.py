@@ -8,9 +8,9 @@ import socket
 
 import pytest
 
+from hyperapi.portspec import PortBinding
 from hyperd.errors import Conflict, InvalidArgument
 from hyperd.network.ports import PortProxy
-from hyperd.portspec import PortBinding
 
 from .common import EchoServer, add_veth, tcp_roundtrip, udp_roundtrip
 from .netns import in_netns

@@ -1,10 +1,10 @@
-"""Docker-style sizes, shared by the daemon's config and the CLI's flags."""
+"""Docker-style sizes (go-units), shared by the daemon's config and the CLI's flags."""
 
 from __future__ import annotations
 
 import re
 
-from hyperd.errors import InvalidArgument
+from hyperapi.errors import InvalidArgument
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$")

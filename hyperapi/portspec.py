@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from hyperd.errors import InvalidArgument
+from hyperapi.errors import InvalidArgument
 
 PROTOS = ("tcp", "udp")
 

@@ -1,0 +1,70 @@
+"""A container's mounts resolved at create: named and anonymous volumes made, the image's
+VOLUMEs given anonymous volumes, VolumesFrom copied, bind sources checked."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from hyperd.errors import InvalidArgument
+
+from .model import Container
+from .spec import ContainerConfig, HostSpec, MountSpec
+
+if TYPE_CHECKING:
+    from .service import ContainerService
+
+
+async def resolve(
+    svc: ContainerService, config: ContainerConfig, host: HostSpec
+) -> list[MountSpec]:
+    """The container's mounts, every volume with its name; new volumes are created here."""
+    out = [replace(m) for m in host.mounts]
+    for ref in host.volumes_from:
+        out += _from(svc, ref, {m.target for m in out})
+    covered = {m.target for m in out}
+    out += [MountSpec("volume", t) for t in config.volumes if t not in covered]
+    for m in out:
+        if m.type == "bind" and not m.create_source and not os.path.exists(m.source):
+            raise InvalidArgument(
+                f'invalid mount config for type "bind": bind source path does not exist: {m.source}'
+            )
+        if m.type == "volume":
+            vol = await asyncio.to_thread(svc.volumes.create, m.source, m.labels)
+            m.source = vol.name
+    return out
+
+
+def _from(svc: ContainerService, ref: str, taken: set[str]) -> list[MountSpec]:
+    name, _, mode = ref.partition(":")
+    other = svc.store.get(name)
+    out = []
+    for m in other.mounts:
+        if m.type == "tmpfs" or m.target in taken:
+            continue
+        readonly = m.readonly if not mode else mode == "ro"
+        out.append(replace(m, readonly=readonly, from_binds=False))
+    return out
+
+
+def anonymous(svc: ContainerService, c: Container) -> list[str]:
+    """Names of c's anonymous volumes (removed with ``rm -v`` and ``--rm``)."""
+    names = []
+    for m in c.mounts:
+        if m.type != "volume":
+            continue
+        try:
+            if svc.volumes.get(m.source).anonymous:
+                names.append(m.source)
+        except Exception:  # noqa: BLE001 - already gone
+            continue
+    return names
+
+
+def users(svc: ContainerService, name: str) -> list[str]:
+    """IDs of the containers that mount a volume."""
+    return [
+        c.id for c in svc.store if any(m.type == "volume" and m.source == name for m in c.mounts)
+    ]
