@@ -487,8 +487,8 @@ class ContainerService:
         """A sample of the container's VM counters (``docker stats``)."""
         run = self.monitor.run(c.id)
         if run is None:
-            return await asyncio.to_thread(Sample.idle, c.memory)
-        return await asyncio.to_thread(Sample.of, run.sandbox, c.memory)
+            return Sample.idle(c.memory)
+        return Sample.of(await run.sandbox.machine.stats(), c.memory)
 
     def check_exec_target(self, c: Container) -> None:
         """Conflict unless c runs (and is not paused): execs need a live agent."""

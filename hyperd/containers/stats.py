@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from hyperd.vm.stats import VMStats
+
 from .state import now_rfc3339
 
 _TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
@@ -38,20 +40,19 @@ class Sample:
         return cls(now_rfc3339(), memory_limit=limit)
 
     @classmethod
-    def of(cls, sandbox, limit: int) -> Sample:
-        """A reading of a sandbox's VM (blocking: call it in a thread)."""
-        vm = sandbox.machine.stats()
+    def of(cls, vm: VMStats, limit: int) -> Sample:
+        """A reading of a sandbox's VM."""
         return cls(
             read=now_rfc3339(),
             cpu_time_ns=vm.cpu_time_ns,
             system_ns=system_cpu_ns(),
             cpus=os.cpu_count() or 1,
-            memory_used=vm.rss,
+            memory_used=vm.rss_bytes,
             memory_limit=limit,
             block_read=sum(d.rd_bytes for d in vm.disks.values()),
             block_write=sum(d.wr_bytes for d in vm.disks.values()),
             networks={
                 f"eth{i}": (n.rx_bytes, n.rx_packets, n.tx_bytes, n.tx_packets)
-                for i, n in enumerate(vm.interfaces.values())
+                for i, n in enumerate(vm.nics.values())
             },
         )

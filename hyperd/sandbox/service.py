@@ -92,13 +92,18 @@ class Sandboxes:
 
     async def adopt(self, spec: SandboxSpec, prepare: Prepare | None = None) -> Sandbox | None:
         """The sandbox of a VM still running after a daemon restart; None if it is gone."""
-        if await asyncio.to_thread(self.hv.state, spec.id) != "running":
+        state = await asyncio.to_thread(self.hv.state, spec.id)
+        if state not in ("running", "paused"):
             return None
         sb = Sandbox(spec, self._machine(spec, []))
         if spec.networks and self.network is not None:
             sb.endpoints = await asyncio.to_thread(self.network.endpoints, spec.owner)
             sb.published = await asyncio.to_thread(self.network.ports, spec.owner)
+        if state == "paused":  # a paused guest cannot answer: wake it to re-attach
+            await sb.resume()
         await sb.adopt(prepare)
+        if state == "paused":
+            await sb.pause()
         self._live[spec.id] = sb
         return sb
 
