@@ -112,8 +112,8 @@ def _networks(svc: ContainerService, spec: CreateSpec) -> dict[str, Attachment]:
         raise InvalidArgument(
             f"network mode {mode!r} is not supported: each container has a VM of its own"
         )
-    primary = DEFAULT_NETWORK if mode == "default" else mode
-    refs = list(dict.fromkeys([primary, *spec.networks]))
+    eps = {_default(k): v for k, v in spec.networks.items()}
+    refs = list(dict.fromkeys([_default(mode), *eps]))
     net = svc.sandboxes.network
     if net is None:  # the daemon runs without host networking: loopback only
         if refs == [DEFAULT_NETWORK]:
@@ -124,12 +124,17 @@ def _networks(svc: ContainerService, spec: CreateSpec) -> dict[str, Attachment]:
         rec = net.get(ref)
         if rec.name == NONE:
             raise InvalidArgument("a container on network none cannot join other networks")
-        ep = next((spec.networks[k] for k in (ref, rec.name, rec.id) if k in spec.networks), None)
+        ep = next((eps[k] for k in (ref, rec.name, rec.id) if k in eps), None)
         att = Attachment.from_spec(ep or EndpointSpec(), rec.id)
         if att.ipv4_address:
             net.check_address(rec.name, att.ipv4_address)
         out.setdefault(rec.name, att)
     return out
+
+
+def _default(name: str) -> str:
+    """Docker's ``default`` network mode (and EndpointsConfig key) is the bridge."""
+    return DEFAULT_NETWORK if name == "default" else name
 
 
 def vcpus_for(svc: ContainerService, nano_cpus: int) -> int:

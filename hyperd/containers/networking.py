@@ -64,7 +64,7 @@ async def connect(svc: ContainerService, ref: str, network: str, ep: EndpointSpe
         c.networks[rec.name] = att
         await svc.store.save(c)
     _event(svc, "connect", rec, c)
-    await svc.refresh_hosts()
+    await svc.refresh_hosts(wait=True)
 
 
 async def disconnect(svc: ContainerService, ref: str, network: str, force: bool = False) -> None:
@@ -87,4 +87,4 @@ async def disconnect(svc: ContainerService, ref: str, network: str, force: bool 
         await svc.store.save(c)
     if rec is not None:
         _event(svc, "disconnect", rec, c)
-    await svc.refresh_hosts()
+    await svc.refresh_hosts(wait=True)

@@ -516,13 +516,15 @@ class ContainerService:
 
     # -- names between containers ----------------------------------------------------------
 
-    async def refresh_hosts(self, first: Container | None = None) -> None:
+    async def refresh_hosts(self, first: Container | None = None, wait: bool = False) -> None:
         """Rewrite /etc/hosts in every running container (names come and go).
 
-        Only ``first``'s own file (a container just started) is waited for; the others are
-        written in the background, so a guest that does not answer delays nobody else.
+        Only ``first``'s own file (a container just started) is waited for, or every file
+        with ``wait`` (network connect and disconnect answer once names follow); the others
+        are written in the background, so a guest that does not answer delays nobody else.
         """
         running = [c for c in self.store if self.monitor.run(c.id) is not None]
+        waited = []
         for c in running:
             run = self.monitor.run(c.id)
             if not c.networks or run is None:
@@ -530,10 +532,11 @@ class ContainerService:
             write = run.sandbox.write_file(
                 c.id, "/etc/hosts", hosts_file(c, running, self._gateway(c))
             )
-            if first is not None and c.id == first.id:
-                await write
+            if wait or (first is not None and c.id == first.id):
+                waited.append(write)
             else:
                 self.spawn(write)
+        await asyncio.gather(*waited)
 
     def _gateway(self, c: Container) -> str:
         return next((a.gateway for a in c.networks.values() if a.gateway), "")

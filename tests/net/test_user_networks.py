@@ -106,6 +106,19 @@ def test_docker_cli_networks_names_nics_isolation_and_restart(netd):
     assert out.count(PAGE.decode()) == 2  # www on front, db on back, by name
     assert out.rstrip().endswith("isolated")  # the default bridge is another network
 
+    # a running container: a NIC hot-plugged, then unplugged
+    _docker(netd, "network", "connect", "--alias", "web2", back, web)
+    nets = _inspect(netd, web)["NetworkSettings"]["Networks"]
+    assert list(nets) == [front, back] and nets[back]["IPAddress"].startswith("10.77.0.")
+    out = _docker(netd, "exec", web, "sh", "-c", "ls /sys/class/net; wget -qO- http://db/")
+    assert out.split()[:3] == ["eth0", "eth1", "lo"] and PAGE.decode() in out
+    out = _docker(netd, "exec", db, "wget", "-qO-", "http://web2/")  # db sees web's alias
+    assert PAGE.decode() in out
+    _docker(netd, "network", "disconnect", back, web)
+    script = f"ls /sys/class/net; grep -c {db} /etc/hosts || true"
+    out = _docker(netd, "exec", web, "sh", "-c", script)
+    assert out.split() == ["eth0", "lo", "0"]
+
     nets = _inspect(netd, web)["NetworkSettings"]["Networks"]
     assert list(nets) == [front] and nets[front]["Aliases"] == ["www"]
     members = _net_inspect(netd, front)["Containers"]
