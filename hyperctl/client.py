@@ -704,21 +704,6 @@ class APIClient:
     def exec_inspect(self, exec_id: str) -> dict:
         return self._request("GET", f"/exec/{quote(exec_id)}/json")
 
-
-def _read_chunks(conn, resp) -> Iterator[bytes]:
-    """A streamed response body chunk by chunk, until EOF; closes the connection."""
-    try:
-        while True:
-            try:
-                data = resp.read1(CHUNK)
-            except (http.client.IncompleteRead, ConnectionError):
-                return
-            if not data:
-                return
-            yield data
-    finally:
-        conn.close()
-
     # networks -----------------------------------------------------------------------------
 
     def create_network(self, body: dict) -> dict:
@@ -750,3 +735,18 @@ def _read_chunks(conn, resp) -> Iterator[bytes]:
     def prune_networks(self, filters: dict | None = None) -> dict:
         params = {"filters": json.dumps(filters)} if filters else None
         return self._request("POST", "/networks/prune", params) or {}
+
+
+def _read_chunks(conn, resp) -> Iterator[bytes]:
+    """A streamed response body chunk by chunk, until EOF; closes the connection."""
+    try:
+        while True:
+            try:
+                data = resp.read1(CHUNK)
+            except (http.client.IncompleteRead, ConnectionError):
+                return
+            if not data:
+                return
+            yield data
+    finally:
+        conn.close()

@@ -11,6 +11,7 @@ import asyncio
 
 from aiohttp import web
 
+from hyperd.containers.networking import remove_network
 from hyperd.containers.spec import EndpointSpec
 from hyperd.containers.state import parse_rfc3339
 from hyperd.errors import InvalidArgument
@@ -171,7 +172,7 @@ async def inspect(request):
 
 @routes.delete("/networks/{id}")
 async def remove(request):
-    rec = await asyncio.to_thread(_manager(request).remove, request.match_info["id"])
+    rec = await remove_network(common.containers(request), request.match_info["id"])
     _event(request, "destroy", rec)
     return web.Response(status=204)
 
@@ -213,7 +214,7 @@ async def prune(request):
             continue
         if not all(_matches(rec, svc, "label", v) for v in f.get("label", [])):
             continue
-        await asyncio.to_thread(net.remove, rec.id)
+        await remove_network(svc, rec.id)
         _event(request, "destroy", rec)
         removed.append(rec.name)
     common.events(request).publish("network", "prune", "")

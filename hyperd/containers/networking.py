@@ -7,6 +7,7 @@ refreshed so names follow.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from hyperd.errors import Conflict, InvalidArgument
@@ -19,6 +20,8 @@ from .spec import EndpointSpec
 
 if TYPE_CHECKING:
     from .service import ContainerService
+
+TEARDOWN_WAIT = 15.0
 
 
 def _network(svc: ContainerService) -> Network:
@@ -88,3 +91,23 @@ async def disconnect(svc: ContainerService, ref: str, network: str, force: bool 
     if rec is not None:
         _event(svc, "disconnect", rec, c)
     await svc.refresh_hosts(wait=True)
+
+
+async def remove_network(svc: ContainerService, ref: str) -> NetworkRecord:
+    """Remove a network once the endpoints of containers that stopped are gone (their VMs
+    are torn down in the background, a second or two under TCG); 409 while one runs."""
+    net = _network(svc)
+    rec = net.get(ref)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TEARDOWN_WAIT
+    while True:
+        held = net.owners(rec.id)
+        running = held & set(svc.monitor.runs())
+        if running or held == running:
+            break  # net.remove answers: 409 while one runs
+        if loop.time() >= deadline:
+            for owner in held - running:  # its VM is going away regardless
+                await asyncio.to_thread(net.detach, owner, rec.id)
+            break
+        await asyncio.sleep(0.1)
+    return await asyncio.to_thread(net.remove, rec.id)

@@ -245,6 +245,11 @@ class Network:
             log.info("removed network %s (%s)", rec.name, rec.id[:12])
             return rec
 
+    def owners(self, network: str) -> set[str]:
+        """Who holds an endpoint on a network (its running containers)."""
+        rec = self.records.get(network)
+        return set(self._ipam(rec).owners()) if rec.has_bridge else set()
+
     def _take_down(self, rec: NetworkRecord) -> None:
         bridge = self._bridge(rec)
         for tap in bridge.taps():

@@ -78,9 +78,20 @@ class Sandbox:
             await self.setup_nic(ep)
         await self.set_default_route()
 
-    async def setup_nic(self, ep: Endpoint) -> None:
-        """Name the guest's NIC with the endpoint's MAC (eth0, eth1...) and address it."""
-        await self.agent.setup_interface(ep.mac, [(ep.ip, ep.prefix)], new_name=ep.device)
+    async def setup_nic(self, ep: Endpoint, wait: float = 0) -> None:
+        """Name the guest's NIC with the endpoint's MAC (eth0, eth1...) and address it;
+        ``wait``: seconds to give a hot-plugged NIC to appear (the guest probes it after
+        the ACPI event, a little after libvirt answers)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            try:
+                await self.agent.setup_interface(ep.mac, [(ep.ip, ep.prefix)], new_name=ep.device)
+                return
+            except AgentError as exc:
+                if "no interface with MAC" not in exc.message or loop.time() >= deadline:
+                    raise
+            await asyncio.sleep(0.1)
 
     async def set_default_route(self) -> None:
         """The default route via the first network that is not internal (none if all are)."""

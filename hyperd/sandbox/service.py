@@ -20,6 +20,7 @@ from hyperd.vm.virt import Hypervisor
 from .sandbox import NicRequest, Prepare, Sandbox, SandboxSpec
 
 log = logging.getLogger(__name__)
+HOTPLUG_WAIT = 30.0  # seconds a hot-plugged NIC may take to show up in the guest (TCG)
 
 
 class Sandboxes:
@@ -138,7 +139,7 @@ class Sandboxes:
         try:
             await sb.machine.attach_nic(designer.NicSpec(ep.mac, tap=ep.tap))
             plugged = True
-            await sb.setup_nic(ep)
+            await sb.setup_nic(ep, wait=HOTPLUG_WAIT)
             had_route = any(not e.internal for e in sb.endpoints)
             sb.endpoints.append(ep)
             if not had_route:

@@ -91,7 +91,7 @@ def test_docker_cli_networks_names_nics_isolation_and_restart(netd):
     _docker(netd, "run", "-d", "--name", lone, NGINX)  # the default bridge
     script = (
         "ls /sys/class/net; ip route show default; "
-        "wget -qO- http://www/; wget -qO- http://db/; "
+        f"wget -qO- http://www/; wget -qO- http://{db}/; "
         f"wget -T 3 -qO- http://{_inspect(netd, lone)['NetworkSettings']['IPAddress']}/ "
         "|| echo isolated"
     )
@@ -110,7 +110,7 @@ def test_docker_cli_networks_names_nics_isolation_and_restart(netd):
     _docker(netd, "network", "connect", "--alias", "web2", back, web)
     nets = _inspect(netd, web)["NetworkSettings"]["Networks"]
     assert list(nets) == [front, back] and nets[back]["IPAddress"].startswith("10.77.0.")
-    out = _docker(netd, "exec", web, "sh", "-c", "ls /sys/class/net; wget -qO- http://db/")
+    out = _docker(netd, "exec", web, "sh", "-c", f"ls /sys/class/net; wget -qO- http://{db}/")
     assert out.split()[:3] == ["eth0", "eth1", "lo"] and PAGE.decode() in out
     out = _docker(netd, "exec", db, "wget", "-qO-", "http://web2/")  # db sees web's alias
     assert PAGE.decode() in out
@@ -190,8 +190,13 @@ def test_hyper_cli_network_verbs(netd):
     table = _ok(netd.hyper("network", "ls")).splitlines()
     assert table[0].split() == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"]
     assert any(line.split()[1:] == [a, "bridge", "local"] for line in table)
-    fmt = "{{.Internal}} {{(index .IPAM.Config 0).IPRange}}"
-    assert _ok(netd.hyper("network", "inspect", "-f", fmt, b)).strip() == "true 10.78.0.64/26"
+    internal, config = _ok(
+        netd.hyper("network", "inspect", "-f", "{{.Internal}} {{json .IPAM.Config}}", b)
+    ).split(" ", 1)
+    assert internal == "true"
+    assert json.loads(config) == [
+        {"Subnet": "10.78.0.0/24", "Gateway": "10.78.0.1", "IPRange": "10.78.0.64/26"}
+    ]
     res = netd.hyper("network", "create", a)
     assert res.returncode == 125 and f"network with name {a} already exists".encode() in res.stderr
     res = netd.hyper("network", "create", "--subnet", "10.78.0.128/25", f"x-{u}")
