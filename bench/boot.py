@@ -116,7 +116,8 @@ async def boot_hyper(kernel: str, initrd: str, image: Path, work: Path, domain_t
         io = agent.open_process("c", "init", agent.new_seq(), agent.new_seq())
         proc = p.Process("init", ["true"], io.stdio, io.stderr)
         await agent.call(p.Code.STARTPOD, p.startpod(name))
-        await agent.call(p.Code.NEWCONTAINER, p.newcontainer("c", "image", "erofs", "rw", proc))
+        mounts = p.root_mounts("image", "erofs", "rw")
+        await agent.call(p.Code.NEWCONTAINER, p.newcontainer("c", mounts, proc))
         await agent.close_stdin(io.stdio)
         status = await io.exited
         done = time.perf_counter() - t0

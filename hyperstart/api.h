@@ -5,7 +5,7 @@
  *
  * Two virtio-serial ports, found under /sys/class/virtio-ports/<port>/name:
  *   sh.hyper.channel.0  control: commands, answers, events
- *   sh.hyper.channel.1  streams: stdin/stdout/stderr of processes
+ *   sh.hyper.channel.1  streams: stdio of processes, archive transfers
  *
  * Control frame (big-endian):
  *
@@ -30,20 +30,28 @@
  *   - The guest sends READY each time it sees the host connect to the control
  *     port (at boot, and again after a host daemon reconnects).
  *   - Every host command is answered, in order, by exactly one ACK (payload as
- *     the command documents, often empty) or ERROR (payload: UTF-8 message).
+ *     the command documents, often empty) or ERROR, whose payload is
+ *       {"message": str, "exitCode": N (opt.), "errno": N (opt.)}
+ *     exitCode: Docker's code for a process that could not start (127 not
+ *     found, 126 cannot execute); errno: the cause, where a command says so.
  *   - PROCESSASYNCEVENT may arrive between answers. For a process, the guest
  *     first sends EOF on its stdout and stderr seqs, then the event:
  *       {"container": ID, "process": ID, "event": "finished", "status": N}
- *     status is the exit code, or 128 + N when killed by signal N.
+ *     status is the exit code, or 128 + N when killed by signal N. A process
+ *     that could not start (ERROR answered) has no streams and no event.
+ *     Archive transfers end the same way, the job id as "process", status 0
+ *     or an errno, and "error": text when status is not 0.
  *   - No NEXT flow control: virtio-serial's own back-pressure is used. A guest
- *     that cannot write stops reading process output (nothing is dropped).
+ *     that cannot write stops reading process output and archive files
+ *     (nothing is dropped); it stops reading the stream port while stdin
+ *     piles up. Archive data going in is written to disk as it arrives.
  *   - Events produced while the host is disconnected are kept and sent after
  *     the next READY.
  */
 #ifndef HYPERSTART_API_H
 #define HYPERSTART_API_H
 
-#define HYPER_API_VERSION 1
+#define HYPER_API_VERSION 2
 
 #define HYPER_CONTROL_PORT "sh.hyper.channel.0"
 #define HYPER_STREAM_PORT  "sh.hyper.channel.1"
@@ -64,7 +72,10 @@ enum hyper_code {
 	HYPER_STARTPOD = 1,
 	/* {} -> ACK, then every process is killed, disks synced, power off */
 	HYPER_DESTROYPOD = 4,
-	/* {"container": ID, "process": PROCESS} -> ACK once the process runs */
+	/*
+	 * {"container": ID, "process": PROCESS} -> ACK once the program has been
+	 * exec'd; ERROR (with exitCode) when it, or a step before it, failed
+	 */
 	HYPER_EXECCMD = 6,
 	/* guest -> host, empty payload */
 	HYPER_READY = 8,
@@ -85,17 +96,14 @@ enum hyper_code {
 	/* {"container": ID, "path": str} -> ACK whose payload is the raw bytes */
 	HYPER_READFILE = 16,
 	/*
-	 * NEWCONTAINER -> ACK once the root is mounted and (if given) the process
-	 * runs. {
+	 * NEWCONTAINER -> ACK once everything is mounted and (if given) the
+	 * process has been exec'd; on ERROR nothing of the container is left. {
 	 *   "id": ID,
-	 *   "image": SERIAL,       virtio-blk serial of the read-only image disk
-	 *   "fstype": "ext4"|"erofs",
-	 *   "rw": SERIAL,          serial of the writable ext4 disk; absent/"" ->
-	 *                          a tmpfs upper layer (lost at power-off)
-	 *   "readOnly": bool,      root read-only: a tmpfs upper (for /etc/hosts and
- *                          mount points) remounted ro; "rw" is then ignored
-	 *   "process": PROCESS     optional: the container's main process
-	 *   "sysctl": {key: value} optional, written under /proc/sys
+	 *   "mounts": [MOUNT, ...],  the root ("/" entries) and the volumes
+	 *   "readOnly": bool,        root remounted read-only once the agent
+	 *                            wrote /etc/hosts, /etc/hostname, resolv.conf
+	 *   "process": PROCESS       optional: the container's main process
+	 *   "sysctl": {key: value}   optional, written under /proc/sys
 	 * }
 	 */
 	HYPER_NEWCONTAINER = 17,
@@ -120,7 +128,71 @@ enum hyper_code {
 	HYPER_SIGNALPROCESS = 24,
 	/* {"device": "eth0" | MAC} -> ACK; addresses flushed, link down */
 	HYPER_DELETEINTERFACE = 25,
+	/*
+	 * {"container": ID} -> ACK {"processes": [{"pid", "ppid", "uid", "gid",
+	 *   "state": "S", "tty": "pts/0" | "", "startTime": unix s (float),
+	 *   "cpuTime": ms, "rss": bytes, "vsz": bytes, "args": [str]}]}
+	 * the processes whose root is the container's (never the agent's own)
+	 */
+	HYPER_PS = 26,
+	/* {} -> ACK after sync(); {"container": ID} -> after syncfs of its mounts */
+	HYPER_SYNC = 27,
+	/*
+	 * {"container": ID, "path": str} -> ACK STAT, path resolved in the root:
+	 * STAT = {"name": basename, "size": N, "mode": st_mode, "mtime": unix s
+	 *         (float), "linkTarget": resolved path in the container | ""}
+	 * (lstat: a final symlink is described, linkTarget is where it leads).
+	 * Missing: ERROR "... no such file or directory" with "errno": 2.
+	 */
+	HYPER_STATPATH = 28,
+	/*
+	 * {"container": ID, "id": JOB, "path": str, "seq": u64, "changes": bool}
+	 * -> ACK STAT of path; then a tar on seq (guest -> host), EOF, and the
+	 * finished event of JOB. The tar is Docker's GET /containers/{id}/archive:
+	 * entries under basename(path) ("." for "/"), ustar with PAX headers for
+	 * long names, big ids and xattrs; the contents of proc, sysfs and devpts
+	 * mounts are left out. "changes": the overlay upper directory as an OCI
+	 * layer instead (path ignored, names relative to the root): whiteouts as
+	 * ".wh.NAME", opaque directories with "DIR/.wh..wh..opq", no
+	 * trusted.overlay.* xattrs.
+	 */
+	HYPER_ARCHIVEOUT = 29,
+	/*
+	 * {"container": ID, "id": JOB, "path": str, "seq": u64,
+	 *  "noOverwriteDirNonDir": bool} -> ACK once path is an existing directory;
+	 * then the host sends a tar on seq and EOF; the guest extracts it under
+	 * path and sends the finished event of JOB (at the first error, at once).
+	 * Names are taken relative to path; ".." components, and entries that
+	 * resolve outside path (through symlinks, which resolve inside the root),
+	 * are refused.
+	 */
+	HYPER_ARCHIVEIN = 30,
 };
+
+/*
+ * MOUNT object, used by NEWCONTAINER:
+ * {
+ *   "type": "block" | "9p" | "tmpfs",
+ *   "source": str,       block: virtio-blk serial (waited for when hot-plugged);
+ *                        9p: the mount tag (trans=virtio,version=9p2000.L
+ *                        added); tmpfs: ignored
+ *   "fstype": str,       default: ext4 (block), 9p, tmpfs
+ *   "target": str,       absolute path in the container
+ *   "options": str,      "size=64m,mode=1777,noexec": generic words (ro,
+ *                        nosuid, nodev, noexec, relatime, ...) become mount
+ *                        flags, the rest goes to the filesystem
+ *   "readonly": bool,
+ *   "layer": "lower" | "upper",  only with target "/": the image layers (read
+ *                        only, first = topmost; at least one) and the writable
+ *                        layer (its upper/ and work/ dirs; a tmpfs if absent)
+ *   "populate": bool     if the new filesystem is empty (lost+found aside),
+ *                        first copy what the root has at target into it
+ * }
+ * Volumes are mounted in list order after the root and /proc, /sys, /dev,
+ * /dev/pts, /dev/shm; the target is created if missing and resolved inside the
+ * root. An error names the mount and undoes every mount of the container.
+ */
+
 
 /*
  * PROCESS object, used by NEWCONTAINER and EXECCMD:
@@ -139,8 +211,9 @@ enum hyper_code {
  *                               a seq of 0 (pipes) means /dev/null
  *   "rlimits": [{"type": "RLIMIT_NOFILE", "soft": N, "hard": N}]
  * }
- * A process whose program cannot be found exits 127, one that cannot be
- * executed exits 126; both print the reason on their stderr.
+ * A program that cannot be found (127) or executed (126) is answered ERROR
+ * with that exitCode and Docker's text, e.g.
+ *   exec: "nosuch": executable file not found in $PATH
  * HOME (from passwd) and PATH are set when absent from envs.
  */
 

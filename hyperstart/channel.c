@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "archive.h"
 #include "dispatch.h"
 #include "loop.h"
 #include "process.h"
@@ -292,7 +293,8 @@ static void stream_parse(struct chan *c)
 		if (sp.remaining) {
 			size_t n = avail < sp.remaining ? avail : (size_t)sp.remaining;
 
-			hs_proc_stdin(sp.seq, p, n);
+			if (!hs_archive_in_data(sp.seq, p, n))
+				hs_proc_stdin(sp.seq, p, n);
 			sp.remaining -= n;
 			hs_buf_consume(&c->in, n);
 			continue;
@@ -310,9 +312,10 @@ static void stream_parse(struct chan *c)
 		sp.seq = hs_get_be64(sp.hdr);
 		uint32_t len = hs_get_be32(sp.hdr + 8);
 
-		if (len == HYPER_STREAM_HEADER_SIZE)
-			hs_proc_stdin_eof(sp.seq);
-		else if (len < HYPER_STREAM_HEADER_SIZE)
+		if (len == HYPER_STREAM_HEADER_SIZE) {
+			if (!hs_archive_in_eof(sp.seq))
+				hs_proc_stdin_eof(sp.seq);
+		} else if (len < HYPER_STREAM_HEADER_SIZE)
 			hs_log("stream frame for seq %llu: bad length %u",
 			       (unsigned long long)sp.seq, len);
 		else

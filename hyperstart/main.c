@@ -8,7 +8,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "channel.h"
+#include "event.h"
 #include "loop.h"
 #include "process.h"
 #include "system.h"
@@ -44,8 +46,11 @@ int main(void)
 		hs_poweroff();
 	hs_log("ready");
 	for (;;) {
-		int timeout = hs_proc_sync();
+		int timeout = hs_proc_sync(), archive = hs_archive_sync();
 
+		if (archive >= 0 && (timeout < 0 || archive < timeout))
+			timeout = archive;
+		hs_event_flush();
 		hs_chan_sync();
 		hs_loop_once(timeout);
 	}

@@ -81,7 +81,7 @@ static int is_mac(const char *s)
 }
 
 /* device: an interface name, or a MAC address matched against every interface */
-static int find_device(const char *device, char name[IFNAMSIZ], char *err)
+static int find_device(const char *device, char name[IFNAMSIZ], struct hs_err *err)
 {
 	struct if_nameindex *all, *i;
 	int found = -1;
@@ -113,7 +113,7 @@ static int find_device(const char *device, char name[IFNAMSIZ], char *err)
 	return found < 0 ? hs_fail(err, "no interface with MAC %s", device) : 0;
 }
 
-static int parse_ip(const char *s, struct in_addr *a, char *err)
+static int parse_ip(const char *s, struct in_addr *a, struct hs_err *err)
 {
 	if (inet_pton(AF_INET, s, a) != 1)
 		return hs_fail(err, "bad IPv4 address \"%s\"", s);
@@ -121,7 +121,7 @@ static int parse_ip(const char *s, struct in_addr *a, char *err)
 }
 
 /* netMask: a prefix length ("24") or a dotted mask */
-static int parse_mask(const char *s, struct in_addr *m, char *err)
+static int parse_mask(const char *s, struct in_addr *m, struct hs_err *err)
 {
 	char *end;
 	long n;
@@ -147,7 +147,7 @@ static int set_addr(const char *name, unsigned long req, struct in_addr a)
 }
 
 /* the first address goes on the device, the others on aliases dev:1, dev:2, ... */
-static int add_addresses(const char *name, json_t *addrs, char *err)
+static int add_addresses(const char *name, json_t *addrs, struct hs_err *err)
 {
 	json_t *item;
 	size_t i;
@@ -175,7 +175,7 @@ static int add_addresses(const char *name, json_t *addrs, char *err)
 	return 0;
 }
 
-static int rename_link(char name[IFNAMSIZ], const char *new_name, char *err)
+static int rename_link(char name[IFNAMSIZ], const char *new_name, struct hs_err *err)
 {
 	struct ifreq ifr = {0};
 
@@ -192,7 +192,7 @@ static int rename_link(char name[IFNAMSIZ], const char *new_name, char *err)
 	return 0;
 }
 
-int hs_net_setup_interface(json_t *req, char *err)
+int hs_net_setup_interface(json_t *req, struct hs_err *err)
 {
 	const char *device, *new_name = "";
 	long long mtu = 0;
@@ -219,7 +219,7 @@ int hs_net_setup_interface(json_t *req, char *err)
 	return 0;
 }
 
-static int parse_dest(const char *dest, struct in_addr *a, struct in_addr *m, char *err)
+static int parse_dest(const char *dest, struct in_addr *a, struct in_addr *m, struct hs_err *err)
 {
 	char ip[INET_ADDRSTRLEN + 4];
 	const char *slash = strchr(dest, '/');
@@ -234,7 +234,7 @@ static int parse_dest(const char *dest, struct in_addr *a, struct in_addr *m, ch
 	return parse_ip(ip, a, err) < 0 || parse_mask(slash + 1, m, err) < 0 ? -1 : 0;
 }
 
-static int add_route(json_t *r, char *err)
+static int add_route(json_t *r, struct hs_err *err)
 {
 	const char *dest, *gw = "", *dev = "";
 	struct rtentry rt = {0};
@@ -275,7 +275,7 @@ static int add_route(json_t *r, char *err)
 	return rc < 0 && errno != EEXIST ? -1 : 0;
 }
 
-int hs_net_setup_route(json_t *req, char *err)
+int hs_net_setup_route(json_t *req, struct hs_err *err)
 {
 	json_t *routes, *r;
 	size_t i;
@@ -307,7 +307,7 @@ static void flush_addresses(const char *name)
 	close(fd);
 }
 
-int hs_net_delete_interface(json_t *req, char *err)
+int hs_net_delete_interface(json_t *req, struct hs_err *err)
 {
 	const char *device;
 	char name[IFNAMSIZ];

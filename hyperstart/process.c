@@ -1,21 +1,18 @@
 #define _GNU_SOURCE
 #include "process.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <jansson.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -24,8 +21,10 @@
 #include "api.h"
 #include "channel.h"
 #include "container.h"
+#include "event.h"
 #include "loop.h"
-#include "user.h"
+#include "ps.h"
+#include "spawn.h"
 #include "util.h"
 
 #define STDIN_BACKLOG_LIMIT (1u << 20)
@@ -34,8 +33,6 @@
  * (held open by a grandchild) has been idle this long.
  */
 #define DRAIN_IDLE_MS 100
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#define MAX_RLIMITS 16
 
 struct proc;
 
@@ -62,25 +59,7 @@ struct proc {
 	int dead;            /* to be freed by hs_proc_sync */
 };
 
-struct event {
-	struct event *next;
-	uint64_t mark; /* sent once the stream port has written this many frames */
-	char *json;
-};
-
-struct spawn {
-	const char *root;
-	char **argv, **envp;
-	const char *workdir;
-	struct hs_user user;
-	int nrl;
-	struct { int res; struct rlimit rl; } rl[MAX_RLIMITS];
-	int fd[4]; /* the child's stdin, stdout, stderr; fd[3]: /dev/null */
-	int tty;
-};
-
 static struct proc *procs;
-static struct event *events, **events_tail = &events;
 static size_t stdin_backlog;
 
 /* ---- lookup ---- */
@@ -193,240 +172,7 @@ int hs_proc_stdin_has_room(void)
 	return stdin_backlog < STDIN_BACKLOG_LIMIT;
 }
 
-/* ---- the child ---- */
-
-static void __attribute__((noreturn, format(printf, 2, 3))) child_fail(int code, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	dprintf(STDERR_FILENO, "hyperstart: %s\n", msg);
-	_exit(code);
-}
-
-static const char *env_get(char **envp, const char *key)
-{
-	size_t n = strlen(key);
-
-	for (; *envp; envp++)
-		if (strncmp(*envp, key, n) == 0 && (*envp)[n] == '=')
-			return *envp + n + 1;
-	return NULL;
-}
-
-/* execvpe with the process's own PATH, telling "not found" (127) from "cannot run" (126) */
-static void __attribute__((noreturn)) child_exec(struct spawn *s)
-{
-	const char *prog = s->argv[0];
-	const char *path = env_get(s->envp, "PATH");
-	char full[PATH_MAX];
-	int denied = 0;
-
-	if (strchr(prog, '/')) {
-		execve(prog, s->argv, s->envp);
-		child_fail(errno == ENOENT || errno == ENOTDIR ? 127 : 126, "exec \"%s\": %s", prog,
-			   strerror(errno));
-	}
-	for (const char *dir = path ? path : ""; ; ) {
-		const char *end = strchrnul(dir, ':');
-		int len = (int)(end - dir);
-
-		snprintf(full, sizeof(full), "%.*s%s%s", len, dir, len ? "/" : "", prog);
-		execve(full, s->argv, s->envp);
-		if (errno == EACCES)
-			denied = 1;
-		else if (errno != ENOENT && errno != ENOTDIR)
-			child_fail(126, "exec \"%s\": %s", prog, strerror(errno));
-		if (!*end)
-			break;
-		dir = end + 1;
-	}
-	if (denied)
-		child_fail(126, "exec \"%s\": %s", prog, strerror(EACCES));
-	child_fail(127, "exec \"%s\": executable file not found in $PATH", prog);
-}
-
-static void __attribute__((noreturn)) child(struct spawn *s)
-{
-	sigset_t none;
-
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_DFL);
-	setsid();
-	for (int i = 0; i < 3; i++)
-		if (dup2(s->fd[i], i) < 0)
-			_exit(126);
-	if (s->tty && ioctl(0, TIOCSCTTY, 0) < 0)
-		child_fail(126, "TIOCSCTTY: %s", strerror(errno));
-	if (chroot(s->root) < 0 || chdir("/") < 0)
-		child_fail(126, "chroot %s: %s", s->root, strerror(errno));
-	if (hs_mkdir_p(s->workdir, 0755) < 0)
-		child_fail(126, "mkdir %s: %s", s->workdir, strerror(errno));
-	for (int i = 0; i < s->nrl; i++)
-		if (setrlimit(s->rl[i].res, &s->rl[i].rl) < 0)
-			child_fail(126, "setrlimit: %s", strerror(errno));
-	if (setgroups(s->user.ngroups, s->user.groups) < 0 || setgid(s->user.gid) < 0 ||
-	    setuid(s->user.uid) < 0)
-		child_fail(126, "cannot switch to uid %u: %s", s->user.uid, strerror(errno));
-	if (chdir(s->workdir) < 0)
-		child_fail(126, "chdir %s: %s", s->workdir, strerror(errno));
-	child_exec(s);
-}
-
-/* ---- spec parsing ---- */
-
-static const struct { const char *name; int res; } rlimit_names[] = {
-	{ "RLIMIT_AS", RLIMIT_AS }, { "RLIMIT_CORE", RLIMIT_CORE },
-	{ "RLIMIT_CPU", RLIMIT_CPU }, { "RLIMIT_DATA", RLIMIT_DATA },
-	{ "RLIMIT_FSIZE", RLIMIT_FSIZE }, { "RLIMIT_LOCKS", RLIMIT_LOCKS },
-	{ "RLIMIT_MEMLOCK", RLIMIT_MEMLOCK }, { "RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE },
-	{ "RLIMIT_NICE", RLIMIT_NICE }, { "RLIMIT_NOFILE", RLIMIT_NOFILE },
-	{ "RLIMIT_NPROC", RLIMIT_NPROC }, { "RLIMIT_RSS", RLIMIT_RSS },
-	{ "RLIMIT_RTPRIO", RLIMIT_RTPRIO }, { "RLIMIT_RTTIME", RLIMIT_RTTIME },
-	{ "RLIMIT_SIGPENDING", RLIMIT_SIGPENDING }, { "RLIMIT_STACK", RLIMIT_STACK },
-};
-
-static int parse_rlimits(json_t *spec, struct spawn *s, char *err)
-{
-	json_t *arr, *item;
-	size_t i;
-
-	if (hs_json_array(spec, "rlimits", JSON_OBJECT, &arr, err) < 0)
-		return -1;
-	if (json_array_size(arr) > MAX_RLIMITS)
-		return hs_fail(err, "too many rlimits");
-	json_array_foreach(arr, i, item) {
-		const char *type;
-		long long soft, hard;
-		size_t k;
-
-		if (hs_json_str(item, "type", 1, &type, err) < 0 ||
-		    hs_json_int(item, "soft", 1, &soft, err) < 0 ||
-		    hs_json_int(item, "hard", 1, &hard, err) < 0)
-			return -1;
-		for (k = 0; k < sizeof(rlimit_names) / sizeof(rlimit_names[0]); k++)
-			if (strcmp(type, rlimit_names[k].name) == 0)
-				break;
-		if (k == sizeof(rlimit_names) / sizeof(rlimit_names[0]))
-			return hs_fail(err, "unknown rlimit %s", type);
-		s->rl[s->nrl].res = rlimit_names[k].res;
-		s->rl[s->nrl].rl.rlim_cur = soft < 0 ? RLIM_INFINITY : (rlim_t)soft;
-		s->rl[s->nrl].rl.rlim_max = hard < 0 ? RLIM_INFINITY : (rlim_t)hard;
-		s->nrl++;
-	}
-	return 0;
-}
-
-static int parse_argv(json_t *spec, struct spawn *s, char *err)
-{
-	json_t *arr, *item;
-	size_t i;
-
-	if (hs_json_array(spec, "args", JSON_STRING, &arr, err) < 0)
-		return -1;
-	if (json_array_size(arr) == 0 || !*json_string_value(json_array_get(arr, 0)))
-		return hs_fail(err, "field \"args\": must not be empty");
-	s->argv = calloc(json_array_size(arr) + 1, sizeof(char *));
-	if (!s->argv)
-		return hs_fail(err, "out of memory");
-	json_array_foreach(arr, i, item)
-		s->argv[i] = (char *)json_string_value(item);
-	return 0;
-}
-
-static int add_env(char **envp, int *n, const char *key, const char *value)
-{
-	if (env_get(envp, key) || !value)
-		return 0;
-	if (asprintf(&envp[*n], "%s=%s", key, value) < 0)
-		return -1;
-	(*n)++;
-	return 0;
-}
-
-static int parse_env(json_t *spec, struct spawn *s, int terminal, char *err)
-{
-	json_t *arr, *item;
-	size_t i;
-	int n = 0;
-
-	if (hs_json_array(spec, "envs", JSON_OBJECT, &arr, err) < 0)
-		return -1;
-	s->envp = calloc(json_array_size(arr) + 5, sizeof(char *));
-	if (!s->envp)
-		return hs_fail(err, "out of memory");
-	json_array_foreach(arr, i, item) {
-		const char *key, *value = "";
-
-		if (hs_json_str(item, "env", 1, &key, err) < 0 ||
-		    hs_json_str(item, "value", 0, &value, err) < 0)
-			return -1;
-		if (!*key || strchr(key, '='))
-			return hs_fail(err, "bad environment variable name \"%s\"", key);
-		if (asprintf(&s->envp[n], "%s=%s", key, value) < 0)
-			return hs_fail(err, "out of memory");
-		n++;
-	}
-	if (add_env(s->envp, &n, "PATH", DEFAULT_PATH) < 0 ||
-	    add_env(s->envp, &n, "HOME", s->user.home) < 0 ||
-	    add_env(s->envp, &n, "HOSTNAME", *hs_pod_hostname() ? hs_pod_hostname() : NULL) < 0 ||
-	    add_env(s->envp, &n, "TERM", terminal ? "xterm" : NULL) < 0)
-		return hs_fail(err, "out of memory");
-	return 0;
-}
-
-static int parse_user(json_t *spec, struct hs_container *c, struct spawn *s, char *err)
-{
-	const char *user = "", *group = "";
-	json_t *extra;
-
-	if (hs_json_str(spec, "user", 0, &user, err) < 0 ||
-	    hs_json_str(spec, "group", 0, &group, err) < 0 ||
-	    hs_json_array(spec, "additionalGroups", JSON_STRING, &extra, err) < 0)
-		return -1;
-	return hs_user_resolve(c->rootfd, user, group, extra, &s->user, err);
-}
-
-static void free_spawn(struct spawn *s)
-{
-	for (char **e = s->envp; e && *e; e++)
-		free(*e);
-	free(s->envp);
-	free(s->argv);
-}
-
 /* ---- stdio ---- */
-
-/* a pty from the container's devpts instance (the guest's for the guest root) */
-static int open_pty(struct hs_container *c, json_t *spec, int *master, int *slave, char *err)
-{
-	long long row = 0, col = 0;
-	char ptmx[PATH_MAX + 16];
-
-	if (hs_json_int(spec, "row", 0, &row, err) < 0 || hs_json_int(spec, "column", 0, &col, err) < 0)
-		return -1;
-	snprintf(ptmx, sizeof(ptmx), "%s/dev/pts/ptmx", c->root);
-	*master = open(ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
-	if (*master < 0)
-		*master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
-	if (*master < 0)
-		return hs_fail(err, "open ptmx: %s", strerror(errno));
-	if (unlockpt(*master) < 0 ||
-	    (*slave = ioctl(*master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
-		close(*master);
-		return hs_fail(err, "pty: %s", strerror(errno));
-	}
-	if (row > 0 && col > 0) {
-		struct winsize ws = { .ws_row = row, .ws_col = col };
-
-		ioctl(*master, TIOCSWINSZ, &ws);
-	}
-	return 0;
-}
 
 static int set_nonblock(int fd)
 {
@@ -438,7 +184,7 @@ static int set_nonblock(int fd)
  * no stream: /dev/null for the child.
  */
 static int setup_stdio(struct hs_container *c, json_t *spec, struct spawn *s, struct proc *p,
-		       uint64_t out_seq, uint64_t err_seq, char *err)
+		       uint64_t out_seq, uint64_t err_seq, struct hs_err *err)
 {
 	int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1};
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -449,7 +195,7 @@ static int setup_stdio(struct hs_container *c, json_t *spec, struct spawn *s, st
 	if (p->terminal) {
 		int master, slave = -1;
 
-		if (open_pty(c, spec, &master, &slave, err) < 0) {
+		if (hs_spawn_pty(c->rootfd, spec, &master, &slave, err) < 0) {
 			close(null);
 			return -1;
 		}
@@ -529,7 +275,7 @@ static void proc_release(struct proc *p)
 	p->dead = 1;
 }
 
-static int parse_seqs(json_t *spec, struct proc *p, uint64_t *out_seq, uint64_t *err_seq, char *err)
+static int parse_seqs(json_t *spec, struct proc *p, uint64_t *out_seq, uint64_t *err_seq, struct hs_err *err)
 {
 	long long so = 0, se = 0;
 
@@ -552,55 +298,44 @@ static int parse_seqs(json_t *spec, struct proc *p, uint64_t *out_seq, uint64_t 
 	return 0;
 }
 
-static int parse_spawn(struct hs_container *c, json_t *spec, struct spawn *s, const char **id,
-		       char *err)
+/* a process that never ran: its streams are closed without EOF frames, it gets no event */
+static void discard(struct proc *p)
 {
-	s->workdir = "/";
-	s->root = c->root;
-	if (!json_is_object(spec))
-		return hs_fail(err, "field \"process\": expected an object");
-	if (hs_json_str(spec, "id", 1, id, err) < 0 || hs_json_str(spec, "workdir", 0, &s->workdir, err) < 0)
-		return -1;
-	if (!**id)
-		return hs_fail(err, "field \"id\": must not be empty");
-	if (!*s->workdir)
-		s->workdir = "/";
-	if (*s->workdir != '/')
-		return hs_fail(err, "workdir %s is not absolute", s->workdir);
-	if (parse_argv(spec, s, err) < 0 || parse_rlimits(spec, s, err) < 0 ||
-	    parse_user(spec, c, s, err) < 0)
-		return -1;
-	return 0;
+	hs_watch_close(&p->out[0].w);
+	hs_watch_close(&p->out[1].w);
+	close_in(p);
+	p->dead = 1;
 }
 
-static int launch(struct hs_container *c, json_t *spec, struct spawn *s, struct proc *p, char *err)
+static int launch(struct hs_container *c, json_t *spec, struct spawn *s, struct proc *p,
+		  struct hs_err *err)
 {
 	uint64_t out_seq = 0, err_seq = 0;
+	pid_t pid;
 
-	if (parse_seqs(spec, p, &out_seq, &err_seq, err) < 0 || parse_env(spec, s, p->terminal, err) < 0)
+	if (parse_seqs(spec, p, &out_seq, &err_seq, err) < 0 ||
+	    hs_spawn_env(spec, s, p->terminal, err) < 0)
 		return -1;
 	if (setup_stdio(c, spec, s, p, out_seq, err_seq, err) < 0)
 		return -1;
-	p->pid = fork();
-	if (p->pid == 0)
-		child(s);
+	pid = hs_spawn_run(s, err);
 	close_child_ends(s);
-	if (p->pid < 0) {
-		p->pid = 0;
-		proc_release(p);
-		return hs_fail(err, "fork: %s", strerror(errno));
+	if (pid < 0) {
+		discard(p);
+		return -1;
 	}
+	p->pid = pid;
 	return 0;
 }
 
-int hs_proc_start(struct hs_container *c, json_t *spec, char *err)
+int hs_proc_start(struct hs_container *c, json_t *spec, struct hs_err *err)
 {
 	struct spawn s = { .fd = {-1, -1, -1, -1} };
 	struct proc *p, *old;
 	const char *id = NULL;
 	int r = -1;
 
-	if (parse_spawn(c, spec, &s, &id, err) < 0)
+	if (hs_spawn_parse(c, spec, &s, &id, err) < 0)
 		goto out;
 	old = find_proc(c, id);
 	if (old && !old->finished) {
@@ -624,11 +359,11 @@ int hs_proc_start(struct hs_container *c, json_t *spec, char *err)
 	hs_log("%s/%s: pid %d %s", c->id, id, p->pid, s.argv[0]);
 	r = 0;
 out:
-	free_spawn(&s);
+	hs_spawn_free(&s);
 	return r;
 }
 
-int hs_proc_signal(struct hs_container *c, const char *id, int sig, char *err)
+int hs_proc_signal(struct hs_container *c, const char *id, int sig, struct hs_err *err)
 {
 	struct proc *p = find_proc(c, id);
 
@@ -639,7 +374,7 @@ int hs_proc_signal(struct hs_container *c, const char *id, int sig, char *err)
 	return 0;
 }
 
-int hs_proc_winsize(struct hs_container *c, const char *id, int row, int col, char *err)
+int hs_proc_winsize(struct hs_container *c, const char *id, int row, int col, struct hs_err *err)
 {
 	struct proc *p = find_proc(c, id);
 	struct winsize ws = { .ws_row = row, .ws_col = col };
@@ -655,38 +390,6 @@ int hs_proc_winsize(struct hs_container *c, const char *id, int row, int col, ch
 
 /* ---- exits and events ---- */
 
-static void queue_event(struct proc *p)
-{
-	struct event *e = calloc(1, sizeof(*e));
-	json_t *j = json_pack("{s:s, s:s, s:s, s:i}", "container", p->c->id, "process", p->id,
-			      "event", "finished", "status", p->status);
-
-	if (!e || !j || !(e->json = json_dumps(j, JSON_COMPACT))) {
-		hs_log("%s/%s: cannot queue the exit event", p->c->id, p->id);
-		free(e);
-		json_decref(j);
-		return;
-	}
-	json_decref(j);
-	e->mark = hs_stream_enqueued(); /* after the EOF frames of this process */
-	*events_tail = e;
-	events_tail = &e->next;
-}
-
-static void flush_events(void)
-{
-	while (events && hs_stream_written() >= events->mark) {
-		struct event *e = events;
-
-		hs_ctl_event(e->json);
-		events = e->next;
-		if (!events)
-			events_tail = &events;
-		free(e->json);
-		free(e);
-	}
-}
-
 static void finish(struct proc *p)
 {
 	close_out(&p->out[0]);
@@ -694,7 +397,7 @@ static void finish(struct proc *p)
 	close_in(p);
 	p->finished = 1;
 	hs_log("%s/%s: exit %d", p->c->id, p->id, p->status);
-	queue_event(p);
+	hs_event_finished(p->c->id, p->id, p->status, NULL);
 }
 
 static void exited(pid_t pid, int wstatus)
@@ -776,41 +479,10 @@ int hs_proc_sync(void)
 		sync_watches(p);
 		pp = &p->next;
 	}
-	flush_events();
 	return timeout;
 }
 
 /* ---- container removal ---- */
-
-static int in_root(pid_t pid, const char *root)
-{
-	char link[64], target[PATH_MAX];
-	ssize_t n;
-
-	snprintf(link, sizeof(link), "/proc/%d/root", pid);
-	n = readlink(link, target, sizeof(target) - 1);
-	if (n < 0)
-		return 0;
-	target[n] = '\0';
-	return strcmp(target, root) == 0;
-}
-
-/* processes that left our tree (daemons) are found by their root directory */
-static void kill_by_root(const char *root)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		pid_t pid = atoi(e->d_name);
-
-		if (pid > 1 && in_root(pid, root))
-			kill(pid, SIGKILL);
-	}
-	closedir(d);
-}
 
 static int has_live(struct hs_container *c)
 {
@@ -827,7 +499,7 @@ void hs_proc_kill_container(struct hs_container *c)
 	for (struct proc *p = procs; p; p = p->next)
 		if (p->c == c && p->pid)
 			kill(p->pid, SIGKILL);
-	kill_by_root(c->root);
+	hs_ps_kill_root(c->root);
 	while (has_live(c) && hs_now_ms() < deadline) {
 		usleep(5000);
 		hs_proc_reap();

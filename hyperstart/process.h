@@ -9,13 +9,14 @@
 #include <stdint.h>
 
 struct hs_container;
+struct hs_err;
 struct json_t;
 
 /* starts a PROCESS object in c; returns -1 with err before anything ran */
-int hs_proc_start(struct hs_container *c, struct json_t *spec, char *err);
+int hs_proc_start(struct hs_container *c, struct json_t *spec, struct hs_err *err);
 /* a finished process is signalled (or resized) as a no-op */
-int hs_proc_signal(struct hs_container *c, const char *id, int sig, char *err);
-int hs_proc_winsize(struct hs_container *c, const char *id, int row, int col, char *err);
+int hs_proc_signal(struct hs_container *c, const char *id, int sig, struct hs_err *err);
+int hs_proc_winsize(struct hs_container *c, const char *id, int row, int col, struct hs_err *err);
 /* SIGKILLs every process of c (and anything running in its root), waits, forgets them */
 void hs_proc_kill_container(struct hs_container *c);
 

@@ -78,7 +78,7 @@ void hs_system_init(void)
 }
 
 /* writes "1" to every matching "online" file that reads "0" */
-static int online_all(const char *pattern, char *err)
+static int online_all(const char *pattern, struct hs_err *err)
 {
 	glob_t g;
 	int rc = 0;
@@ -96,7 +96,7 @@ static int online_all(const char *pattern, char *err)
 	return rc;
 }
 
-int hs_online_cpu_mem(char *err)
+int hs_online_cpu_mem(struct hs_err *err)
 {
 	if (online_all("/sys/devices/system/cpu/cpu*/online", err) < 0 ||
 	    online_all("/sys/devices/system/memory/memory*/online", err) < 0)

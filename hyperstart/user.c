@@ -118,7 +118,7 @@ static int gr_match(char **f, int n, void *arg)
 	return 0;
 }
 
-static int resolve_group(int rootfd, const char *name, gid_t *gid, char *err)
+static int resolve_group(int rootfd, const char *name, gid_t *gid, struct hs_err *err)
 {
 	unsigned long id;
 	struct gr_query q = { .name = name };
@@ -134,7 +134,7 @@ static int resolve_group(int rootfd, const char *name, gid_t *gid, char *err)
 }
 
 static int resolve_uid(int rootfd, const char *user, struct hs_user *u, char *name, size_t len,
-		       char *err)
+		       struct hs_err *err)
 {
 	unsigned long id;
 	struct pw_query q = { .u = u, .user_name = name, .name_len = len };
@@ -158,7 +158,7 @@ static int resolve_uid(int rootfd, const char *user, struct hs_user *u, char *na
 }
 
 int hs_user_resolve(int rootfd, const char *user, const char *group, json_t *extra,
-		    struct hs_user *u, char *err)
+		    struct hs_user *u, struct hs_err *err)
 {
 	char ubuf[256], name[256];
 	const char *colon = strchr(user, ':');

@@ -17,6 +17,7 @@ struct hs_user {
 	char home[256];
 };
 
+struct hs_err;
 struct json_t;
 /*
  * user: name or uid ("" = root; "user:group" accepted when group is empty),
@@ -24,6 +25,6 @@ struct json_t;
  * passwd entry), extra: JSON array of group names/gids (may be NULL).
  */
 int hs_user_resolve(int rootfd, const char *user, const char *group,
-		    struct json_t *extra, struct hs_user *u, char *err);
+		    struct json_t *extra, struct hs_user *u, struct hs_err *err);
 
 #endif

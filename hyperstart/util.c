@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "util.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -29,14 +30,34 @@ void hs_log(const char *fmt, ...)
 		return;
 }
 
-int hs_fail(char *err, const char *fmt, ...)
+int hs_fail(struct hs_err *err, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(err, HS_ERRLEN, fmt, ap);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
 	return -1;
+}
+
+int hs_fail_errno(struct hs_err *err, int errnum, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	err->errnum = errnum;
+	return -1;
+}
+
+const char *hs_strerror(int errnum)
+{
+	static char buf[128];
+
+	snprintf(buf, sizeof(buf), "%s", strerror(errnum));
+	buf[0] = tolower((unsigned char)buf[0]);
+	return buf;
 }
 
 size_t hs_buf_used(const struct hs_buf *b)
@@ -332,7 +353,7 @@ out:
 	return s;
 }
 
-static json_t *field(json_t *obj, const char *key, int required, char *err)
+static json_t *field(json_t *obj, const char *key, int required, struct hs_err *err)
 {
 	json_t *v = json_object_get(obj, key);
 
@@ -343,7 +364,7 @@ static json_t *field(json_t *obj, const char *key, int required, char *err)
 	return v;
 }
 
-int hs_json_str(json_t *obj, const char *key, int required, const char **out, char *err)
+int hs_json_str(json_t *obj, const char *key, int required, const char **out, struct hs_err *err)
 {
 	json_t *v = field(obj, key, required, err);
 
@@ -355,7 +376,7 @@ int hs_json_str(json_t *obj, const char *key, int required, const char **out, ch
 	return 0;
 }
 
-int hs_json_int(json_t *obj, const char *key, int required, long long *out, char *err)
+int hs_json_int(json_t *obj, const char *key, int required, long long *out, struct hs_err *err)
 {
 	json_t *v = field(obj, key, required, err);
 
@@ -367,7 +388,7 @@ int hs_json_int(json_t *obj, const char *key, int required, long long *out, char
 	return 0;
 }
 
-int hs_json_bool(json_t *obj, const char *key, int *out, char *err)
+int hs_json_bool(json_t *obj, const char *key, int *out, struct hs_err *err)
 {
 	json_t *v = field(obj, key, 0, err);
 
@@ -379,7 +400,7 @@ int hs_json_bool(json_t *obj, const char *key, int *out, char *err)
 	return 0;
 }
 
-int hs_json_array(json_t *obj, const char *key, int type, json_t **out, char *err)
+int hs_json_array(json_t *obj, const char *key, int type, json_t **out, struct hs_err *err)
 {
 	json_t *v = field(obj, key, 0, err), *item;
 	size_t i;

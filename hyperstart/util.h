@@ -10,8 +10,20 @@
 
 void hs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* printf into err (HS_ERRLEN bytes); always returns -1 so callers can `return hs_fail(...)` */
-int hs_fail(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* a failed command: the text and the optional fields of the ERROR answer */
+struct hs_err {
+	char msg[HS_ERRLEN];
+	int exit_code; /* "exitCode": Docker's code for a failed start (126, 127); 0 = none */
+	int errnum;    /* "errno": the cause, when the host acts on it; 0 = none */
+};
+
+/* printf into err->msg; always returns -1 so callers can `return hs_fail(...)` */
+int hs_fail(struct hs_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* hs_fail that also sets err->errnum */
+int hs_fail_errno(struct hs_err *err, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* strerror in Go's (and so Docker's) style: "no such file or directory" */
+const char *hs_strerror(int errnum);
 
 /* growable byte buffer; data[off..len) is the unconsumed part */
 struct hs_buf {
@@ -61,10 +73,10 @@ char *hs_read_in_root(int rootfd, const char *path, size_t max, size_t *len);
  * the field is missing and required; a missing optional field keeps *out.
  */
 struct json_t;
-int hs_json_str(struct json_t *obj, const char *key, int required, const char **out, char *err);
-int hs_json_int(struct json_t *obj, const char *key, int required, long long *out, char *err);
-int hs_json_bool(struct json_t *obj, const char *key, int *out, char *err);
+int hs_json_str(struct json_t *obj, const char *key, int required, const char **out, struct hs_err *err);
+int hs_json_int(struct json_t *obj, const char *key, int required, long long *out, struct hs_err *err);
+int hs_json_bool(struct json_t *obj, const char *key, int *out, struct hs_err *err);
 /* an array (possibly absent: *out = NULL) whose items all have JSON type `type` */
-int hs_json_array(struct json_t *obj, const char *key, int type, struct json_t **out, char *err);
+int hs_json_array(struct json_t *obj, const char *key, int type, struct json_t **out, struct hs_err *err);
 
 #endif

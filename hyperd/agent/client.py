@@ -24,12 +24,30 @@ log = logging.getLogger(__name__)
 # Output chunks buffered per stream before the reader stops taking frames from the
 # guest (back-pressure reaches the guest through virtio-serial).
 STREAM_QUEUE_CHUNKS = 256
+# How long a command may wait for its answer unless the caller says otherwise.
+DEFAULT_TIMEOUT = 30.0
 
 
 class AgentError(HyperError):
-    """The agent answered ERROR, broke the protocol, or went away."""
+    """The agent answered ERROR, broke the protocol, or went away.
+
+    ``process_exit_code`` is Docker's code for a process that could not start (126, 127)
+    and ``errno`` the guest's errno when it reported one; both None otherwise. (``exit_code``
+    stays the CLI's, as for every HyperError.)
+    """
 
     status = 500
+
+    def __init__(
+        self, message: str, process_exit_code: int | None = None, errno: int | None = None
+    ):
+        super().__init__(message)
+        self.process_exit_code = process_exit_code
+        self.errno = errno
+
+
+class AgentTimeout(AgentError):
+    """A command got no answer in time (a hung or overloaded guest)."""
 
 
 @dataclass
@@ -50,6 +68,18 @@ class OutputStream:
     async def read_all(self) -> bytes:
         """Everything until EOF."""
         return b"".join([c async for c in self.chunks()])
+
+
+@dataclass
+class Transfer:
+    """Host end of an archive transfer: its guest->host stream (ARCHIVEOUT only) and
+    its "finished" event."""
+
+    container: str
+    job: str
+    seq: int
+    stream: OutputStream | None
+    finished: asyncio.Future  # of protocol.Event
 
 
 @dataclass
@@ -79,6 +109,7 @@ class AgentClient:
         self._ready = asyncio.Event()
         self._streams: dict[int, OutputStream] = {}
         self._exits: dict[tuple[str, str], asyncio.Future] = {}
+        self._transfers: dict[tuple[str, str], Transfer] = {}
         self._closed: asyncio.Future | None = None
         self._seq = itertools.count(time.time_ns() // 1000)
 
@@ -139,31 +170,42 @@ class AgentClient:
 
     # -- commands ----------------------------------------------------------------------
 
-    async def call(self, code: int, payload: dict | bytes | None = None) -> bytes:
-        """Send one command and return the ACK payload; ERROR raises AgentError."""
+    async def call(
+        self, code: int, payload: dict | bytes | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> bytes:
+        """Send one command and return the ACK payload.
+
+        ERROR raises AgentError (with the guest's message, exit code and errno); no
+        answer within ``timeout`` seconds raises AgentTimeout.
+        """
         if not self.connected:
             raise AgentError("agent is not connected")
         if isinstance(payload, dict):
             payload = p.json_payload(payload)
-        frame = p.encode_control(code, payload or b"")
-        fut = asyncio.get_running_loop().create_future()
-        async with self._lock:
-            self._pending.append(fut)
-            self._ctl_w.write(frame)
-            await self._ctl_w.drain()
-        ok, data = await fut
+        ok, data = await self._exchange(p.encode_control(code, payload or b""), code, timeout)
         if not ok:
-            raise AgentError(f"agent: {data.decode(errors='replace')}")
+            info = p.decode_error(data)
+            raise AgentError(info.message, process_exit_code=info.exit_code, errno=info.errno)
         return data
 
-    async def send_raw(self, frame: bytes) -> tuple[bool, bytes]:
+    async def send_raw(self, frame: bytes, timeout: float = DEFAULT_TIMEOUT) -> tuple[bool, bytes]:
         """Send a pre-built (possibly malformed) frame; return (acked, payload)."""
+        return await self._exchange(frame, None, timeout)
+
+    async def _exchange(self, frame: bytes, code, timeout: float) -> tuple[bool, bytes]:
+        # A future we give up on stays queued (cancelled): the late answer is matched to
+        # it and dropped, so later answers stay in step with their commands.
         fut = asyncio.get_running_loop().create_future()
-        async with self._lock:
-            self._pending.append(fut)
-            self._ctl_w.write(frame)
-            await self._ctl_w.drain()
-        return await fut
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._lock:
+                    self._pending.append(fut)
+                    self._ctl_w.write(frame)
+                    await self._ctl_w.drain()
+                return await fut
+        except TimeoutError:
+            name = getattr(code, "name", "command")
+            raise AgentTimeout(f"agent did not answer {name} within {timeout:g} s") from None
 
     async def ping(self) -> None:
         """PING the agent."""
@@ -186,11 +228,43 @@ class AgentClient:
         return ProcessIO(container, process, stdio, stderr, out, err, fut)
 
     def forget_process(self, io: ProcessIO) -> None:
-        """Drop the bookkeeping of a process whose start failed or which was reaped."""
-        self._streams.pop(io.stdio, None)
-        if io.stderr:
-            self._streams.pop(io.stderr, None)
+        """Drop the bookkeeping of a process whose start failed or which was reaped.
+
+        Streams the guest has not ended end now (readers see EOF); later frames for
+        them are dropped.
+        """
+        for seq in (io.stdio, io.stderr):
+            if seq:
+                self._end_stream(self._streams.pop(seq, None))
         self._exits.pop((io.container, io.process), None)
+
+    def open_transfer(self, container: str, job: str, seq: int, outgoing: bool) -> Transfer:
+        """Register an archive transfer before ARCHIVEOUT (``outgoing``) or ARCHIVEIN."""
+        stream = self._streams.setdefault(seq, OutputStream()) if outgoing else None
+        fut = asyncio.get_running_loop().create_future()
+        xfer = Transfer(container, job, seq, stream, fut)
+        self._transfers[(container, job)] = xfer
+        return xfer
+
+    def forget_transfer(self, xfer: Transfer) -> None:
+        """Drop a transfer's bookkeeping; frames still coming for it are dropped."""
+        if xfer.stream is not None:
+            self._end_stream(self._streams.pop(xfer.seq, None))
+        self._transfers.pop((xfer.container, xfer.job), None)
+        if not xfer.finished.done():
+            xfer.finished.cancel()
+
+    @staticmethod
+    def _end_stream(stream: OutputStream | None) -> None:
+        """EOF now for a stream the guest has not ended (what it sent is dropped, and a
+        frame reader blocked on the full queue moves on); an ended stream keeps its
+        queued data for a slow reader."""
+        if stream is None or stream.done:
+            return
+        stream.done = True
+        while not stream.queue.empty():
+            stream.queue.get_nowait()
+        stream.queue.put_nowait(None)
 
     async def write_stdin(self, seq: int, data: bytes) -> None:
         """Send stdin data in frames (empty data sends nothing; see close_stdin)."""
@@ -234,17 +308,22 @@ class AgentClient:
 
     def _on_event(self, payload: bytes) -> None:
         try:
-            ev = json.loads(payload)
-            key, status = (ev["container"], ev["process"]), int(ev["status"])
-        except (ValueError, KeyError, TypeError):
-            log.warning("malformed process event from agent: %r", payload[:200])
+            ev = p.decode_event(payload)
+        except p.ProtocolError as exc:
+            log.warning("%s", exc)
+            return
+        key = (ev.container, ev.process)
+        xfer = self._transfers.get(key)
+        if xfer is not None:
+            if not xfer.finished.done():
+                xfer.finished.set_result(ev)
             return
         fut = self._exits.get(key)
         if fut is None:
             fut = asyncio.get_running_loop().create_future()
             self._exits[key] = fut
         if not fut.done():
-            fut.set_result(status)
+            fut.set_result(ev.status)
 
     async def _read_streams(self, reader: asyncio.StreamReader) -> None:
         try:
@@ -272,9 +351,12 @@ class AgentClient:
         for stream in self._streams.values():
             if not stream.done:
                 stream.done = True
-                with contextlib.suppress(asyncio.QueueFull):
+                try:
                     stream.queue.put_nowait(None)
-        for fut in self._exits.values():
+                except asyncio.QueueFull:  # EOF after what the reader has yet to take
+                    self._tasks.append(asyncio.ensure_future(stream.queue.put(None)))
+        futures = [*self._exits.values(), *(x.finished for x in self._transfers.values())]
+        for fut in futures:
             if not fut.done():
                 fut.set_exception(AgentError(reason))
                 fut.exception()  # a waiter may never come; do not warn about it

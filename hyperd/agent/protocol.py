@@ -18,16 +18,23 @@ Stream frame (big-endian)::
     +-------------------------------+---------------+-----------------+
 
 Lengths count their header. A stream frame without data is EOF for its seq.
+
+Every command is answered, in order, by ACK or ERROR; the ERROR payload is a JSON
+object ``{"message": str, "exitCode": N (opt.), "errno": N (opt.)}`` (version 2).
+Processes and archive transfers end with a PROCESSASYNCEVENT
+``{"container", "process", "event": "finished", "status": N, "error": str (opt.)}``
+sent after the EOF of their streams.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import stat
 import struct
 from dataclasses import dataclass, field
 
-API_VERSION = 1
+API_VERSION = 2
 
 CONTROL_PORT = "sh.hyper.channel.0"
 STREAM_PORT = "sh.hyper.channel.1"
@@ -62,6 +69,11 @@ class Code(enum.IntEnum):
     PROCESSASYNCEVENT = 23
     SIGNALPROCESS = 24
     DELETEINTERFACE = 25
+    PS = 26
+    SYNC = 27
+    STATPATH = 28
+    ARCHIVEOUT = 29
+    ARCHIVEIN = 30
 
 
 class ProtocolError(Exception):
@@ -154,19 +166,59 @@ def startpod(hostname: str, dns: list[str] | None = None, search: list[str] | No
     return {"hostname": hostname, "dns": dns or [], "dnsSearch": search or []}
 
 
+@dataclass
+class Mount:
+    """A MOUNT object of NEWCONTAINER (api.h).
+
+    ``source`` is a virtio-blk serial (block), a 9p mount tag (9p) or ignored (tmpfs).
+    Target "/" entries build the root: ``layer`` "lower" (read-only image, first =
+    topmost) or "upper" (the writable layer disk). Other targets are mounted inside
+    the root in list order; ``populate`` copies the root's content at ``target`` into
+    an empty filesystem first (Docker's volume copy).
+    """
+
+    type: str
+    source: str
+    target: str
+    fstype: str = ""
+    options: str = ""
+    readonly: bool = False
+    layer: str = ""
+    populate: bool = False
+
+    def to_json(self) -> dict:
+        """The wire form."""
+        out = {
+            "type": self.type,
+            "source": self.source,
+            "target": self.target,
+            "readonly": self.readonly,
+        }
+        for key in ("fstype", "options", "layer"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        if self.populate:
+            out["populate"] = True
+        return out
+
+
+def root_mounts(image_serial: str, fstype: str, upper_serial: str = "") -> list[Mount]:
+    """The root of a container: the image disk, plus a writable layer disk if given."""
+    mounts = [Mount("block", image_serial, "/", fstype, readonly=True, layer="lower")]
+    if upper_serial:
+        mounts.append(Mount("block", upper_serial, "/", "ext4", layer="upper"))
+    return mounts
+
+
 def newcontainer(
     cid: str,
-    image_serial: str,
-    fstype: str,
-    rw_serial: str = "",
+    mounts: list[Mount],
     process: Process | None = None,
     read_only: bool = False,
     sysctl: dict[str, str] | None = None,
 ) -> dict:
-    """NEWCONTAINER payload: root from the image disk plus an optional writable disk."""
-    out = {"id": cid, "image": image_serial, "fstype": fstype, "readOnly": read_only}
-    if rw_serial:
-        out["rw"] = rw_serial
+    """NEWCONTAINER payload: the root and volumes as a list of mounts."""
+    out = {"id": cid, "mounts": [m.to_json() for m in mounts], "readOnly": read_only}
     if process is not None:
         out["process"] = process.to_json()
     if sysctl:
@@ -220,3 +272,138 @@ def setupinterface(
 def setuproute(routes: list[dict]) -> dict:
     """SETUPROUTE payload; each route is {dest, gateway?, device}."""
     return {"routes": routes}
+
+
+def ps(cid: str) -> dict:
+    """PS payload."""
+    return {"container": cid}
+
+
+def sync(cid: str | None = None) -> dict:
+    """SYNC payload: the whole guest, or one container's filesystems."""
+    return {} if cid is None else {"container": cid}
+
+
+def statpath(cid: str, path: str) -> dict:
+    """STATPATH payload."""
+    return {"container": cid, "path": path}
+
+
+def archiveout(cid: str, job: str, path: str, seq: int, changes: bool = False) -> dict:
+    """ARCHIVEOUT payload: a tar of path (or of the container's changes) on seq."""
+    return {"container": cid, "id": job, "path": path, "seq": seq, "changes": changes}
+
+
+def archivein(cid: str, job: str, path: str, seq: int, no_overwrite_dir_non_dir=False) -> dict:
+    """ARCHIVEIN payload: a tar streamed on seq is extracted under path."""
+    return {
+        "container": cid,
+        "id": job,
+        "path": path,
+        "seq": seq,
+        "noOverwriteDirNonDir": no_overwrite_dir_non_dir,
+    }
+
+
+# -- answers and events ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """An ERROR answer: the guest's message and the optional exit code and errno."""
+
+    message: str
+    exit_code: int | None = None
+    errno: int | None = None
+
+
+def decode_error(payload: bytes) -> ErrorInfo:
+    """Decode an ERROR payload; text that is not the JSON object is kept as the message."""
+    try:
+        obj = json.loads(payload)
+    except ValueError:
+        obj = None
+    if not isinstance(obj, dict) or not isinstance(obj.get("message"), str):
+        return ErrorInfo(payload.decode(errors="replace") or "unknown agent error")
+    code, errno = obj.get("exitCode"), obj.get("errno")
+    return ErrorInfo(
+        obj["message"],
+        code if isinstance(code, int) else None,
+        errno if isinstance(errno, int) else None,
+    )
+
+
+@dataclass(frozen=True)
+class Event:
+    """A PROCESSASYNCEVENT: a process (or archive transfer) finished."""
+
+    container: str
+    process: str
+    status: int
+    error: str = ""
+
+
+def decode_event(payload: bytes) -> Event:
+    """Decode a PROCESSASYNCEVENT payload; ProtocolError when malformed."""
+    try:
+        ev = json.loads(payload)
+        return Event(
+            str(ev["container"]), str(ev["process"]), int(ev["status"]), str(ev.get("error", ""))
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProtocolError(f"malformed process event: {payload[:200]!r}") from exc
+
+
+@dataclass(frozen=True)
+class PathStat:
+    """STATPATH / ARCHIVEOUT answer: lstat of a path in a container."""
+
+    name: str
+    size: int
+    mode: int  # st_mode
+    mtime: float  # unix seconds
+    link_target: str = ""  # the resolved path when the path is a symlink
+
+    @classmethod
+    def from_json(cls, obj: dict) -> PathStat:
+        """From the ACK payload."""
+        return cls(obj["name"], obj["size"], obj["mode"], obj["mtime"], obj.get("linkTarget") or "")
+
+    @property
+    def is_dir(self) -> bool:
+        """True for a directory."""
+        return stat.S_ISDIR(self.mode)
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """One process of a PS answer."""
+
+    pid: int
+    ppid: int
+    uid: int
+    gid: int
+    state: str
+    tty: str  # "pts/0", or "" without one
+    start_time: float  # unix seconds
+    cpu_time_ms: int
+    rss: int  # bytes
+    vsz: int  # bytes
+    args: list[str]
+
+    @classmethod
+    def from_json(cls, obj: dict) -> ProcessInfo:
+        """From one item of the PS answer."""
+        return cls(
+            obj["pid"],
+            obj["ppid"],
+            obj["uid"],
+            obj["gid"],
+            obj["state"],
+            obj["tty"],
+            obj["startTime"],
+            obj["cpuTime"],
+            obj["rss"],
+            obj["vsz"],
+            list(obj["args"]),
+        )

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import TYPE_CHECKING
 
 from hyperd.agent.client import AgentError
-from hyperd.agent.facade import Agent, Mount
-from hyperd.errors import HyperError
+from hyperd.agent.facade import Agent
+from hyperd.agent.protocol import Mount
+from hyperd.errors import Conflict, HyperError
 from hyperd.network import PortBinding
 from hyperd.sandbox import NicRequest, SandboxSpec
-from hyperd.vm.designer import DiskSpec
+from hyperd.vm.designer import DiskSpec, ShareSpec, share_mount_options
 
 from .io import INIT
 from .model import Attachment, Container, Published
@@ -60,18 +62,18 @@ def check_resources(c: Container) -> None:
         )
 
 
-def sandbox_spec(svc: ContainerService, c: Container, rootfs: str) -> SandboxSpec:
-    """The sandbox c runs in: its VM's size, disks, network and DNS."""
+def sandbox_spec(
+    svc: ContainerService, c: Container, disks: list[DiskSpec], shares: list[ShareSpec]
+) -> SandboxSpec:
+    """The sandbox c runs in: its VM's size, disks, shares, network and DNS."""
     return SandboxSpec(
         id=c.sandbox,
         owner=c.id,
         hostname=c.config.hostname,
         cpus=c.cpus,
         memory=c.memory,
-        disks=[
-            DiskSpec(rootfs, IMAGE_SERIAL, readonly=True),
-            DiskSpec(str(svc.dir(c) / "rw.ext4"), RW_SERIAL),
-        ],
+        disks=disks,
+        shares=shares,
         networks=[NicRequest(att.network_id or name, att.ipv4_address) for name, att in nets(c)],
         port_requests=[
             PortBinding(r.proto, r.host_ip or "0.0.0.0", r.host_port, r.port)
@@ -107,21 +109,112 @@ def _port_requests(c: Container) -> list[PortRequest]:
     return out
 
 
-def mounts(svc: ContainerService, c: Container) -> list[Mount]:
-    """NEWCONTAINER's mounts: the image (lower), the writable layer (upper), tmpfs mounts."""
-    out = [
-        Mount("block", IMAGE_SERIAL, svc.images.rootfs_fstype, "/", readonly=True, layer="lower"),
-        Mount("block", RW_SERIAL, "ext4", "/", layer="upper"),
+def devices(
+    svc: ContainerService, c: Container
+) -> tuple[list[Mount], list[DiskSpec], list[ShareSpec]]:
+    """NEWCONTAINER's mounts and the VM's disks and 9p shares they need: the image (lower),
+    the writable layer (upper), then volumes (disks), binds (shares) and tmpfs, in order."""
+    disks = [
+        DiskSpec(str(svc.images.rootfs_path(c.image_id)), IMAGE_SERIAL, readonly=True),
+        DiskSpec(str(svc.dir(c) / "rw.ext4"), RW_SERIAL),
     ]
+    out = [
+        Mount(
+            type="block",
+            source=IMAGE_SERIAL,
+            target="/",
+            fstype=svc.images.rootfs_fstype,
+            readonly=True,
+            layer="lower",
+        ),
+        Mount(type="block", source=RW_SERIAL, target="/", fstype="ext4", layer="upper"),
+    ]
+    shares = []
+    for i, m in enumerate(c.mounts):
+        if m.type == "volume":
+            serial = f"vol{i}"
+            vol = svc.volumes.get(m.source)
+            disks.append(DiskSpec(str(svc.volumes.disk(m.source)), serial, m.readonly))
+            fill = not vol.used and not m.no_copy
+            out.append(
+                Mount(
+                    type="block",
+                    source=serial,
+                    target=m.target,
+                    fstype="ext4",
+                    readonly=m.readonly,
+                    populate=fill,
+                )
+            )
+        elif m.type == "bind":
+            share = ShareSpec(m.source, f"bind{i}", m.readonly)
+            shares.append(share)
+            options = share_mount_options(share)
+            out.append(
+                Mount(
+                    type="9p",
+                    source=share.tag,
+                    target=m.target,
+                    fstype="9p",
+                    options=options,
+                    readonly=m.readonly,
+                )
+            )
+        else:
+            opts = _tmpfs_options(m)
+            out.append(_tmpfs(m.target, opts, m.readonly))
     for target, options in c.host.tmpfs.items():
-        out.append(Mount("tmpfs", "tmpfs", "tmpfs", target, options))
-    return out
+        out.append(_tmpfs(target, options))
+    return out, disks, shares
+
+
+def _tmpfs(target: str, options: str, readonly: bool = False) -> Mount:
+    return Mount(
+        type="tmpfs", source="", target=target, fstype="tmpfs", options=options, readonly=readonly
+    )
+
+
+def _tmpfs_options(m) -> str:
+    opts = [f"size={m.tmpfs_size}"] if m.tmpfs_size else []
+    if m.tmpfs_mode:
+        opts.append(f"mode={m.tmpfs_mode:o}")
+    return ",".join(opts)
+
+
+def check_volumes(svc: ContainerService, c: Container) -> None:
+    """An ext4 volume is mounted read-write by at most one running VM (a second kernel
+    mounting it would corrupt it); read-only by any number while nobody writes."""
+    for m in c.mounts:
+        if m.type != "volume":
+            continue
+        for other in svc.store:
+            if other.id == c.id or svc.monitor.run(other.id) is None:
+                continue
+            for om in other.mounts:
+                if (
+                    om.type == "volume"
+                    and om.source == m.source
+                    and not (m.readonly and om.readonly)
+                ):
+                    raise Conflict(
+                        f"volume {m.source} is in use by running container {other.name}: "
+                        "an ext4 volume can be mounted read-write by one VM at a time"
+                    )
+
+
+def make_bind_sources(c: Container) -> None:
+    """``-v /host:/path`` creates a missing host directory, as Docker does."""
+    for m in c.mounts:
+        if m.type == "bind" and m.create_source and not os.path.exists(m.source):
+            os.makedirs(m.source, exist_ok=True)
 
 
 async def boot(svc: ContainerService, c: Container) -> Run:
     """Boot c's sandbox and start its main process; the run is not watched yet."""
     check_resources(c)
-    rootfs = str(await asyncio.to_thread(svc.images.rootfs_path, c.image_id))
+    check_volumes(svc, c)
+    await asyncio.to_thread(make_bind_sources, c)
+    mounts, disks, shares = await asyncio.to_thread(devices, svc, c)
     c.stdio_seq = svc.new_seq()
     c.stderr_seq = 0 if c.config.tty else svc.new_seq()
     opened = {}
@@ -129,13 +222,13 @@ async def boot(svc: ContainerService, c: Container) -> Run:
     def prepare(agent: Agent) -> None:
         opened["io"] = agent.open_process(c.id, INIT, c.stdio_seq, c.stderr_seq)
 
-    sb = await svc.sandboxes.create(sandbox_spec(svc, c, rootfs), prepare)
+    sb = await svc.sandboxes.create(sandbox_spec(svc, c, disks, shares), prepare)
     io = opened["io"]
     pump = svc.io(c).pump(io)
     try:
         _record_network(c, sb)
         proc = svc.main_process(c)
-        await sb.agent.create_container(c.id, mounts(svc, c), proc, c.host.readonly_rootfs)
+        await sb.agent.create_container(c.id, mounts, proc, c.host.readonly_rootfs)
         if not c.config.open_stdin and not c.config.tty:
             await sb.agent.close_stdin(c.stdio_seq)
     except BaseException as exc:
@@ -143,15 +236,18 @@ async def boot(svc: ContainerService, c: Container) -> Run:
         await svc.sandboxes.release(sb, graceful=False)
         clear_network(c)
         if isinstance(exc, AgentError):
-            code = getattr(exc, "agent_exit_code", None) or 128
+            code = exc.process_exit_code or 128
             raise StartFailed(_start_message(exc), exit_code=code) from exc
         raise
     sb.containers.add(c.id)
+    for m in c.mounts:
+        if m.type == "volume":
+            await asyncio.to_thread(svc.volumes.mark_used, m.source)
     return Run(sb, io, pump)
 
 
 def _start_message(exc: AgentError) -> str:
-    return f"failed to start container: {exc.message.removeprefix('agent: ')}"
+    return f"failed to start container: {exc.message}"
 
 
 def _record_network(c: Container, sb) -> None:
@@ -187,13 +283,13 @@ async def readopt(svc: ContainerService, c: Container) -> None:
     if c.state.status == "restarting":
         svc.monitor.schedule_restart(c)
         return
-    rootfs = str(svc.images.rootfs_path(c.image_id))
+    _, disks, shares = await asyncio.to_thread(devices, svc, c)
     opened = {}
 
     def prepare(agent: Agent) -> None:
         opened["io"] = agent.open_process(c.id, INIT, c.stdio_seq, c.stderr_seq)
 
-    spec = sandbox_spec(svc, c, rootfs)
+    spec = sandbox_spec(svc, c, disks, shares)
     try:
         sb = await svc.sandboxes.adopt(spec, prepare)
     except AgentError as exc:

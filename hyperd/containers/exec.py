@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from hyperd.agent.client import AgentError, ProcessIO
 from hyperd.agent.facade import Agent
-from hyperd.errors import Conflict, HyperError, NotFound
+from hyperd.errors import CannotExecute, CommandNotFound, Conflict, NotFound
 
 from .process import exec_process
 from .spec import ExecSpec
@@ -20,13 +20,6 @@ if TYPE_CHECKING:
 # How long a finished exec stays inspectable with no client asking (Docker keeps them until
 # the container goes; a bound keeps an exec storm from growing the daemon).
 FORGET_AFTER = 300.0
-
-
-class CannotExecute(HyperError):
-    """The agent refused to start a process (e.g. unknown user, program not found)."""
-
-    status = 400
-    exit_code = 126
 
 
 @dataclass
@@ -90,8 +83,9 @@ class Execs:
             await agent.exec(c.id, proc)
         except AgentError as exc:
             agent.forget_process(ex.io)
-            ex.exit_code = getattr(exc, "exit_code", None) or 126
-            raise CannotExecute(exc.message.removeprefix("agent: ")) from exc
+            ex.exit_code = exc.process_exit_code or 126
+            kind = CommandNotFound if ex.exit_code == 127 else CannotExecute
+            raise kind(exc.message) from exc
         ex.running, ex.agent = True, agent
         if not ex.spec.attach_stdin and not ex.spec.tty:
             await agent.close_stdin(ex.io.stdio)

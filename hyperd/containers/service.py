@@ -29,6 +29,7 @@ from . import create as creating
 from . import networking
 from . import volumes as mounting
 from .exec import Execs
+from .files import Files
 from .hosts import hosts_file
 from .io import INIT, ContainerIO
 from .logs import log_limits, read_logs
@@ -65,6 +66,7 @@ class ContainerService:
         self.store = ContainerStore(db, self._image_id)
         self.monitor = Monitor(self)
         self.execs = Execs(self)
+        self.files = Files(self)
         self.root = Path(config.root) / "containers"
         self.root.mkdir(parents=True, exist_ok=True)
         self._io: dict[str, ContainerIO] = {}
@@ -86,7 +88,8 @@ class ContainerService:
         """A stream seq no process of this daemon uses."""
         return next(self._seq)
 
-    def _lock(self, cid: str) -> asyncio.Lock:
+    def lock(self, cid: str) -> asyncio.Lock:
+        """The container's own lock (start, stop, remove and file access take it)."""
         return self._locks.setdefault(cid, asyncio.Lock())
 
     def _image_id(self, ref: str) -> str | None:
@@ -149,7 +152,7 @@ class ContainerService:
     async def start(self, ref: str) -> bool:
         """Boot the container's sandbox and start its process; False if already running."""
         c = self.store.get(ref)
-        async with self._lock(c.id):
+        async with self.lock(c.id):
             if c.state.paused:
                 raise Conflict("cannot start a paused container, try unpause instead")
             if c.running:
@@ -159,7 +162,7 @@ class ContainerService:
             return True
 
     async def _start(self, c: Container) -> None:
-        await self._teardown_done(c)
+        await self.teardown_done(c)
         try:
             run = await booting.boot(self, c)
         except BaseException as exc:
@@ -182,7 +185,7 @@ class ContainerService:
 
     async def restart_policy_start(self, c: Container) -> None:
         """The restart policy's start after an exit (scheduled by the monitor)."""
-        async with self._lock(c.id):
+        async with self.lock(c.id):
             if c.id not in self.store or c.state.status != RESTARTING:
                 return
             c.restart_count += 1
@@ -204,7 +207,8 @@ class ContainerService:
 
         self._teardowns[c.id] = self.spawn(down())
 
-    async def _teardown_done(self, c: Container) -> None:
+    async def teardown_done(self, c: Container) -> None:
+        """Wait until the VM of c's last run is gone."""
         pending = self._teardowns.pop(c.id, None)
         if pending is not None:
             with contextlib.suppress(Exception):
@@ -215,7 +219,7 @@ class ContainerService:
     async def stop(self, ref: str, timeout: int | None = None) -> bool:
         """Stop signal, then SIGKILL after ``timeout`` s, then destroy; False if not running."""
         c = self.store.get(ref)
-        async with self._lock(c.id):
+        async with self.lock(c.id):
             if c.state.status == RESTARTING:
                 self.monitor.cancel_restart(c.id)
                 c.state.manually_stopped = True
@@ -278,7 +282,7 @@ class ContainerService:
         """Stop (if running) and start again."""
         await self.stop(ref, timeout)
         c = self.store.get(ref)
-        async with self._lock(c.id):
+        async with self.lock(c.id):
             if not c.running:
                 c.state.manually_stopped = False
                 await self._start(c)
@@ -287,7 +291,7 @@ class ContainerService:
     async def pause(self, ref: str) -> None:
         """Suspend the container's VM."""
         c = self.store.get(ref)
-        async with self._lock(c.id):
+        async with self.lock(c.id):
             run = self.monitor.run(c.id)
             if run is None or c.state.status != "running":
                 state = "paused" if c.state.paused else "not running"
@@ -297,7 +301,7 @@ class ContainerService:
     async def unpause(self, ref: str) -> None:
         """Resume the container's VM."""
         c = self.store.get(ref)
-        async with self._lock(c.id):
+        async with self.lock(c.id):
             run = self.monitor.run(c.id)
             if run is None or not c.state.paused:
                 raise Conflict(f"Container {c.id} is not paused")
@@ -330,7 +334,7 @@ class ContainerService:
         """Change resources or the restart policy; returns Docker's warnings."""
         c = self.store.get(ref)
         warnings = []
-        async with self._lock(c.id):
+        async with self.lock(c.id):
             if spec.restart is not None:
                 if c.host.auto_remove and spec.restart.name != "no":
                     raise InvalidArgument(
@@ -367,7 +371,7 @@ class ContainerService:
         """Remove a container; a running one only with force (its VM is destroyed); with
         ``volumes``, its anonymous volumes too."""
         c = self.store.get(ref)
-        async with self._lock(c.id):
+        async with self.lock(c.id):
             if c.running and not force and c.state.status != RESTARTING:
                 raise Conflict(
                     f"You cannot remove a {'paused' if c.state.paused else 'running'} container "
@@ -385,7 +389,7 @@ class ContainerService:
 
     async def remove_exited(self, c: Container) -> None:
         """Auto-removal after the exit (``--rm``)."""
-        async with self._lock(c.id):
+        async with self.lock(c.id):
             if c.id in self.store and not c.running:
                 self.monitor.forget(c.id)
                 await self._forget(c, volumes=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from hyperd.agent.client import AgentError
 from hyperd.agent.facade import Agent
 from hyperd.network import Endpoint, PortBinding
-from hyperd.vm.designer import DiskSpec
+from hyperd.vm.designer import DiskSpec, ShareSpec
 from hyperd.vm.machine import Machine
 
 Prepare = Callable[[Agent], None]
@@ -34,6 +34,7 @@ class SandboxSpec:
     cpus: int
     memory: int  # bytes
     disks: list[DiskSpec] = field(default_factory=list)
+    shares: list[ShareSpec] = field(default_factory=list)
     networks: list[NicRequest] = field(default_factory=list)  # none: loopback only
     port_requests: list[PortBinding] = field(default_factory=list)
     dns: list[str] = field(default_factory=list)

@@ -52,6 +52,7 @@ class Sandboxes:
             vcpus=spec.cpus,
             memory_mib=spec.memory >> 20,
             disks=spec.disks,
+            shares=spec.shares,
             nics=nics,
             metadata={**spec.metadata, "root": self.config.root},
         )

@@ -48,9 +48,9 @@ SHARE_MSIZE = 512000
 # files' ACLs, as the host kernel does for a Docker bind mount. (QEMU's passthrough only
 # forwards user.* and ACL xattrs: security.* ones, file capabilities among them, do not
 # cross a share.)
-SHARE_MOUNT_OPTIONS = (
-    f"trans=virtio,version=9p2000.L,msize={SHARE_MSIZE},cache=mmap,access=client,posixacl"
-)
+# The guest's 9p mount options; the agent adds trans=virtio,version=9p2000.L itself and a
+# read-only share is mounted read-only by the mount's own flag.
+SHARE_MOUNT_OPTIONS = f"msize={SHARE_MSIZE},cache=mmap,access=client,posixacl"
 # virtio-blk hands the guest at most 20 bytes of serial; a longer one would be cut and the
 # agent would never find the disk.
 MAX_SERIAL = 20
@@ -201,8 +201,8 @@ def share(spec: ShareSpec) -> d.Filesystem:
 
 
 def share_mount_options(spec: ShareSpec) -> str:
-    """The guest's mount options for ``mount -t 9p TAG DIR``."""
-    return SHARE_MOUNT_OPTIONS + (",ro" if spec.readonly else "")
+    """The options of the agent's 9p mount of a share (its MOUNT "options")."""
+    return SHARE_MOUNT_OPTIONS
 
 
 def _dev(prefix: str, index: int) -> str:

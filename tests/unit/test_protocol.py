@@ -68,12 +68,157 @@ def test_process_payload_shape():
     assert (tty.to_json()["row"], tty.to_json()["column"]) == (40, 100)
 
 
-def test_newcontainer_and_writefile_payloads():
+def test_newcontainer_payload_carries_mounts():
     proc = p.Process("init", ["true"], stdio=1, stderr=2)
-    payload = p.newcontainer("c1", "img0", "ext4", "rw0", proc)
-    assert payload["image"] == "img0" and payload["rw"] == "rw0"
-    assert payload["process"]["args"] == ["true"]
+    vol = p.Mount("tmpfs", "", "/data", options="size=64m", populate=True)
+    payload = p.newcontainer("c1", [*p.root_mounts("img0", "erofs", "rw0"), vol], proc)
+    assert payload == {
+        "id": "c1",
+        "mounts": [
+            {
+                "type": "block",
+                "source": "img0",
+                "target": "/",
+                "fstype": "erofs",
+                "readonly": True,
+                "layer": "lower",
+            },
+            {
+                "type": "block",
+                "source": "rw0",
+                "target": "/",
+                "fstype": "ext4",
+                "readonly": False,
+                "layer": "upper",
+            },
+            {
+                "type": "tmpfs",
+                "source": "",
+                "target": "/data",
+                "options": "size=64m",
+                "readonly": False,
+                "populate": True,
+            },
+        ],
+        "readOnly": False,
+        "process": proc.to_json(),
+    }
+    assert "image" not in payload and "rw" not in payload
+    assert p.root_mounts("img", "ext4") == [
+        p.Mount("block", "img", "/", "ext4", readonly=True, layer="lower")
+    ]
+
+
+def test_writefile_payload():
     raw = p.writefile_payload("c1", "/etc/x", b"\x00\x01data", mode=0o600)
     head, _, rest = raw.partition(b"}")
     assert json.loads(head + b"}") == {"container": "c1", "path": "/etc/x", "mode": 0o600}
     assert rest == b"\x00\x01data"
+
+
+@pytest.mark.parametrize(
+    "payload, expected",
+    [
+        (b'{"message":"no container x"}', p.ErrorInfo("no container x")),
+        (
+            b'{"message":"exec: \\"x\\": executable file not found in $PATH","exitCode":127}',
+            p.ErrorInfo('exec: "x": executable file not found in $PATH', 127),
+        ),
+        (
+            b'{"message":"stat /x: no such file or directory","errno":2}',
+            p.ErrorInfo("stat /x: no such file or directory", None, 2),
+        ),
+        (b"plain text from an old agent", p.ErrorInfo("plain text from an old agent")),
+        (b'{"message": 5}', p.ErrorInfo('{"message": 5}')),
+        (b"", p.ErrorInfo("unknown agent error")),
+    ],
+    ids=["message", "exit-code", "errno", "text", "wrong-type", "empty"],
+)
+def test_decode_error(payload, expected):
+    assert p.decode_error(payload) == expected
+
+
+def test_new_codes_are_the_next_free_numbers():
+    assert [p.Code.PS, p.Code.SYNC, p.Code.STATPATH, p.Code.ARCHIVEOUT, p.Code.ARCHIVEIN] == [
+        26,
+        27,
+        28,
+        29,
+        30,
+    ]
+    assert p.API_VERSION == 2
+
+
+def test_mount_payload_leaves_defaults_out():
+    assert p.Mount("9p", "share", "/mnt", options="cache=loose", readonly=True).to_json() == {
+        "type": "9p",
+        "source": "share",
+        "target": "/mnt",
+        "options": "cache=loose",
+        "readonly": True,
+    }
+
+
+def test_small_command_payloads():
+    assert p.ps("c1") == {"container": "c1"}
+    assert p.sync() == {}
+    assert p.sync("c1") == {"container": "c1"}
+    assert p.statpath("c1", "/etc") == {"container": "c1", "path": "/etc"}
+
+
+def test_archive_payloads():
+    assert p.archiveout("c1", "j1", "/etc", 7, changes=True) == {
+        "container": "c1",
+        "id": "j1",
+        "path": "/etc",
+        "seq": 7,
+        "changes": True,
+    }
+    assert p.archivein("c1", "j2", "/srv", 8) == {
+        "container": "c1",
+        "id": "j2",
+        "path": "/srv",
+        "seq": 8,
+        "noOverwriteDirNonDir": False,
+    }
+
+
+def test_path_stat_from_json():
+    st = p.PathStat.from_json(
+        {"name": "sh", "size": 7, "mode": 0o120777, "mtime": 1.5, "linkTarget": "/bin/busybox"}
+    )
+    assert st == p.PathStat("sh", 7, 0o120777, 1.5, "/bin/busybox")
+    assert not st.is_dir
+    root = p.PathStat.from_json({"name": "/", "size": 0, "mode": 0o40755, "mtime": 2.0})
+    assert root.is_dir and root.link_target == ""
+
+
+def test_process_info_from_json():
+    obj = {
+        "pid": 42,
+        "ppid": 1,
+        "uid": 1000,
+        "gid": 50,
+        "state": "S",
+        "tty": "pts/0",
+        "startTime": 1700000000.25,
+        "cpuTime": 30,
+        "rss": 4096,
+        "vsz": 8192,
+        "args": ["sleep", "10"],
+    }
+    assert p.ProcessInfo.from_json(obj) == p.ProcessInfo(
+        42, 1, 1000, 50, "S", "pts/0", 1700000000.25, 30, 4096, 8192, ["sleep", "10"]
+    )
+
+
+def test_decode_event():
+    ev = p.decode_event(b'{"container":"c","process":"j","event":"finished","status":0}')
+    assert ev == p.Event("c", "j", 0)
+    failed = p.decode_event(
+        b'{"container":"c","process":"j","event":"finished","status":18,"error":"no"}'
+    )
+    assert (failed.status, failed.error) == (18, "no")
+    for bad in (b"{}", b"not json", b'{"container":"c","process":"j","status":"x"}'):
+        with pytest.raises(p.ProtocolError):
+            p.decode_event(bad)

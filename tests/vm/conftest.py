@@ -60,6 +60,29 @@ def guest(shared_guest, request):
     _keep_console(shared_guest, request)
 
 
+@pytest.fixture(scope="module")
+def module_disks_guest(request, loop_thread, libvirt_up, guest_assets, busybox_image, vm_workdir):
+    """One VM for a module, with the disks its ``extra_disks(workdir)`` returns
+    (DiskSpecs) after the image and the writable disk of container c0."""
+    name = f"hyper-test-{uuid.uuid4().hex[:10]}"
+    work = vm_workdir / name
+    work.mkdir()
+    disks = request.module.extra_disks(work)
+    memory = getattr(request.module, "VM_MEMORY_MIB", 0)
+    guest = loop_thread.run(
+        boot_guest(name, guest_assets, busybox_image, work, extra_disks=disks, memory_mib=memory)
+    )
+    yield guest
+    loop_thread.run(guest.machine.destroy())
+    shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture
+def disks_guest(module_disks_guest, request):
+    yield module_disks_guest
+    _keep_console(module_disks_guest, request)
+
+
 def _keep_console(guest, request) -> None:
     """Copy the VM's console log next to the build when the test failed."""
     if not failed(request):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import shutil
 import subprocess
 import uuid
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hyperd.agent import protocol as p
+from hyperd.agent.facade import Agent
 from hyperd.vm import accel, designer
 from hyperd.vm.machine import Machine
 from hyperd.vm.virt import Hypervisor
@@ -43,6 +45,7 @@ def build_busybox_disk(workdir: Path) -> Path:
     (root / "bin" / "notexec").write_text("#!/bin/sh\necho should not run\n")
     (root / "bin" / "notexec").chmod(0o644)
     (root / "tmp").chmod(0o1777)
+    _seed(root / "srv" / "seed")
     image = workdir / "busybox.ext4"
     subprocess.run(
         ["mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-d", str(root), str(image), "32M"],
@@ -51,9 +54,29 @@ def build_busybox_disk(workdir: Path) -> Path:
     return image
 
 
-def new_rw_disk(path: Path, size: str = "64M") -> Path:
-    """An empty ext4 disk for the container's writable layer."""
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", str(path), size], check=True)
+# What populate tests expect to find copied from the image's /srv/seed.
+SEED_TEXT = b"seeded by the image\n"
+
+
+def _seed(seed: Path) -> None:
+    """Image content for volume populate tests: modes, owners, a symlink, an xattr."""
+    (seed / "sub").mkdir(parents=True, exist_ok=True)
+    (seed / "a.txt").write_bytes(SEED_TEXT)
+    (seed / "a.txt").chmod(0o640)
+    os.chown(seed / "a.txt", 1000, 50)
+    os.setxattr(seed / "a.txt", "user.origin", b"image")
+    (seed / "sub").chmod(0o700)
+    os.chown(seed / "sub", 1000, 1000)
+    if not (seed / "link").is_symlink():
+        (seed / "link").symlink_to("a.txt")
+
+
+def new_rw_disk(path: Path, size: str = "64M", content: Path | None = None) -> Path:
+    """An ext4 disk: empty (a container's writable layer), or holding content's files."""
+    extra = ["-d", str(content)] if content is not None else []
+    subprocess.run(
+        ["mkfs.ext4", "-q", "-F", "-O", "^has_journal", *extra, str(path), size], check=True
+    )
     return path
 
 
@@ -91,21 +114,23 @@ class Guest:
 
     def __init__(self, machine: Machine):
         self.machine = machine
+        self.agent = Agent(machine.agent)
 
     @property
-    def agent(self):
+    def client(self):
+        """The raw AgentClient (for malformed frames)."""
         return self.machine.agent
 
-    async def start(self, args, stdin=b"", close_stdin=True, **kw) -> Proc:
+    async def start(self, args, stdin=b"", close_stdin=True, container=CONTAINER, **kw) -> Proc:
         """EXECCMD a process; stdin is sent, then EOF unless close_stdin is False."""
         a = self.agent
         terminal = kw.get("terminal", False)
         out_seq, err_seq = a.new_seq(), (0 if terminal else a.new_seq())
         pid = f"p{next(self._ids)}"
-        io = a.open_process(CONTAINER, pid, out_seq, err_seq)
+        io = a.open_process(container, pid, out_seq, err_seq)
         proc = p.Process(pid, list(args), stdio=out_seq, stderr=err_seq, **kw)
         try:
-            await a.call(p.Code.EXECCMD, p.execcmd(CONTAINER, proc))
+            await a.exec(container, proc)
         except BaseException:
             a.forget_process(io)
             raise
@@ -120,8 +145,11 @@ class Guest:
         return await (await self.start(args, stdin, **kw)).result()
 
 
-async def boot_guest(name: str, assets, image: Path, workdir: Path) -> Guest:
-    """Boot a VM with `image` as read-only root image and a fresh writable disk."""
+async def boot_guest(
+    name: str, assets, image: Path, workdir: Path, extra_disks=(), memory_mib: int = 0
+) -> Guest:
+    """Boot a VM with `image` as read-only root image, a fresh writable disk (the
+    container CONTAINER on them) and ``extra_disks`` (DiskSpecs) after them."""
     rw = new_rw_disk(workdir / f"{name}-rw.ext4")
     run_dir = Path("/run/hyper-test") / name
     spec = designer.VMSpec(
@@ -135,18 +163,20 @@ async def boot_guest(name: str, assets, image: Path, workdir: Path) -> Guest:
         disks=[
             designer.DiskSpec(str(image), "image", readonly=True),
             designer.DiskSpec(str(rw), "rw"),
+            *extra_disks,
         ],
     )
+    if memory_mib:
+        spec.memory_mib = memory_mib
     machine = Machine(
         Hypervisor(), spec, accel.domain_type(accel.choose()), designer.DEFAULT_TB_CACHE_MIB
     )
     await machine.boot(timeout=60)
+    guest = Guest(machine)
     try:
-        await machine.agent.call(p.Code.STARTPOD, p.startpod(name))
-        await machine.agent.call(
-            p.Code.NEWCONTAINER, p.newcontainer(CONTAINER, "image", "ext4", "rw")
-        )
+        await guest.agent.start_pod(name)
+        await guest.agent.create_container(CONTAINER, p.root_mounts("image", "ext4", "rw"))
     except BaseException:
         await machine.destroy()
         raise
-    return Guest(machine)
+    return guest

@@ -7,13 +7,16 @@ VM boot their own.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import time
 
 import pytest
 
 from hyperd.agent import protocol as p
 from hyperd.agent.client import AgentError
+from hyperd.agent.facade import Agent
 
 pytestmark = pytest.mark.vm
 
@@ -46,24 +49,39 @@ def test_sigkill_gives_137(guest, loop_thread):
     async def scenario():
         proc = await guest.start(["sleep", "100"])
         await asyncio.sleep(0.3)
-        await guest.agent.call(
-            p.Code.SIGNALPROCESS, p.signalprocess("c0", proc.io.process, signal.SIGKILL)
-        )
+        await guest.agent.signal("c0", proc.io.process, signal.SIGKILL)
         return await proc.result()
 
     assert loop_thread.run(scenario()).status == 137
 
 
-def test_unknown_binary_is_127(guest, loop_thread):
-    res = loop_thread.run(guest.run(["no-such-binary"]))
-    assert res.status == 127
-    assert b"no-such-binary" in res.stderr
+@pytest.mark.parametrize(
+    "args, code, text",
+    [
+        (["no-such-binary"], 127, 'exec: "no-such-binary": executable file not found in $PATH'),
+        (["/bin/no-such-binary"], 127, 'exec: "/bin/no-such-binary": no such file or directory'),
+        (["/bin/notexec"], 126, 'exec: "/bin/notexec": permission denied'),
+        (["/tmp"], 126, 'exec: "/tmp": permission denied'),
+    ],
+    ids=["not-in-path", "absolute-missing", "not-executable", "directory"],
+)
+def test_exec_failure_is_an_error_with_exit_code_and_no_event(guest, loop_thread, args, code, text):
+    """A program that cannot start answers ERROR (Docker's text and code), no exit event."""
+    a = guest.agent
 
+    async def scenario():
+        io = a.open_process("c0", f"fail-{code}-{len(args[0])}", a.new_seq(), a.new_seq())
+        proc = p.Process(io.process, args, stdio=io.stdio, stderr=io.stderr)
+        with pytest.raises(AgentError) as info:
+            await a.exec("c0", proc)
+        await a.ping()
+        done, _ = await asyncio.wait({io.exited}, timeout=1.0)
+        a.forget_process(io)
+        return info.value, done
 
-def test_non_executable_is_126(guest, loop_thread):
-    res = loop_thread.run(guest.run(["/bin/notexec"]))
-    assert res.status == 126
-    assert b"notexec" in res.stderr
+    err, done = loop_thread.run(scenario())
+    assert (err.message, err.process_exit_code) == (text, code)
+    assert not done, "a process that never started got an exit event"
 
 
 def test_user_nobody_from_container_passwd(guest, loop_thread):
@@ -82,8 +100,9 @@ def test_user_groups_home_and_workdir(guest, loop_thread):
 
 
 def test_unknown_user_is_an_error(guest, loop_thread):
-    with pytest.raises(AgentError, match="no-such-user"):
+    with pytest.raises(AgentError, match="no-such-user") as info:
         loop_thread.run(guest.run(["true"], user="no-such-user"))
+    assert info.value.process_exit_code is None
 
 
 def test_terminal_has_requested_size(guest, loop_thread):
@@ -101,7 +120,7 @@ def test_winsize_changes_terminal_size(guest, loop_thread):
         proc = await guest.start(
             ["sh", "-c", "read x; stty size"], terminal=True, rows=10, columns=20, close_stdin=False
         )
-        await guest.agent.call(p.Code.WINSIZE, p.winsize("c0", proc.io.process, 50, 132))
+        await guest.agent.winsize("c0", proc.io.process, 50, 132)
         await guest.agent.write_stdin(proc.io.stdio, b"go\n")
         return await proc.result()
 
@@ -135,28 +154,63 @@ def test_two_processes_at_once(guest, loop_thread):
     ids=["bad-json", "unknown-code", "wrong-types", "unknown-container", "next", "short-length"],
 )
 def test_malformed_frames_get_error_and_agent_survives(guest, loop_thread, frame):
-    acked, message = loop_thread.run(guest.agent.send_raw(frame))
-    assert not acked and message
+    acked, message = loop_thread.run(guest.client.send_raw(frame))
+    assert not acked
+    assert json.loads(message)["message"]  # ERROR is a JSON object with a message
     loop_thread.run(guest.agent.ping())
 
 
 def test_oversized_frame_is_skipped_exactly(guest, loop_thread):
     size = p.MAX_CONTROL_FRAME + 1
     frame = p.CONTROL_HEADER.pack(p.Code.PING, size) + b"\0" * (size - 8)
-    acked, _ = loop_thread.run(guest.agent.send_raw(frame))
+    acked, _ = loop_thread.run(guest.client.send_raw(frame))
     assert not acked
     loop_thread.run(guest.agent.ping())
 
 
 def test_writefile_readfile_4mib(guest, loop_thread):
     data = os.urandom(4 << 20)
-    loop_thread.run(guest.agent.call(p.Code.WRITEFILE, p.writefile_payload("c0", "/tmp/big", data)))
-    back = loop_thread.run(
-        guest.agent.call(p.Code.READFILE, {"container": "c0", "path": "/tmp/big"})
-    )
+    loop_thread.run(guest.agent.write_file("c0", "/tmp/big", data))
+    back = loop_thread.run(guest.agent.read_file("c0", "/tmp/big"))
     assert back == data
     res = loop_thread.run(guest.run(["wc", "-c", "/tmp/big"]))
     assert res.stdout.split()[0] == str(4 << 20).encode()
+
+
+def test_ps_lists_the_containers_processes(guest, loop_thread):
+    """PS: a sleep started here, with its details; never the agent itself."""
+
+    async def scenario():
+        before = time.time()
+        sleeper = await guest.start(["sleep", "1000"])
+        tty = await guest.start(["sleep", "999"], terminal=True)
+        procs = await guest.agent.processes("c0")
+        for proc in (sleeper, tty):
+            await guest.agent.signal("c0", proc.io.process, signal.SIGKILL)
+            await proc.result()
+        return before, procs
+
+    before, procs = loop_thread.run(scenario())
+    by_args = {tuple(x.args): x for x in procs}
+    sleep = by_args[("sleep", "1000")]
+    assert (sleep.uid, sleep.gid, sleep.state, sleep.tty) == (0, 0, "S", "")
+    assert sleep.ppid == 1 and sleep.rss > 0 and sleep.vsz >= sleep.rss
+    assert abs(sleep.start_time - before) < 120  # the guest's clock, from the host's RTC
+    assert sleep.cpu_time_ms >= 0
+    assert by_args[("sleep", "999")].tty.startswith("pts/")
+    assert all(x.pid != 1 for x in procs)
+
+
+def test_ps_of_an_unknown_container_is_an_error(guest, loop_thread):
+    with pytest.raises(AgentError, match="no container nope"):
+        loop_thread.run(guest.agent.processes("nope"))
+
+
+def test_sync_the_guest_and_a_container(guest, loop_thread):
+    loop_thread.run(guest.agent.sync())
+    loop_thread.run(guest.agent.sync("c0"))
+    with pytest.raises(AgentError, match="no container nope"):
+        loop_thread.run(guest.agent.sync("nope"))
 
 
 def test_reconnect_keeps_the_agent(boot, loop_thread):
@@ -165,7 +219,7 @@ def test_reconnect_keeps_the_agent(boot, loop_thread):
 
     async def scenario():
         await machine.agent.close()
-        await machine.attach(timeout=10)
+        guest.agent = Agent(await machine.attach(timeout=10))
         return await guest.run(["echo", "again"])
 
     assert loop_thread.run(scenario()).stdout == b"again\n"
@@ -174,6 +228,6 @@ def test_reconnect_keeps_the_agent(boot, loop_thread):
 def test_destroypod_powers_off(boot, loop_thread):
     guest = boot()
     machine = guest.machine
-    loop_thread.run(machine.agent.call(p.Code.DESTROYPOD))
+    loop_thread.run(guest.agent.destroy_pod())
     loop_thread.run(machine._wait_gone(30))
     assert machine.hv.state(machine.name) is None

@@ -107,7 +107,7 @@ async def _setup_interface(agent, mac: str, timeout: float = 30.0) -> None:
     deadline = loop.time() + timeout
     while True:
         try:
-            await agent.call(p.Code.SETUPINTERFACE, p.setupinterface(mac, []))
+            await agent.setup_interface(mac, [])
             return
         except AgentError:
             if loop.time() >= deadline:
@@ -169,7 +169,7 @@ def test_hotplugged_nic_is_found_by_mac_and_released(guest, loop_thread):
         loop_thread.run(machine.detach_nic(mac))
     assert _live_devices(machine).interface(mac) is None
     with pytest.raises(AgentError, match="no interface with MAC"):
-        loop_thread.run(guest.agent.call(p.Code.SETUPINTERFACE, p.setupinterface(mac, [])))
+        loop_thread.run(guest.agent.setup_interface(mac, []))
 
 
 def test_pause_holds_the_guest_and_resume_lets_it_finish(guest, loop_thread):
@@ -254,7 +254,8 @@ def share_dir(vm_workdir):
 
 @pytest.fixture(scope="module")
 def share_guest(shared_guest, share_dir, loop_thread, vm_workdir):
-    """A VM like the shared one, booted with share_dir as 9p tag share0, mounted on /mnt/share."""
+    """A VM like the shared one, booted with share_dir as 9p tag share0, which the agent
+    mounts on /mnt/share from NEWCONTAINER's mount list."""
     base = shared_guest.machine
     name = f"hyper-test-{uuid.uuid4().hex[:10]}"
     run_dir = Path("/run/hyper-test") / name
@@ -270,19 +271,21 @@ def share_guest(shared_guest, share_dir, loop_thread, vm_workdir):
     )
     machine = Machine(base.hv, spec, base.hypervisor, base.tb_cache_mib)
 
-    options = designer.share_mount_options(spec.shares[0])
-    mount = f"mkdir -p /mnt/share && mount -t 9p -o {options} share0 /mnt/share"
+    share = p.Mount(
+        type="9p",
+        source="share0",
+        target="/mnt/share",
+        fstype="9p",
+        options=designer.share_mount_options(spec.shares[0]),
+    )
 
     async def boot():
         await machine.boot(timeout=60)
         try:
-            await machine.agent.call(p.Code.STARTPOD, p.startpod(name))
-            await machine.agent.call(
-                p.Code.NEWCONTAINER, p.newcontainer(CONTAINER, "image", "ext4", "rw")
-            )
             guest = Guest(machine)
-            res = await guest.run(["sh", "-c", mount])
-            assert res.status == 0, res.stderr
+            await guest.agent.start_pod(name)
+            mounts = [*p.root_mounts("image", "ext4", "rw"), share]
+            await guest.agent.create_container(CONTAINER, mounts)
         except BaseException:
             await machine.destroy()
             raise
