@@ -54,7 +54,7 @@ async def connect(svc: ContainerService, ref: str, network: str, ep: EndpointSpe
         )
     if ep.ipv4_address:
         net.check_address(rec.name, ep.ipv4_address)
-    async with svc._lock(c.id):
+    async with svc.lock(c.id):
         if rec.name in c.networks:
             raise Forbidden(f"endpoint with name {c.name} already exists in network {rec.name}")
         att = Attachment.from_spec(ep, rec.id)
@@ -80,7 +80,7 @@ async def disconnect(svc: ContainerService, ref: str, network: str, force: bool 
         if force and rec is None:
             return
         raise InvalidArgument(f"container {c.name} is not connected to network {network}")
-    async with svc._lock(c.id):
+    async with svc.lock(c.id):
         run = _run_of(svc, c)
         if run is not None and rec is not None:
             await svc.sandboxes.disconnect(run.sandbox, rec.id)
