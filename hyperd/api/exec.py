@@ -7,7 +7,7 @@ import contextlib
 
 from aiohttp import web
 
-from hyperd.errors import InvalidArgument
+from hyperd.errors import HyperError, InvalidArgument
 
 from . import common, decode, streams
 from .fields import Fields, query_int
@@ -34,8 +34,17 @@ async def start(request):
     if f.bool("Detach"):
         await execs.start(ex.id, tty)
         return web.Response(status=200)
-    await execs.start(ex.id, tty)
-    conn = await streams.hijack(request, ex.spec.tty)
+    execs.check_startable(ex.id)
+    conn = await streams.hijack(request, ex.spec.tty or tty)
+    try:
+        await execs.start(ex.id, tty)
+    except HyperError as exc:
+        # As Docker: the connection is already upgraded, so the error goes down the stream
+        # and the exit code (126/127) is the exec's, read by the client from inspect.
+        text = exc.message.encode() + b"\r\n"
+        await conn.write(text if ex.spec.tty else streams.frame("stdout", text))
+        await conn.close()
+        return conn.response
     agent, io = ex.agent, ex.io
 
     async def pump_stdin():

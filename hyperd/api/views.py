@@ -330,14 +330,14 @@ def top(procs: list, ps_args: str) -> dict:
                     p.tty or "?",
                     p.state,
                     start,
-                    _cputime(p.cpu_time).lstrip("0:") or "0:00",
+                    _cputime(p.cpu_time_ms).lstrip("0:") or "0:00",
                     cmd,
                 ]
             )
         else:
             rows.append(
                 [str(p.uid), str(p.pid), str(p.ppid), "0", start, p.tty or "?",
-                 _cputime(p.cpu_time), cmd]
+                 _cputime(p.cpu_time_ms), cmd]
             )  # fmt: skip
     return {"Titles": _AUX if aux else _EF, "Processes": rows}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -64,14 +65,19 @@ class Execs:
             raise NotFound(f"No such exec instance: {eid}")
         return ex
 
-    async def start(self, eid: str, tty: bool | None = None) -> Exec:
-        """Start an exec's process; its streams are in ``ex.io``, its agent in ``ex.agent``."""
+    def check_startable(self, eid: str) -> Exec:
+        """Conflict unless the exec can start now (not started yet, its container running)."""
         ex = self.get(eid)
         if ex.running or ex.exit_code is not None:
             raise Conflict(f"exec {eid} has already been started")
+        self.service.check_exec_target(self.service.store.get(ex.container))
+        return ex
+
+    async def start(self, eid: str, tty: bool | None = None) -> Exec:
+        """Start an exec's process; its streams are in ``ex.io``, its agent in ``ex.agent``."""
+        ex = self.check_startable(eid)
         svc = self.service
         c = svc.store.get(ex.container)
-        svc.check_exec_target(c)
         run = svc.monitor.run(c.id)
         if tty:
             ex.spec.tty = True
@@ -87,6 +93,10 @@ class Execs:
             kind = CommandNotFound if ex.exit_code == 127 else CannotExecute
             raise kind(exc.message) from exc
         ex.running, ex.agent = True, agent
+        if ex.spec.tty and ex.size != (proc.rows, proc.columns):
+            # a resize came while the process was starting (the docker CLI sends it then)
+            with contextlib.suppress(AgentError):
+                await agent.winsize(c.id, ex.id, *ex.size)
         if not ex.spec.attach_stdin and not ex.spec.tty:
             await agent.close_stdin(ex.io.stdio)
         svc.events.publish(
