@@ -201,8 +201,12 @@ class ContainerService:
         TCG); a new start of the container waits for it."""
         booting.clear_network(c)
 
+        # A --rm container's writable layer is discarded, so its VM may be destroyed at
+        # once, unless volumes or binds are mounted: those must be synced and unmounted.
+        graceful = not c.host.auto_remove or any(m.type != "tmpfs" for m in c.mounts)
+
         async def down():
-            await self.sandboxes.release(sb, graceful=not c.host.auto_remove)
+            await self.sandboxes.release(sb, graceful=graceful)
             await self.refresh_hosts()
 
         self._teardowns[c.id] = self.spawn(down())

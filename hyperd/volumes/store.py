@@ -168,3 +168,7 @@ def _mkfs(path: Path, size: int) -> None:
     )  # fmt: skip
     if res.returncode:
         raise HyperError(f"cannot make the volume's filesystem: {res.stderr.strip()}")
+    # mke2fs always makes lost+found; a new Docker volume is empty (e2fsck remakes it)
+    subprocess.run(
+        ["debugfs", "-w", "-R", "rmdir lost+found", str(path)], capture_output=True, check=False
+    )
