@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import click
@@ -10,7 +11,19 @@ from hyperapi.errors import HyperError, InvalidArgument
 from hyperctl import formatting, opts
 from hyperctl.client import APIClient, DaemonUnreachable
 
-pass_client = click.make_pass_decorator(APIClient)
+
+def pass_client(f):
+    """Give the command the invocation's APIClient: the group's object, or its ``client``
+    when the group holds a session that makes the client on first use."""
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        obj = click.get_current_context().find_root().obj
+        return f(obj if isinstance(obj, APIClient) else obj.client, *args, **kwargs)
+
+    return wrapper
+
+
 USAGE_EXIT = 125
 LS_HEADERS = {
     "ID": "NETWORK ID",
