@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import json
 
 import click
 
-from hyperapi.errors import HyperError, InvalidArgument
+from hyperapi.errors import InvalidArgument
 from hyperctl import formatting, opts
-from hyperctl.client import APIClient, DaemonUnreachable
+from hyperctl.commands.common import confirm, filter_option, for_each, format_option, pass_client
 
-
-def pass_client(f):
-    """Give the command the invocation's APIClient: the group's object, or its ``client``
-    when the group holds a session that makes the client on first use."""
-
-    @functools.wraps(f)
-    def wrapper(*args, **kwargs):
-        obj = click.get_current_context().find_root().obj
-        return f(obj if isinstance(obj, APIClient) else obj.client, *args, **kwargs)
-
-    return wrapper
-
-
-USAGE_EXIT = 125
 LS_HEADERS = {
     "ID": "NETWORK ID",
     "Name": "NAME",
@@ -54,7 +39,7 @@ def network() -> None:
 @click.option("-o", "--opt", multiple=True, help="Driver options (k=v).")
 @click.argument("name")
 @pass_client
-def create(client: APIClient, driver, subnet, gateway, ip_range, internal, attachable, label,
+def create(client, driver, subnet, gateway, ip_range, internal, attachable, label,
            opt, name) -> None:  # fmt: skip
     """Create a network."""
     if (gateway or ip_range) and not subnet:
@@ -89,10 +74,10 @@ def _context(n: dict, trunc: bool) -> dict:
 @network.command("ls")
 @click.option("-q", "--quiet", is_flag=True, help="Only display network IDs.")
 @click.option("--no-trunc", is_flag=True, help="Don't truncate the output.")
-@click.option("-f", "--filter", "filters", multiple=True, help="Filter (name=, label=, ...).")
-@click.option("--format", "fmt", help="table, json, or a Go template ({{.Name}}).")
+@filter_option("name, id, label, driver, type, dangling, scope")
+@format_option("table, json, or a Go template ({{.Name}}).")
 @pass_client
-def ls(client: APIClient, quiet, no_trunc, filters, fmt) -> None:
+def ls(client, quiet, no_trunc, filters, fmt) -> None:
     """List networks."""
     nets = client.networks(opts.parse_filters(filters) or None)
     ctxs = [_context(n, not no_trunc) for n in nets]
@@ -114,47 +99,25 @@ network.add_command(ls, "list")
 @click.option("-f", "--format", "fmt", help="Go template ({{.IPAM.Config}}, {{json .}}).")
 @click.argument("names", nargs=-1, required=True)
 @pass_client
-def inspect(client: APIClient, fmt, names) -> int:
+def inspect(client, fmt, names) -> int:
     """Display detailed information on one or more networks."""
-    found, failed = [], False
-    for name in names:
-        try:
-            found.append(client.inspect_network(name))
-        except DaemonUnreachable:
-            raise
-        except HyperError as e:  # each missing network is one error line
-            click.echo(f"hyper: {e.message}", err=True)
-            failed = True
+    found = []
+    code = for_each(names, lambda n: found.append(client.inspect_network(n)), echo_name=False)
     if fmt:
         tpl = formatting.Template(fmt)
         for obj in found:
             click.echo(tpl.render(obj))
     else:
         click.echo(json.dumps(found, indent=4, ensure_ascii=False))
-    return USAGE_EXIT if failed else 0
-
-
-def _each(names, action) -> int:
-    failed = False
-    for name in names:
-        try:
-            action(name)
-        except DaemonUnreachable:
-            raise
-        except HyperError as e:  # reported per name, as docker does
-            click.echo(f"hyper: {e.message}", err=True)
-            failed = True
-            continue
-        click.echo(name)
-    return USAGE_EXIT if failed else 0
+    return code
 
 
 @network.command("rm")
 @click.argument("names", nargs=-1, required=True)
 @pass_client
-def rm(client: APIClient, names) -> int:
+def rm(client, names) -> int:
     """Remove one or more networks."""
-    return _each(names, client.remove_network)
+    return for_each(names, client.remove_network)
 
 
 network.add_command(rm, "remove")
@@ -167,7 +130,7 @@ network.add_command(rm, "remove")
 @click.argument("net")
 @click.argument("container")
 @pass_client
-def connect(client: APIClient, alias, ip, link, net, container) -> None:
+def connect(client, alias, ip, link, net, container) -> None:
     """Connect a container to a network."""
     client.connect_network(net, container, list(alias), ip or "", list(link))
 
@@ -177,7 +140,7 @@ def connect(client: APIClient, alias, ip, link, net, container) -> None:
 @click.argument("net")
 @click.argument("container")
 @pass_client
-def disconnect(client: APIClient, force, net, container) -> None:
+def disconnect(client, force, net, container) -> None:
     """Disconnect a container from a network."""
     client.disconnect_network(net, container, force)
 
@@ -186,11 +149,10 @@ def disconnect(client: APIClient, force, net, container) -> None:
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
 @click.option("--filter", "filters", multiple=True, help="Filter (label=, until=).")
 @pass_client
-def prune(client: APIClient, force, filters) -> None:
+def prune(client, force, filters) -> None:
     """Remove all unused networks."""
-    if not force and not click.confirm(
-        "WARNING! This will remove all custom networks not used by at least one container.\n"
-        "Are you sure you want to continue?"
+    if not force and not confirm(
+        "WARNING! This will remove all custom networks not used by at least one container."
     ):
         return
     res = client.prune_networks(opts.parse_filters(filters) or None)
