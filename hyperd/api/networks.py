@@ -177,12 +177,18 @@ async def remove(request):
     return web.Response(status=204)
 
 
-@routes.post("/networks/{id}/connect")
-async def connect(request):
+async def _container_body(request) -> tuple[Fields, str]:
+    """A connect/disconnect body and the container it names (required)."""
     f = Fields(await common.body(request))
     container = f.str("Container")
     if not container:
         raise InvalidArgument("Container is required")
+    return f, container
+
+
+@routes.post("/networks/{id}/connect")
+async def connect(request):
+    f, container = await _container_body(request)
     ep = decode.endpoint_spec(f.sub("EndpointConfig")) if f.has("EndpointConfig") else None
     svc = common.containers(request)
     await svc.connect(container, request.match_info["id"], ep or EndpointSpec())
@@ -191,10 +197,7 @@ async def connect(request):
 
 @routes.post("/networks/{id}/disconnect")
 async def disconnect(request):
-    f = Fields(await common.body(request))
-    container = f.str("Container")
-    if not container:
-        raise InvalidArgument("Container is required")
+    f, container = await _container_body(request)
     svc = common.containers(request)
     await svc.disconnect(container, request.match_info["id"], f.bool("Force"))
     return web.Response(status=200)
