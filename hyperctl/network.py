@@ -7,7 +7,7 @@ import json
 import click
 
 from hyperapi.errors import InvalidArgument
-from hyperctl import formatting, opts
+from hyperctl import opts
 from hyperctl.commands.common import confirm, filter_option, for_each, format_option, pass_client
 
 LS_HEADERS = {
@@ -59,6 +59,8 @@ def create(client, driver, subnet, gateway, ip_range, internal, attachable, labe
 
 
 def _context(n: dict, trunc: bool) -> dict:
+    from hyperctl import formatting  # not at import: `hyper --help` loads every command
+
     return {
         "ID": formatting.short_id(n["Id"], trunc),
         "Name": n["Name"],
@@ -79,6 +81,8 @@ def _context(n: dict, trunc: bool) -> dict:
 @pass_client
 def ls(client, quiet, no_trunc, filters, fmt) -> None:
     """List networks."""
+    from hyperctl import formatting
+
     nets = client.networks(opts.parse_filters(filters) or None)
     ctxs = [_context(n, not no_trunc) for n in nets]
     if quiet:
@@ -101,6 +105,8 @@ network.add_command(ls, "list")
 @pass_client
 def inspect(client, fmt, names) -> int:
     """Display detailed information on one or more networks."""
+    from hyperctl import formatting
+
     found = []
     code = for_each(names, lambda n: found.append(client.inspect_network(n)), echo_name=False)
     if fmt:
