@@ -111,7 +111,8 @@ COMMANDS = {
     "version": _C + "system:version",
     "cp": _C + "cp:cp",
     "volume": _C + "volume:volume",
-    # a subject's group registers here, one line each ("network": "hyperctl.network:network")
+    # a subject's group registers here, one line each
+    "network": "hyperctl.network:network",
 }
 
 CONTAINER_COMMANDS = {

@@ -12,6 +12,7 @@ from hyperctl.endpoints.archive import ArchiveEndpoints, ArchiveReader, PathStat
 from hyperctl.endpoints.containers import ContainerEndpoints, PendingWait
 from hyperctl.endpoints.exec import ExecEndpoints
 from hyperctl.endpoints.images import ImageEndpoints
+from hyperctl.endpoints.networks import NetworkEndpoints
 from hyperctl.endpoints.system import DEFAULT_REGISTRY, SystemEndpoints
 from hyperctl.endpoints.volumes import VolumeEndpoints
 from hyperctl.errors import (
@@ -69,9 +70,6 @@ class APIClient(
     ArchiveEndpoints,
     ExecEndpoints,
     VolumeEndpoints,
+    NetworkEndpoints,
 ):
     """One method per endpoint of docs/api.md."""
-
-    # networks ---------------------------------------------------------------------------
-    # (the /networks endpoints' methods go here, or in hyperctl/endpoints/networks.py as a
-    # NetworkEndpoints mixin added to the bases above)

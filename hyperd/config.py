@@ -14,7 +14,9 @@ libvirt_wait = 120               # seconds to wait for libvirtd at start
 log_level = "info"
 log_opts = {max-size = "20m", max-file = "5"}   # json-file defaults of every container
 volume_size = "10g"              # size of a new volume's (sparse) disk
-bridge = "hyper0"                # (networking)
+bridge = "hyper0"                # the default network's bridge ("" = no networking)
+subnet = "10.213.0.0/16"         # the default network's subnet
+default_address_pools = [{base = "10.40.0.0/14", size = 24}]  # user networks' subnets
 insecure_registries = ["myregistry:5000"]
 mirrors = ["https://mirror.example"]
 """
@@ -52,6 +54,7 @@ class Config:
     volume_size: str = "10g"
     bridge: str = "hyper0"
     subnet: str = "10.213.0.0/16"
+    default_address_pools: list[dict] = field(default_factory=list)  # [] = hyper's default
     insecure_registries: list[str] = field(default_factory=list)
     mirrors: list[str] = field(default_factory=list)
 

@@ -28,7 +28,7 @@ from hyperd.errors import HyperError
 from hyperd.events import EventBus
 from hyperd.images.service import ImageService
 from hyperd.logfilter import RepeatFilter
-from hyperd.network import Network
+from hyperd.network import Network, parse_pools
 from hyperd.sandbox import Sandboxes
 from hyperd.state import StateStore
 from hyperd.vm import virt
@@ -134,7 +134,12 @@ async def serve(config: Config) -> None:
     )
     network = None
     if config.bridge:  # bridge = "" runs without networking: containers get loopback only
-        network = Network(config.bridge, config.subnet, db_path=Path(config.root) / "network.db")
+        network = Network(
+            config.bridge,
+            config.subnet,
+            db_path=Path(config.root) / "network.db",
+            pools_=parse_pools(config.default_address_pools),
+        )
     events = EventBus()
     sandboxes = Sandboxes(config, hv, network)
     volumes = VolumeStore(config.root, config.volume_size)

@@ -20,8 +20,10 @@ apt-get install -y -qq --no-install-recommends \
     linux-source-6.1 flex bison bc libelf-dev libssl-dev \
     libjansson-dev busybox-static e2fsprogs erofs-utils \
     docker-registry umoci skopeo apache2-utils \
-    iproute2 iptables util-linux procps nginx-light wrk >/dev/null
-# The docker CLI is a client the tests drive against hyperd; Debian ships it in docker.io
+    iproute2 iptables util-linux procps nginx-light wrk \
+    docker-compose >/dev/null
+# docker-compose (1.29, on docker-py) drives hyperd in tests/net. The docker CLI is a
+# client the tests drive against hyperd; Debian ships it in docker.io
 # (its dockerd is never started: policy-rc.d above, and no systemd).
 if ! command -v docker >/dev/null 2>&1; then
     apt-get install -y -qq --no-install-recommends docker.io >/dev/null

@@ -47,6 +47,7 @@ def ps(client, all_, quiet, no_trunc, filters, fmt, latest, last) -> None:
 INSPECTORS = {
     "container": "inspect_container",
     "image": "inspect_image",
+    "network": "inspect_network",
     "volume": "inspect_volume",
 }
 

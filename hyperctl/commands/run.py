@@ -50,8 +50,7 @@ def container_options(f):
             "--network",
             default="default",
             show_default=True,
-            type=click.Choice(["default", "bridge", "none"]),
-            help="Network of the container.",
+            help="Network of the container (bridge, none, or a user-defined network).",
         ),
         click.option("--link", multiple=True, metavar="NAME[:ALIAS]", help="Add a name to hosts."),
         click.option(

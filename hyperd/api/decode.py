@@ -326,15 +326,25 @@ def _tmpfs(f: Fields) -> dict[str, str]:
 
 
 def _networks(f: Fields) -> dict[str, s.EndpointSpec]:
-    out = {}
-    for net in f.obj:
-        ep = f.sub(net)
-        out[net] = s.EndpointSpec(
-            aliases=ep.str_list("Aliases"),
-            links=[f"{a}:{b or a}" for a, _, b in (x.partition(":") for x in ep.str_list("Links"))],
-            ipv4_address=ep.sub("IPAMConfig").str("IPv4Address"),
-        )
-    return out
+    return {net: endpoint_spec(f.sub(net)) for net in f.obj}
+
+
+def endpoint_spec(ep: Fields) -> s.EndpointSpec:
+    """An EndpointSettings object (NetworkingConfig's, or network connect's)."""
+    ipam = ep.sub("IPAMConfig")
+    ip = ipam.str("IPv4Address")
+    if ip:
+        try:
+            ipaddress.IPv4Address(ip)
+        except ValueError:
+            raise InvalidArgument(
+                f"{ipam.name('IPv4Address')}: invalid IPv4 address {ip!r}"
+            ) from None
+    return s.EndpointSpec(
+        aliases=ep.str_list("Aliases"),
+        links=[f"{a}:{b or a}" for a, _, b in (x.partition(":") for x in ep.str_list("Links"))],
+        ipv4_address=ip,
+    )
 
 
 # -- exec, update --------------------------------------------------------------------------

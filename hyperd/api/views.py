@@ -9,6 +9,7 @@ import time
 from hyperd.containers import state as st
 from hyperd.containers.model import Container
 from hyperd.containers.service import dir_size
+from hyperd.network.records import endpoint_id
 
 
 def _ago(seconds: float) -> str:
@@ -92,7 +93,7 @@ def _networks(c: Container) -> dict:
     return {
         name: {
             "NetworkID": a.network_id,
-            "EndpointID": f"{c.id[:12]}-{name}" if a.ip else "",
+            "EndpointID": endpoint_id(c.id, a.network_id) if a.ip else "",
             "Aliases": a.aliases or None,
             "Links": a.links or None,
             "IPAMConfig": {"IPv4Address": a.ipv4_address} if a.ipv4_address else None,

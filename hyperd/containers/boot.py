@@ -12,11 +12,11 @@ from hyperd.agent.facade import Agent
 from hyperd.agent.protocol import Mount
 from hyperd.errors import Conflict, HyperError
 from hyperd.network import PortBinding
-from hyperd.sandbox import SandboxSpec
+from hyperd.sandbox import NicRequest, SandboxSpec
 from hyperd.vm.designer import DiskSpec, ShareSpec, share_mount_options
 
 from .io import INIT
-from .model import Container, Published
+from .model import Attachment, Container, Published
 from .monitor import Run
 from .process import host_dns
 from .spec import PortRequest
@@ -74,7 +74,7 @@ def sandbox_spec(
         memory=c.memory,
         disks=disks,
         shares=shares,
-        network=bool(c.networks),
+        networks=[NicRequest(att.network_id or name, att.ipv4_address) for name, att in nets(c)],
         port_requests=[
             PortBinding(r.proto, r.host_ip or "0.0.0.0", r.host_port, r.port)
             for r in _port_requests(c)
@@ -84,6 +84,18 @@ def sandbox_spec(
         console_log=str(svc.console_path(c)),
         metadata={"container": c.id},
     )
+
+
+def nets(c: Container) -> list[tuple[str, Attachment]]:
+    """c's networks in NIC order: NetworkMode's first (the default route, published ports),
+    then the others as they were joined."""
+    mode = c.host.network_mode
+
+    def primary(item: tuple[str, Attachment]) -> bool:
+        name, att = item
+        return mode in (name, att.network_id) or (mode == "default" and name == "bridge")
+
+    return sorted(c.networks.items(), key=lambda item: not primary(item))
 
 
 def _port_requests(c: Container) -> list[PortRequest]:
@@ -224,7 +236,7 @@ async def boot(svc: ContainerService, c: Container) -> Run:
     except BaseException as exc:
         pump.cancel()
         await svc.sandboxes.release(sb, graceful=False)
-        _clear_network(c)
+        clear_network(c)
         if isinstance(exc, AgentError):
             code = exc.process_exit_code or 128
             raise StartFailed(_start_message(exc), exit_code=code) from exc
@@ -241,16 +253,28 @@ def _start_message(exc: AgentError) -> str:
 
 
 def _record_network(c: Container, sb) -> None:
-    ep = sb.endpoint
-    for att in c.networks.values():
-        if ep is not None:
-            att.ip, att.prefix, att.gateway, att.mac = ep.ip, ep.prefix, ep.gateway, ep.mac
+    for ep in sb.endpoints:
+        att = c.networks.get(ep.name)
+        if att is not None:
+            record_endpoint(att, ep)
     c.published = [
         Published(b.proto, b.host_ip, b.host_port, b.container_port) for b in sb.published
     ]
 
 
-def _clear_network(c: Container) -> None:
+def record_endpoint(att: Attachment, ep) -> None:
+    """What the container's attachment shows of its endpoint on a network."""
+    att.network_id, att.ip, att.prefix, att.gateway, att.mac = (
+        ep.network,
+        ep.ip,
+        ep.prefix,
+        ep.gateway,
+        ep.mac,
+    )
+
+
+def clear_network(c: Container) -> None:
+    """Forget the addresses and ports of a run that ended (the networks stay joined)."""
     for att in c.networks.values():
         att.ip, att.prefix, att.gateway, att.mac = "", 0, "", ""
     c.published = []
@@ -283,7 +307,7 @@ async def readopt(svc: ContainerService, c: Container) -> None:
 
 async def _ended_meanwhile(svc: ContainerService, c: Container, reason: str) -> None:
     c.state.set_stopped(137, reason)
-    _clear_network(c)
+    clear_network(c)
     await svc.store.save(c)
 
 
@@ -297,5 +321,5 @@ async def reconcile_network(svc: ContainerService) -> None:
     await asyncio.to_thread(network.reconcile, live)
     for c in svc.store:
         if c.id not in live and (c.ip or c.published):
-            _clear_network(c)
+            clear_network(c)
             await svc.store.save(c)

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from hyperd.errors import HyperError, InvalidArgument, NotFound
 from hyperd.images.errors import ImageNotFound
 from hyperd.images.reference import parse_reference
+from hyperd.network import DEFAULT as DEFAULT_NETWORK
+from hyperd.network import HOST, HOST_REFUSED, NONE
 from hyperd.vm.machine import DOMAIN_PREFIX
 
 from .model import Attachment, Container
@@ -22,9 +24,7 @@ from .volumes import resolve as resolve_mounts
 if TYPE_CHECKING:
     from .service import ContainerService
 
-DEFAULT_NETWORK = "bridge"
 RW_DISK_SIZE = "4G"
-UNSUPPORTED_MODES = ("host",)
 
 
 async def new_container(svc: ContainerService, spec: CreateSpec) -> Container:
@@ -102,20 +102,39 @@ def _healthcheck(hc: dict) -> Healthcheck:
 
 
 def _networks(svc: ContainerService, spec: CreateSpec) -> dict[str, Attachment]:
-    """The networks the container joins, from NetworkMode and NetworkingConfig."""
+    """The networks the container joins: NetworkMode's first, then NetworkingConfig's."""
     mode = spec.host.network_mode
-    if spec.config.network_disabled or mode == "none":
+    if spec.config.network_disabled or mode == NONE:
         return {}
-    if mode in UNSUPPORTED_MODES or mode.startswith("container:"):
+    if mode == HOST:
+        raise InvalidArgument(f"network mode host: {HOST_REFUSED}")
+    if mode.startswith("container:"):
         raise InvalidArgument(
             f"network mode {mode!r} is not supported: each container has a VM of its own"
         )
-    if mode not in ("default", DEFAULT_NETWORK):
-        raise NotFound(f"network {mode} not found")
-    if svc.sandboxes.network is None:
-        return {}  # the daemon runs without host networking: loopback only
-    ep = spec.networks.get(DEFAULT_NETWORK) or EndpointSpec()
-    return {DEFAULT_NETWORK: Attachment.from_spec(ep, DEFAULT_NETWORK)}
+    eps = {_default(k): v for k, v in spec.networks.items()}
+    refs = list(dict.fromkeys([_default(mode), *eps]))
+    net = svc.sandboxes.network
+    if net is None:  # the daemon runs without host networking: loopback only
+        if refs == [DEFAULT_NETWORK]:
+            return {}
+        raise InvalidArgument(f'hyperd runs without networking (bridge = ""): no network {mode}')
+    out: dict[str, Attachment] = {}
+    for ref in refs:
+        rec = net.get(ref)
+        if rec.name == NONE:
+            raise InvalidArgument("a container on network none cannot join other networks")
+        ep = next((eps[k] for k in (ref, rec.name, rec.id) if k in eps), None)
+        att = Attachment.from_spec(ep or EndpointSpec(), rec.id)
+        if att.ipv4_address:
+            net.check_address(rec.name, att.ipv4_address)
+        out.setdefault(rec.name, att)
+    return out
+
+
+def _default(name: str) -> str:
+    """Docker's ``default`` network mode (and EndpointsConfig key) is the bridge."""
+    return DEFAULT_NETWORK if name == "default" else name
 
 
 def vcpus_for(svc: ContainerService, nano_cpus: int) -> int:

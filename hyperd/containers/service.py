@@ -26,6 +26,7 @@ from hyperd.volumes import VolumeStore
 
 from . import boot as booting
 from . import create as creating
+from . import networking
 from . import volumes as mounting
 from .exec import Execs
 from .files import Files
@@ -36,7 +37,7 @@ from .model import Container
 from .monitor import Monitor, Run
 from .process import main_process
 from .signals import parse_signal
-from .spec import CreateSpec, UpdateSpec
+from .spec import CreateSpec, EndpointSpec, UpdateSpec
 from .state import EXITED, RESTARTING
 from .stats import Sample
 from .store import ContainerStore
@@ -198,6 +199,7 @@ class ContainerService:
     def teardown(self, c: Container, sb: Sandbox) -> None:
         """Take an ended run's sandbox down in the background (libvirt needs 1-2 s under
         TCG); a new start of the container waits for it."""
+        booting.clear_network(c)
 
         # A --rm container's writable layer is discarded, so its VM may be destroyed at
         # once, unless volumes or binds are mounted: those must be synced and unmounted.
@@ -513,15 +515,27 @@ class ContainerService:
             size = c.host.console_size
         return main_process(c, size)
 
+    # -- networks ------------------------------------------------------------------------
+
+    async def connect(self, ref: str, network: str, ep: EndpointSpec) -> None:
+        """Join a network: at the next start, or now (a hot-plugged NIC) when running."""
+        await networking.connect(self, ref, network, ep)
+
+    async def disconnect(self, ref: str, network: str, force: bool = False) -> None:
+        """Leave a network: at the next start, or now (the NIC unplugged) when running."""
+        await networking.disconnect(self, ref, network, force)
+
     # -- names between containers ----------------------------------------------------------
 
-    async def refresh_hosts(self, first: Container | None = None) -> None:
+    async def refresh_hosts(self, first: Container | None = None, wait: bool = False) -> None:
         """Rewrite /etc/hosts in every running container (names come and go).
 
-        Only ``first``'s own file (a container just started) is waited for; the others are
-        written in the background, so a guest that does not answer delays nobody else.
+        Only ``first``'s own file (a container just started) is waited for, or every file
+        with ``wait`` (network connect and disconnect answer once names follow); the others
+        are written in the background, so a guest that does not answer delays nobody else.
         """
         running = [c for c in self.store if self.monitor.run(c.id) is not None]
+        waited = []
         for c in running:
             run = self.monitor.run(c.id)
             if not c.networks or run is None:
@@ -529,10 +543,11 @@ class ContainerService:
             write = run.sandbox.write_file(
                 c.id, "/etc/hosts", hosts_file(c, running, self._gateway(c))
             )
-            if first is not None and c.id == first.id:
-                await write
+            if wait or (first is not None and c.id == first.id):
+                waited.append(write)
             else:
                 self.spawn(write)
+        await asyncio.gather(*waited)
 
     def _gateway(self, c: Container) -> str:
         return next((a.gateway for a in c.networks.values() if a.gateway), "")

@@ -120,7 +120,8 @@ class ContainerStore:
             if key == "before" or key == "since":
                 out = self._order_filter(out, key, values)
                 continue
-            out = [c for c in out if any(self._matches(c, key, v) for v in values)]
+            match = all if key == "label" else any  # Docker: every label, any other value
+            out = [c for c in out if match(self._matches(c, key, v) for v in values)]
         return out
 
     def _order_filter(self, out: list[Container], key: str, values: list[str]):

@@ -1,9 +1,12 @@
 """The host bridge and one tap device per VM, through netlink (pyroute2), never `ip`.
 
-The bridge (default ``hyper0``) carries the gateway address, the first host of the subnet
-(``10.213.0.1/16``); it is the guests' default route, and the host NATs their traffic out
-(see firewall.py). Each VM gets a persistent tap named ``hyt`` + the first 11 characters of its
-container ID (14 characters; the kernel allows 15), enslaved to the bridge and up.
+Each network has a bridge: the default network's is ``hyper0`` (configurable), a user
+network's is ``hyb`` + the first 12 characters of its ID (15 characters, the kernel's limit),
+so a bridge whose network is gone can be found by name. The bridge carries the gateway
+address (by default the first host of the subnet, ``10.213.0.1/16``); it is the guests'
+default route, and the host NATs their traffic out (see firewall.py). Each VM gets one
+persistent tap per network it joins, named ``hyt`` + 8 characters of its container ID + 4 of
+the network's ID (15 characters), enslaved to that network's bridge and up.
 
 Why ``<interface type='ethernet'>`` with our own tap, not libvirt's ``type='bridge'``: with
 ``type='bridge'`` libvirt creates the tap (``vnetN``), names it from a global counter and
@@ -34,7 +37,9 @@ from pyroute2.netlink.exceptions import NetlinkError
 from hyperd.errors import Conflict, HyperError, InvalidArgument
 
 TAP_PREFIX = "hyt"
-TAP_ID_CHARS = 11  # hyt + 11 = 14 characters, within the kernel's 15
+BRIDGE_PREFIX = "hyb"
+TAP_OWNER_CHARS, TAP_NET_CHARS = 8, 4  # hyt + 8 + 4 = 15 characters, the kernel's limit
+BRIDGE_ID_CHARS = 12
 IFNAMSIZ = 15  # usable characters of an interface name
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 _NAME_OK = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -44,11 +49,31 @@ class NetworkError(HyperError):
     """A netlink, sysctl or iptables operation failed."""
 
 
-def tap_name(owner: str) -> str:
-    """The tap of a container: ``hyt`` + the first 11 characters of its ID."""
-    if not owner or not _NAME_OK.match(owner):
-        raise InvalidArgument(f"invalid network owner {owner!r} (letters, digits, _ . - only)")
-    return TAP_PREFIX + owner[:TAP_ID_CHARS]
+def tap_name(owner: str, network_id: str) -> str:
+    """The tap of a container on a network: ``hyt`` + 8 characters of the container's ID
+    and 4 of the network's."""
+    for what, value in (("network owner", owner), ("network ID", network_id)):
+        if not value or not _NAME_OK.match(value):
+            raise InvalidArgument(f"invalid {what} {value!r} (letters, digits, _ . - only)")
+    return TAP_PREFIX + owner[:TAP_OWNER_CHARS] + network_id[:TAP_NET_CHARS]
+
+
+def bridge_name(network_id: str) -> str:
+    """The bridge of a user-defined network: ``hyb`` + the first 12 characters of its ID."""
+    return BRIDGE_PREFIX + network_id[:BRIDGE_ID_CHARS]
+
+
+def links(prefix: str) -> list[str]:
+    """Names of every interface starting with ``prefix``."""
+    with IPRoute() as ipr:
+        names = (link.get_attr("IFLA_IFNAME") or "" for link in ipr.get_links())
+        return sorted(n for n in names if n.startswith(prefix))
+
+
+def delete_link(name: str) -> None:
+    """Delete an interface by name (nothing happens if it is gone)."""
+    with IPRoute() as ipr:
+        Bridge._delete(ipr, name)
 
 
 def enable_ip_forward(path: str = IP_FORWARD) -> None:
@@ -72,7 +97,7 @@ def _tap_mac(mac: str) -> str:
 class Bridge:
     """The bridge ``name`` with the gateway of ``subnet``, and the taps on it."""
 
-    def __init__(self, name: str = "hyper0", subnet: str = "10.213.0.0/16"):
+    def __init__(self, name: str = "hyper0", subnet: str = "10.213.0.0/16", gateway: str = ""):
         if not name or len(name) > IFNAMSIZ or not _NAME_OK.match(name):
             raise InvalidArgument(f"invalid bridge name {name!r} (at most 15 of [A-Za-z0-9_.-])")
         if name.startswith(TAP_PREFIX):
@@ -82,7 +107,7 @@ class Bridge:
             self.network = ipaddress.IPv4Network(subnet, strict=True)
         except ValueError as exc:
             raise InvalidArgument(f"invalid subnet {subnet!r}: {exc}") from None
-        self.gateway = str(self.network.network_address + 1)
+        self.gateway = gateway or str(self.network.network_address + 1)
         self.prefix = self.network.prefixlen
 
     # -- bridge -------------------------------------------------------------------------
@@ -158,9 +183,10 @@ class Bridge:
 
     # -- taps -----------------------------------------------------------------------------
 
-    def create_tap(self, owner: str, mac: str | None = None) -> str:
-        """Create (or reuse) the owner's tap, enslave it to the bridge, bring it up."""
-        name = tap_name(owner)
+    def create_tap(self, name: str, mac: str | None = None) -> str:
+        """Create (or reuse) the tap ``name``, enslave it to the bridge, bring it up."""
+        if not name.startswith(TAP_PREFIX) or len(name) > IFNAMSIZ:
+            raise InvalidArgument(f"invalid tap name {name!r}")
         with IPRoute() as ipr:
             bridge = self._index(ipr, self.name)
             if bridge is None:
@@ -189,9 +215,10 @@ class Bridge:
                 raise NetworkError(f"cannot create tap {name}: {exc}") from exc
         return name
 
-    def delete_tap(self, name_or_owner: str) -> None:
-        """Delete a tap by name or by owner (nothing happens if it is gone)."""
-        name = name_or_owner if name_or_owner.startswith(TAP_PREFIX) else tap_name(name_or_owner)
+    def delete_tap(self, name: str) -> None:
+        """Delete a tap by name (nothing happens if it is gone)."""
+        if not name.startswith(TAP_PREFIX):
+            raise InvalidArgument(f"invalid tap name {name!r}")
         with IPRoute() as ipr:
             self._delete(ipr, name)
 

@@ -1,26 +1,38 @@
-"""NAT and forwarding rules for the bridge: iptables, in chains of our own.
+"""NAT, forwarding and isolation rules for each network's bridge: iptables, in our own chains.
 
 Debian 12's ``iptables`` is the nf_tables flavour (iptables-nft); there is no well-kept
 Python binding for it, so this module runs ``iptables -w`` and checks every return code.
 It only ever touches its own chains and the jumps into them, never anyone else's rules:
 
     nat     HYPER-POSTROUTING  <- POSTROUTING
-              -s SUBNET ! -o BRIDGE -j MASQUERADE          (guests reach the outside)
+              -s SUBNET ! -o BRIDGE -j MASQUERADE          (guests reach the outside;
+                                                            not for internal networks)
     nat     HYPER-DNAT         <- PREROUTING -m addrtype --dst-type LOCAL
                                <- OUTPUT -m addrtype --dst-type LOCAL ! -d 127.0.0.0/8
               ! -i BRIDGE -p PROTO [-d HOSTIP] --dport HOSTPORT -j DNAT --to-destination IP:PORT
     filter  HYPER-FORWARD      <- FORWARD (inserted first, ahead of e.g. Docker's DROP)
+              -j HYPER-ISOLATION-1                         (first: isolation decides first)
               -i BRIDGE -j ACCEPT                          (guests' own traffic)
               -o BRIDGE -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT
                                                            (replies and published ports)
+    filter  HYPER-ISOLATION-1  (Docker's DOCKER-ISOLATION-STAGE-1)
+              -i BRIDGE ! -o BRIDGE -j HYPER-ISOLATION-2   (leaving a network...)
+              -i BRIDGE ! -o BRIDGE -j DROP                (internal: nothing leaves,
+              ! -i BRIDGE -o BRIDGE -j DROP                 nothing enters)
+    filter  HYPER-ISOLATION-2
+              -o BRIDGE -j DROP                            (...into another network: dropped)
 
-Traffic to the bridge that is neither a reply nor a published port is not accepted here
+So each network's guests reach the outside (through NAT) but never another network's
+bridge; the host itself still reaches every bridge (that traffic is not forwarded).
+Traffic to a bridge that is neither a reply nor a published port is not accepted here
 (it falls through to the host's own FORWARD policy). Loopback is not DNATed (that would need
 route_localnet); the userland proxy in ports.py serves ``127.0.0.1:PORT``.
 
-Every rule of ours names the bridge, so two daemons with different bridges can share the
-chains: ``teardown()`` deletes this bridge's rules and removes a chain (and its jumps) only
-once it is empty. Every change is checked with ``-C`` first, so repeating it is harmless.
+Every rule of ours names its bridge, so networks (and daemons with different bridges) share
+the chains: ``teardown()`` deletes every rule naming this bridge and removes a chain (and its
+jumps) only once no bridge's rule is left in it; ``purge(bridge)`` does the same for a
+bridge whose network is gone (leftovers after a crash). Every change is checked with ``-C``
+first, so repeating it is harmless.
 """
 
 from __future__ import annotations
@@ -36,8 +48,10 @@ from hyperd.errors import HyperError, InvalidArgument
 POSTROUTING = "HYPER-POSTROUTING"
 DNAT = "HYPER-DNAT"
 FORWARD = "HYPER-FORWARD"
+ISOLATION1 = "HYPER-ISOLATION-1"
+ISOLATION2 = "HYPER-ISOLATION-2"
 
-# (table, builtin chain, match args of the jump, our chain, insert first?)
+# (table, chain jumped from, match args of the jump, our chain, insert first?)
 JUMPS = [
     ("nat", "POSTROUTING", [], POSTROUTING, False),
     ("nat", "PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL"], DNAT, False),
@@ -49,8 +63,16 @@ JUMPS = [
         False,
     ),
     ("filter", "FORWARD", [], FORWARD, True),
+    ("filter", FORWARD, [], ISOLATION1, True),
 ]
-CHAINS = [("nat", POSTROUTING), ("nat", DNAT), ("filter", FORWARD)]
+CHAINS = [
+    ("nat", POSTROUTING),
+    ("nat", DNAT),
+    ("filter", FORWARD),
+    ("filter", ISOLATION1),
+    ("filter", ISOLATION2),
+]
+OURS = {chain for _, chain in CHAINS}
 PROTOS = ("tcp", "udp")
 
 
@@ -58,11 +80,26 @@ class FirewallError(HyperError):
     """An iptables command failed."""
 
 
+def _names_bridge(args: list[str], bridge: str) -> bool:
+    """Does a rule (``iptables -S`` arguments) match on ``-i``/``-o`` of ``bridge``?"""
+    pairs = zip(args[:-1], args[1:], strict=True)
+    return any(flag in ("-i", "-o") and value == bridge for flag, value in pairs)
+
+
+def _bridges_of(args: list[str]) -> set[str]:
+    pairs = zip(args[:-1], args[1:], strict=True)
+    return {value for flag, value in pairs if flag in ("-i", "-o")}
+
+
 class Firewall:
-    """The rules of one bridge and its subnet."""
+    """The rules of one bridge and its subnet (``internal``: no way in or out but the host)."""
 
     def __init__(
-        self, bridge: str = "hyper0", subnet: str = "10.213.0.0/16", iptables: str = "iptables"
+        self,
+        bridge: str = "hyper0",
+        subnet: str = "10.213.0.0/16",
+        iptables: str = "iptables",
+        internal: bool = False,
     ):
         self.bridge = bridge
         try:
@@ -70,6 +107,7 @@ class Firewall:
         except ValueError as exc:
             raise InvalidArgument(f"invalid subnet {subnet!r}: {exc}") from None
         self.iptables = iptables
+        self.internal = internal
         self._lock = threading.RLock()
 
     # -- iptables -----------------------------------------------------------------------
@@ -115,12 +153,17 @@ class Firewall:
         proc = self._run(table, *args, check=False)
         return proc.stdout.splitlines() if proc.returncode == 0 else []
 
+    def _rules_in(self, table: str, chain: str) -> list[list[str]]:
+        """The rules of one chain as argument lists for -C/-D."""
+        prefix = f"-A {chain} "
+        return [shlex.split(x)[2:] for x in self._listing(table, chain) if x.startswith(prefix)]
+
     # -- base rules ---------------------------------------------------------------------
 
     def _base_rules(self) -> list[tuple[str, str, list[str]]]:
         b = self.bridge
-        return [
-            ("nat", POSTROUTING, ["-s", self.subnet, "!", "-o", b, "-j", "MASQUERADE"]),
+        leave = ["-i", b, "!", "-o", b]
+        out = [
             ("filter", FORWARD, ["-i", b, "-j", "ACCEPT"]),
             (
                 "filter",
@@ -128,7 +171,19 @@ class Firewall:
                 ["-o", b, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED,DNAT"]
                 + ["-j", "ACCEPT"],
             ),
+            ("filter", ISOLATION2, ["-o", b, "-j", "DROP"]),
         ]
+        if self.internal:
+            out += [
+                ("filter", ISOLATION1, [*leave, "-j", "DROP"]),
+                ("filter", ISOLATION1, ["!", "-i", b, "-o", b, "-j", "DROP"]),
+            ]
+        else:
+            out += [
+                ("nat", POSTROUTING, ["-s", self.subnet, "!", "-o", b, "-j", "MASQUERADE"]),
+                ("filter", ISOLATION1, [*leave, "-j", ISOLATION2]),
+            ]
+        return out
 
     def setup(self) -> None:
         """Create the chains, the jumps into them and the bridge's rules (idempotent)."""
@@ -147,22 +202,41 @@ class Firewall:
 
     def teardown(self) -> None:
         """Delete this bridge's rules; remove each chain and its jumps once it is empty."""
+        self.purge(self.bridge)
+
+    def purge(self, bridge: str) -> list[str]:
+        """Delete every rule naming ``bridge`` (any subnet, any kind), then the chains no
+        bridge uses any more. Returns the rules deleted, as ``iptables -S`` prints them."""
+        deleted = []
         with self._lock:
-            for table, chain, spec in self._base_rules():
-                if self._chain_exists(table, chain):
-                    self._delete_all(table, chain, spec)
-            for spec in self._port_specs():
-                self._delete_all("nat", DNAT, spec)
             for table, chain in CHAINS:
-                if not self._chain_exists(table, chain):
-                    continue
-                if any(line.startswith("-A ") for line in self._listing(table, chain)):
-                    continue  # another bridge's rules live here
-                for t, builtin, match, target, _ in JUMPS:
-                    if (t, target) == (table, chain):
-                        self._delete_all(t, builtin, [*match, "-j", target])
-                self._run(table, "-F", chain)
-                self._run(table, "-X", chain)
+                for spec in self._rules_in(table, chain):
+                    if _names_bridge(spec, bridge):
+                        self._delete_all(table, chain, spec)
+                        deleted.append(shlex.join(["-A", chain, *spec]))
+            self._drop_empty_chains()
+        return deleted
+
+    def _drop_empty_chains(self) -> None:
+        for table, chain in CHAINS:
+            if not self._chain_exists(table, chain):
+                continue
+            rules = self._rules_in(table, chain)
+            if any(len(spec) != 2 or spec[0] != "-j" or spec[1] not in OURS for spec in rules):
+                continue  # a bridge still has rules here
+            for t, builtin, match, target, _ in JUMPS:
+                if (t, target) == (table, chain) and self._chain_exists(t, builtin):
+                    self._delete_all(t, builtin, [*match, "-j", target])
+            self._run(table, "-F", chain)
+            self._run(table, "-X", chain)
+
+    def bridges(self) -> set[str]:
+        """Every interface named (``-i``/``-o``) by a rule in our chains."""
+        out: set[str] = set()
+        for table, chain in CHAINS:
+            for spec in self._rules_in(table, chain):
+                out |= _bridges_of(spec)
+        return out
 
     # -- published ports ----------------------------------------------------------------
 
@@ -206,13 +280,9 @@ class Firewall:
             if not line.startswith(f"-A {DNAT} "):
                 continue
             args = shlex.split(line)[2:]
-            if "DNAT" in args and self._names_bridge(args, "-i"):
+            if "DNAT" in args and _names_bridge(args, self.bridge):
                 out.append(args)
         return out
-
-    def _names_bridge(self, args: list[str], flag: str) -> bool:
-        pairs = zip(args[:-1], args[1:], strict=True)
-        return any(arg == flag and value == self.bridge for arg, value in pairs)
 
     def ports(self) -> list[tuple[str, str, int, str, int]]:
         """This bridge's DNAT rules as (proto, host_ip, host_port, ip, port)."""

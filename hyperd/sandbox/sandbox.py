@@ -1,4 +1,4 @@
-"""One sandbox: a VM (Machine), its network endpoint and published ports, and its agent."""
+"""One sandbox: a VM (Machine), its network endpoints and published ports, and its agent."""
 
 from __future__ import annotations
 
@@ -16,6 +16,14 @@ from hyperd.vm.machine import Machine
 Prepare = Callable[[Agent], None]
 
 
+@dataclass(frozen=True)
+class NicRequest:
+    """One network a sandbox joins (one NIC in its VM)."""
+
+    network: str  # network ID or name
+    ip: str = ""  # the address asked for ('' = any free one)
+
+
 @dataclass
 class SandboxSpec:
     """What a sandbox is made of."""
@@ -27,7 +35,7 @@ class SandboxSpec:
     memory: int  # bytes
     disks: list[DiskSpec] = field(default_factory=list)
     shares: list[ShareSpec] = field(default_factory=list)
-    network: bool = True  # False: loopback only
+    networks: list[NicRequest] = field(default_factory=list)  # none: loopback only
     port_requests: list[PortBinding] = field(default_factory=list)
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
@@ -41,7 +49,7 @@ class Sandbox:
     def __init__(self, spec: SandboxSpec, machine: Machine):
         self.spec = spec
         self.machine = machine
-        self.endpoint: Endpoint | None = None
+        self.endpoints: list[Endpoint] = []  # in the order of the guest's NICs (eth0 first)
         self.published: list[PortBinding] = []
         self.agent: Agent | None = None
         self.containers: set[str] = set()
@@ -49,6 +57,11 @@ class Sandbox:
     @property
     def id(self) -> str:
         return self.spec.id
+
+    @property
+    def endpoint(self) -> Endpoint | None:
+        """The endpoint on the first network (published ports go there), or None."""
+        return self.endpoints[0] if self.endpoints else None
 
     def _wrap(self, prepare: Prepare | None):
         def hook(client) -> None:
@@ -62,11 +75,31 @@ class Sandbox:
         """Start the VM, wait for its agent, name the pod and set up its network."""
         await self.machine.boot(timeout=timeout, prepare=self._wrap(prepare))
         await self.agent.start_pod(self.spec.hostname, self.spec.dns, self.spec.dns_search)
-        if self.endpoint is not None:
-            ep = self.endpoint
-            await self.agent.setup_interface(ep.mac, [(ep.ip, ep.prefix)], new_name="eth0")
+        for ep in self.endpoints:
+            await self.setup_nic(ep)
+        await self.set_default_route()
+
+    async def setup_nic(self, ep: Endpoint, wait: float = 0) -> None:
+        """Name the guest's NIC with the endpoint's MAC (eth0, eth1...) and address it;
+        ``wait``: seconds to give a hot-plugged NIC to appear (the guest probes it after
+        the ACPI event, a little after libvirt answers)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            try:
+                await self.agent.setup_interface(ep.mac, [(ep.ip, ep.prefix)], new_name=ep.device)
+                return
+            except AgentError as exc:
+                if "no interface with MAC" not in exc.message or loop.time() >= deadline:
+                    raise
+            await asyncio.sleep(0.1)
+
+    async def set_default_route(self) -> None:
+        """The default route via the first network that is not internal (none if all are)."""
+        ep = next((e for e in self.endpoints if not e.internal), None)
+        if ep is not None:
             await self.agent.setup_routes(
-                [{"dest": "default", "gateway": ep.gateway, "device": "eth0"}]
+                [{"dest": "default", "gateway": ep.gateway, "device": ep.device}]
             )
 
     async def adopt(self, prepare: Prepare | None = None, timeout: float = 10) -> None:

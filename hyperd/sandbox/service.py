@@ -1,21 +1,26 @@
-"""Making, finding and releasing sandboxes: VM specs from policy, network wiring, VM ends."""
+"""Making, finding and releasing sandboxes: VM specs from policy, network wiring (at boot
+and hot-plugged), VM ends."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from pathlib import Path
 
+from hyperd.agent.client import AgentError
 from hyperd.config import Config
-from hyperd.network import Network
+from hyperd.errors import HyperError
+from hyperd.network import Endpoint, Network
 from hyperd.vm import accel, designer
 from hyperd.vm.machine import DOMAIN_PREFIX, GuestAssets, Machine
 from hyperd.vm.virt import Hypervisor
 
-from .sandbox import Prepare, Sandbox, SandboxSpec
+from .sandbox import NicRequest, Prepare, Sandbox, SandboxSpec
 
 log = logging.getLogger(__name__)
+HOTPLUG_WAIT = 30.0  # seconds a hot-plugged NIC may take to show up in the guest (TCG)
 
 
 class Sandboxes:
@@ -56,7 +61,7 @@ class Sandboxes:
     async def create(self, spec: SandboxSpec, prepare: Prepare | None = None) -> Sandbox:
         """Reserve the network (a port clash fails before any VM boots), then boot."""
         sb = Sandbox(spec, self._machine(spec, []))
-        if spec.network and self.network is not None:
+        if spec.networks and self.network is not None:
             await self._connect(sb)
         sb.machine = self._machine(spec, self._nics(sb))
         self._live[spec.id] = sb
@@ -68,19 +73,23 @@ class Sandboxes:
         return sb
 
     def _nics(self, sb: Sandbox) -> list[designer.NicSpec]:
-        ep = sb.endpoint
-        return [designer.NicSpec(ep.mac, tap=ep.tap)] if ep else []
+        return [designer.NicSpec(ep.mac, tap=ep.tap) for ep in sb.endpoints]
 
     async def _connect(self, sb: Sandbox) -> None:
+        """An endpoint per network (eth0, eth1... in order), then the published ports."""
         owner = sb.spec.owner
-        sb.endpoint = await asyncio.to_thread(self.network.attach, owner)
         try:
+            for i, req in enumerate(sb.spec.networks):
+                ep = await asyncio.to_thread(
+                    self.network.attach, owner, req.network, req.ip, f"eth{i}"
+                )
+                sb.endpoints.append(ep)
             sb.published = await asyncio.to_thread(
                 self.network.publish, owner, sb.spec.port_requests
             )
         except BaseException:
             await asyncio.to_thread(self.network.detach, owner)
-            sb.endpoint = None
+            sb.endpoints = []
             raise
 
     async def adopt(self, spec: SandboxSpec, prepare: Prepare | None = None) -> Sandbox | None:
@@ -89,8 +98,8 @@ class Sandboxes:
         if state not in ("running", "paused"):
             return None
         sb = Sandbox(spec, self._machine(spec, []))
-        if spec.network and self.network is not None:
-            sb.endpoint = await asyncio.to_thread(self.network.endpoint, spec.owner)
+        if spec.networks and self.network is not None:
+            sb.endpoints = await asyncio.to_thread(self.network.endpoints, spec.owner)
             sb.published = await asyncio.to_thread(self.network.ports, spec.owner)
         if state == "paused":  # a paused guest cannot answer: wake it to re-attach
             await sb.resume()
@@ -113,10 +122,54 @@ class Sandboxes:
             await sb.power_off(timeout=5)
         else:
             await sb.destroy()
-        if self.network is not None and sb.spec.network:
+        if self.network is not None:
             await asyncio.to_thread(self.network.detach, sb.spec.owner)
-        sb.endpoint, sb.published = None, []
+        sb.endpoints, sb.published = [], []
         self._stop_reasons.pop(sb.id, None)
+
+    # -- hot-plug ---------------------------------------------------------------------------
+
+    async def connect(self, sb: Sandbox, req: NicRequest) -> Endpoint:
+        """Join a running sandbox to one more network: endpoint, hot-plugged NIC, address
+        (and the default route when it had none)."""
+        used = {ep.device for ep in sb.endpoints}
+        device = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
+        owner = sb.spec.owner
+        ep = await asyncio.to_thread(self.network.attach, owner, req.network, req.ip, device)
+        plugged = False
+        try:
+            await sb.machine.attach_nic(designer.NicSpec(ep.mac, tap=ep.tap))
+            plugged = True
+            await sb.setup_nic(ep, wait=HOTPLUG_WAIT)
+            had_route = any(not e.internal for e in sb.endpoints)
+            sb.endpoints.append(ep)
+            if not had_route:
+                await sb.set_default_route()
+        except BaseException:
+            if ep in sb.endpoints:
+                sb.endpoints.remove(ep)
+            if plugged:
+                with contextlib.suppress(HyperError):
+                    await sb.machine.detach_nic(ep.mac)
+            await asyncio.to_thread(self.network.detach, owner, ep.network)
+            raise
+        return ep
+
+    async def disconnect(self, sb: Sandbox, network_id: str) -> None:
+        """Take a running sandbox off a network: address gone in the guest, NIC unplugged,
+        endpoint freed (and the default route moved to the next network)."""
+        ep = next((e for e in sb.endpoints if e.network == network_id), None)
+        if ep is None:
+            return
+        had_route = next((e for e in sb.endpoints if not e.internal), None) == ep
+        with contextlib.suppress(AgentError):
+            await sb.agent.delete_interface(ep.mac)
+        await sb.machine.detach_nic(ep.mac)
+        sb.endpoints.remove(ep)
+        await asyncio.to_thread(self.network.detach, sb.spec.owner, network_id)
+        sb.published = await asyncio.to_thread(self.network.ports, sb.spec.owner)
+        if had_route:
+            await sb.set_default_route()
 
     # -- VM ends ---------------------------------------------------------------------------
 

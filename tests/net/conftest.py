@@ -122,6 +122,21 @@ class NetDaemon(Daemon):
                 break
             time.sleep(0.1)
 
+    def docker(self, *args: str, timeout: float = 180, **kw) -> subprocess.CompletedProcess:
+        """The real docker CLI (or docker-compose, as ``compose=True``) against this daemon."""
+        config = self.workdir / "docker-config"
+        config.mkdir(exist_ok=True)
+        env = {
+            **os.environ,
+            "DOCKER_HOST": f"unix://{self.socket}",
+            "DOCKER_CONFIG": str(config),
+            "DOCKER_CLI_HINTS": "false",
+        }
+        exe = "docker-compose" if kw.pop("compose", False) else "docker"
+        return subprocess.run(
+            [exe, *args], capture_output=True, timeout=timeout, env=env, cwd=self.workdir, **kw
+        )
+
     def shutdown(self) -> None:
         """Stop hyperd, then the namespace's libvirtd, virtlogd and holder."""
         pids = []
@@ -174,10 +189,17 @@ def netd(libvirt_up, guest_assets):
             NGINX.split("/", 1)[1],
         )
         assert res.returncode == 0, res.stderr.decode()
+        archive = workdir / "busybox.tar"
+        subprocess.run(
+            [sys.executable, "-m", "hyperd.images.builtin", "busybox", str(archive)], check=True
+        )
+        res = d.hyper("load", "-i", str(archive))
+        assert res.returncode == 0, res.stderr.decode()
         yield d
     finally:
         for c in d.hyper("ps", "-aq").stdout.decode().split():
             d.hyper("rm", "-f", c)
+        d.docker("network", "prune", "-f")
         if registry:
             registry.terminate()
             registry.wait(10)

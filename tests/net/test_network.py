@@ -122,7 +122,7 @@ def _leftovers(netd) -> dict:
     links = netd.inside("ip", "-o", "link").stdout.decode()
     dnat = netd.inside("iptables", "-t", "nat", "-S", "HYPER-DNAT").stdout.decode()
     with sqlite3.connect(netd.root / "network.db") as db:
-        ips = [row[0] for row in db.execute("SELECT ip FROM ip_allocations")]
+        ips = [row[0] for row in db.execute("SELECT ip FROM endpoints")]
     return {
         "taps": [w.rstrip(":") for w in links.split() if w.startswith("hyt")],
         "dnat": [r for r in dnat.splitlines() if r.startswith("-A")],

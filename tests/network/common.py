@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
+import time
 
 from pyroute2 import IPRoute
 
@@ -79,3 +82,58 @@ def udp_roundtrip(host: str, port: int, payload: bytes, timeout: float = 5.0) ->
         s.sendto(payload, (host, port))
         data, _ = s.recvfrom(65536)
     return data
+
+
+class Guest:
+    """A stand-in VM: a process in a network namespace of its own, wired to a bridge by a
+    veth pair, with an address and a default route. Dies (with its namespace) on close()."""
+
+    LISTEN = (
+        "import socket, sys, time\ns = socket.socket()\n"
+        "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        "s.bind(('0.0.0.0', int(sys.argv[1])))\ns.listen(64)\ntime.sleep(120)\n"
+    )
+    CONNECT = (
+        "import socket, sys\ns = socket.socket()\ns.settimeout(float(sys.argv[3]))\n"
+        "raise SystemExit(s.connect_ex((sys.argv[1], int(sys.argv[2]))))\n"
+    )
+
+    def __init__(self, name: str, bridge: str, cidr: str, gateway: str = ""):
+        self.proc = subprocess.Popen(["unshare", "--net", "sleep", "600"])
+        self.name = name
+        time.sleep(0.1)
+        with IPRoute() as ipr:
+            ipr.link("add", ifname=name, kind="veth", peer=name + "g")
+            host = ipr.link_lookup(ifname=name)[0]
+            ipr.link("set", index=host, master=ipr.link_lookup(ifname=bridge)[0], state="up")
+            inner = ipr.link_lookup(ifname=name + "g")[0]
+            ipr.link("set", index=inner, net_ns_pid=self.proc.pid)
+        self.sh(f"ip link set lo up && ip link set {name}g up && ip addr add {cidr} dev {name}g")
+        if gateway:
+            self.sh(f"ip route add default via {gateway}")
+        self.servers: list[subprocess.Popen] = []
+
+    def _in(self, *cmd: str) -> list[str]:
+        return ["nsenter", "-t", str(self.proc.pid), "-n", *cmd]
+
+    def sh(self, script: str) -> None:
+        subprocess.run(self._in("sh", "-c", script), check=True, capture_output=True)
+
+    def listen(self, port: int) -> None:
+        """A TCP listener on every address of the guest."""
+        self.servers.append(
+            subprocess.Popen(self._in(sys.executable, "-c", self.LISTEN, str(port)))
+        )
+        time.sleep(0.3)
+
+    def reaches(self, ip: str, port: int, timeout: float = 2.0) -> bool:
+        """Does a TCP connection from the guest to ip:port succeed?"""
+        code = subprocess.run(
+            self._in(sys.executable, "-c", self.CONNECT, ip, str(port), str(timeout))
+        ).returncode
+        return code == 0
+
+    def close(self) -> None:
+        for proc in [*self.servers, self.proc]:
+            proc.kill()
+            proc.wait()

@@ -8,11 +8,13 @@ import pytest
 from pyroute2 import IPRoute
 
 from hyperd.errors import Conflict, InvalidArgument
-from hyperd.network.bridge import Bridge, enable_ip_forward, tap_name
+from hyperd.network.bridge import Bridge, bridge_name, enable_ip_forward, tap_name
 
 from .netns import in_netns
 
 CID = "0123456789abcdef0123456789abcdef"
+NET = "fedcba9876543210"
+TAP = tap_name(CID, NET)
 
 
 def _bridge_up():
@@ -47,9 +49,9 @@ def test_ip_forward_set_inside_namespace_only():
 def _tap_lifecycle():
     br = Bridge("hyper0", "10.213.0.0/16")
     br.ensure()
-    name = br.create_tap(CID, "52:54:00:aa:bb:cc")
-    assert name == "hyt0123456789a" and len(name) == 14
-    assert br.create_tap(CID, "52:54:00:aa:bb:cc") == name  # idempotent
+    name = br.create_tap(TAP, "52:54:00:aa:bb:cc")
+    assert name == "hyt01234567fedc" and len(name) == 15  # container ID[:8] + network ID[:4]
+    assert br.create_tap(TAP, "52:54:00:aa:bb:cc") == name  # idempotent
     assert br.taps() == [name]
     assert br.tap_master(name) == "hyper0"
     with IPRoute() as ipr:
@@ -64,7 +66,7 @@ def _tap_lifecycle():
     with IPRoute() as ipr:
         bmac = ipr.get_links(ipr.link_lookup(ifname="hyper0")[0])[0].get_attr("IFLA_ADDRESS")
     assert bmac != "fe:54:00:aa:bb:cc"
-    br.delete_tap(CID)
+    br.delete_tap(TAP)
     assert br.taps() == []
     assert br.tap_master(name) is None
     br.delete_tap(name)  # already gone: fine
@@ -78,7 +80,7 @@ def _tap_needs_bridge():
     from hyperd.network.bridge import NetworkError
 
     with pytest.raises(NetworkError, match="does not exist"):
-        Bridge("hyper0").create_tap(CID)
+        Bridge("hyper0").create_tap(TAP)
 
 
 def test_tap_without_bridge_is_a_clear_error():
@@ -112,7 +114,15 @@ def test_existing_non_bridge_interface_is_refused():
 @pytest.mark.parametrize("owner", ["", "a/b", "a b", "x" * 5 + ":"])
 def test_bad_owner(owner):
     with pytest.raises(InvalidArgument):
-        tap_name(owner)
+        tap_name(owner, NET)
+    with pytest.raises(InvalidArgument):
+        tap_name(CID, owner)
+
+
+def test_bridge_names_fit_and_are_found_by_prefix():
+    """A user network's bridge: hyb + 12 characters of its ID, the kernel's 15."""
+    name = bridge_name("abcdef0123456789" * 4)
+    assert name == "hybabcdef012345" and len(name) == 15
 
 
 @pytest.mark.parametrize("name", ["", "x" * 16, "hytfoo", "a b"])

@@ -9,8 +9,7 @@ from pyroute2 import IPRoute
 
 from hyperapi.portspec import PortBinding
 from hyperd.errors import Conflict, InvalidArgument
-from hyperd.network import Network, parse_ports
-from hyperd.network.ipam import IPAM
+from hyperd.network import Network, parse_ports, tap_name
 
 from .common import EchoServer, add_veth, tcp_roundtrip, udp_roundtrip
 from .netns import in_netns
@@ -35,16 +34,19 @@ def _attach_publish_detach(db):
     net.setup()
     net.setup()
     ep = net.attach(A)
-    assert (ep.ip, ep.prefix, ep.gateway, ep.tap) == (
+    tap = tap_name(A, net.default.id)
+    assert (ep.ip, ep.prefix, ep.gateway, ep.tap, ep.name, ep.bridge) == (
         "10.213.0.2",
         16,
         "10.213.0.1",
-        "hytaaaaaaaaaaa",
+        tap,
+        "bridge",
+        "hyper0",
     )
     assert ep.netmask == "255.255.0.0" and ep.mac.startswith("52:54:00:")
     assert net.attach(A) == ep
     assert net.endpoint(A) == ep
-    assert net.bridge.taps() == ["hytaaaaaaaaaaa"]
+    assert net.bridge.taps() == [tap]
 
     # the "VM": its address made local here, servers on it
     add_veth("ctr0", ep.ip)
@@ -109,8 +111,8 @@ def _reconcile(db):
     done = net.reconcile({A})
     assert done["owners"] == [B] and done["restored"] == [A]
     assert done["rules"] == ["0.0.0.0:7777/tcp->10.213.9.9:77"]
-    assert _taps() == ["hytaaaaaaaaaaa"]
-    assert set(IPAM(db).owners()) == {A}
+    assert _taps() == [tap_name(A, net.default.id)]
+    assert set(net.ipam.owners()) == {A}
     assert all("8080" in r for r in _dnat_rules(net)) and len(_dnat_rules(net)) == 1
     assert net.ports(B) == []
     # A's proxy is back, B's address is free again
@@ -121,7 +123,7 @@ def _reconcile(db):
     # nothing alive: everything goes
     done = net.reconcile(set())
     assert sorted(done["owners"]) == sorted([A, "cccccccccccc"])
-    assert _taps() == [] and _dnat_rules(net) == [] and IPAM(db).owners() == {}
+    assert _taps() == [] and _dnat_rules(net) == [] and net.ipam.owners() == {}
     server.close()
     net.teardown()
 
@@ -138,7 +140,8 @@ def _foreign_taps(db):
     other.attach("ffffffffffff")
     net.attach(A)
     net.reconcile(set())
-    assert _taps() == ["hyt" + "f" * 11]  # the other daemon's tap is not ours to delete
+    # the other daemon's tap is not ours to delete
+    assert _taps() == [tap_name("ffffffffffff", other.default.id)]
     other.teardown()
     net.teardown()
 
@@ -161,7 +164,7 @@ def _cycles(db):
         net.detach(owner)
     assert _taps() == []
     assert net.firewall.rules() == base
-    assert IPAM(db).owners() == {}
+    assert net.ipam.owners() == {}
     assert net.ports("0000cycle0000000000") == []
     with IPRoute() as ipr:
         assert len(ipr.get_links()) == links_before
