@@ -173,48 +173,6 @@ async def logs(request):
     return resp
 
 
-@routes.post("/containers/{id}/attach")
-async def attach(request):
-    svc = common.containers(request)
-    c = svc.store.get(request.match_info["id"])
-    q = request.query
-    output = svc.io(c).output
-    queue = output.subscribe() if query_bool(q, "stream") or not query_bool(q, "logs") else None
-    conn = await streams.hijack(request, c.config.tty)
-    want = {s for s in ("stdout", "stderr") if query_bool(q, s, True)}
-
-    async def pump_stdin():
-        agent = await svc.running_agent(c)
-        while (chunk := await conn.read()) is not None:
-            if agent is not None:
-                await agent.write_stdin(c.stdio_seq, chunk)
-        if c.config.stdin_once and agent is not None:
-            with contextlib.suppress(Exception):
-                await agent.close_stdin(c.stdio_seq)
-
-    async def pump_out():
-        if query_bool(q, "logs"):
-            async for _, stream, data in svc.logs(c):
-                if stream in want and not await conn.write(
-                    data if c.config.tty else streams.frame(stream, data)
-                ):
-                    return
-        if queue is None:
-            return
-        try:
-            while (item := await queue.get()) is not None:
-                stream, data = item
-                if stream in want and not await conn.write(
-                    data if c.config.tty else streams.frame(stream, data)
-                ):
-                    return
-        finally:
-            output.unsubscribe(queue)
-
-    stdin = pump_stdin() if query_bool(q, "stdin") else None
-    return await streams.serve(conn, pump_out(), stdin)
-
-
 @routes.get("/containers/{id}/top")
 async def top(request):
     svc = common.containers(request)

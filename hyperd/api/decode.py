@@ -18,6 +18,7 @@ from hyperd.containers.logs import log_limits
 from hyperd.containers.signals import parse_signal
 from hyperd.errors import InvalidArgument
 
+from . import detach
 from .fields import Fields
 from .mounts import mounts as mount_specs
 from .mounts import volumes_from
@@ -365,7 +366,16 @@ def exec_spec(body: dict) -> s.ExecSpec:
         attach_stderr=f.bool("AttachStderr", True),
         privileged=f.bool("Privileged"),
         console_size=console_size(f),
+        detach_keys=detach_keys(f.str("DetachKeys") or f.str("detachKeys")),
     )
+
+
+def detach_keys(keys: str | None) -> str:
+    """Detach keys as given (exec's DetachKeys, docker-py's detachKeys, attach's query),
+    checked; "" when not given."""
+    if keys:
+        detach.parse(keys)
+    return keys or ""
 
 
 def console_size(f: Fields) -> tuple[int, int] | None:

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from hyperd.errors import InvalidArgument
 
-from . import common, decode, streams
+from . import common, decode, detach, streams
 from .fields import Fields, query_int
 
 routes = web.RouteTableDef()
@@ -30,22 +30,16 @@ async def start(request):
     size = decode.console_size(f)
     if size is not None:
         ex.spec.console_size = size
-    tty = f.bool("Tty")
+    raw = f.bool("Tty")  # as Docker: the start's Tty says whether output is framed
+    await execs.start(ex.id)
     if f.bool("Detach"):
-        await execs.start(ex.id, tty)
         return web.Response(status=200)
-    await execs.start(ex.id, tty)
-    conn = await streams.hijack(request, ex.spec.tty)
+    conn = await streams.hijack(request, raw)
     agent, io = ex.agent, ex.io
-
-    async def pump_stdin():
-        while (chunk := await conn.read()) is not None:
-            await agent.write_stdin(io.stdio, chunk)
-        await agent.close_stdin(io.stdio)
 
     async def pump_out(stream_obj, name):
         async for chunk in stream_obj.chunks():
-            if not await conn.write(chunk if ex.spec.tty else streams.frame(name, chunk)):
+            if not await conn.write(chunk if raw else streams.frame(name, chunk)):
                 return
 
     async def outputs():
@@ -58,7 +52,15 @@ async def start(request):
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.shield(io.exited), 10)
 
-    stdin = pump_stdin() if ex.spec.attach_stdin else None
+    stdin = None
+    if ex.spec.attach_stdin:
+        keys = detach.parse(ex.spec.detach_keys or detach.DEFAULT) if ex.spec.tty else b""
+        stdin = streams.pump_stdin(
+            conn,
+            lambda chunk: agent.write_stdin(io.stdio, chunk),
+            lambda: agent.close_stdin(io.stdio),
+            keys,
+        )
     return await streams.serve(conn, outputs(), stdin)
 
 
@@ -85,7 +87,7 @@ async def inspect(request):
             "OpenStdout": ex.spec.attach_stdout,
             "OpenStderr": ex.spec.attach_stderr,
             "CanRemove": False,
-            "DetachKeys": "",
+            "DetachKeys": ex.spec.detach_keys,
             "Pid": 0,
             "ProcessConfig": {
                 "entrypoint": ex.spec.cmd[0],

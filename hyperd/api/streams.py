@@ -8,9 +8,14 @@ half-close is EOF), ours are output, framed as
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 
 from aiohttp import web
+
+from .detach import EscapeProxy
+
+log = logging.getLogger(__name__)
 
 STREAM_IDS = {"stdin": 0, "stdout": 1, "stderr": 2}
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
@@ -124,13 +129,52 @@ def content_type(tty: bool) -> str:
     return RAW if tty else MULTIPLEXED
 
 
+DETACHED = "detached"
+
+
+async def pump_stdin(conn: Hijacked, write, close=None, detach_keys: bytes = b""):
+    """Copy the client's stdin to a process with ``write(chunk)``, then ``close()`` at EOF.
+
+    With ``detach_keys`` (the process has a tty), typing them ends the session instead:
+    the process keeps running with its stdin open, and DETACHED is returned.
+    """
+    proxy = EscapeProxy(detach_keys) if detach_keys else None
+    while (chunk := await conn.read()) is not None:
+        detached = False
+        if proxy is not None:
+            chunk, detached = proxy.feed(chunk)
+        if chunk:
+            await write(chunk)
+        if detached:
+            return DETACHED
+    if close is not None:
+        await close()
+    return None
+
+
 async def serve(conn: Hijacked, output, stdin=None) -> web.StreamResponse:
-    """Pump a hijacked connection: stdin in the background until the output is done."""
-    stdin_task = asyncio.create_task(stdin) if stdin is not None else None
+    """Pump a hijacked connection until the output is done, stdin alongside; a stdin
+    pump that returns DETACHED ends the session at once."""
+    out_task = asyncio.ensure_future(output)
+    stdin_task = asyncio.ensure_future(stdin) if stdin is not None else None
     try:
-        await output
+        if stdin_task is not None:
+            await asyncio.wait({out_task, stdin_task}, return_when=asyncio.FIRST_COMPLETED)
+            if _detached(stdin_task):
+                return conn.response
+        await out_task
     finally:
-        if stdin_task:
-            stdin_task.cancel()
+        for task in (out_task, stdin_task):
+            if task is not None and not task.done():
+                task.cancel()
         await conn.close()
     return conn.response
+
+
+def _detached(task: asyncio.Task) -> bool:
+    if not task.done() or task.cancelled():
+        return False
+    if task.exception() is not None:
+        log.debug("stdin of a hijacked session failed: %r", task.exception())
+        return False
+    return task.result() == DETACHED

@@ -64,7 +64,7 @@ class Execs:
             raise NotFound(f"No such exec instance: {eid}")
         return ex
 
-    async def start(self, eid: str, tty: bool | None = None) -> Exec:
+    async def start(self, eid: str) -> Exec:
         """Start an exec's process; its streams are in ``ex.io``, its agent in ``ex.agent``."""
         ex = self.get(eid)
         if ex.running or ex.exit_code is not None:
@@ -73,8 +73,6 @@ class Execs:
         c = svc.store.get(ex.container)
         svc.check_exec_target(c)
         run = svc.monitor.run(c.id)
-        if tty:
-            ex.spec.tty = True
         agent = run.sandbox.agent
         seq = svc.new_seq
         ex.io = agent.open_process(c.id, ex.id, seq(), 0 if ex.spec.tty else seq())

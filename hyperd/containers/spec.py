@@ -190,6 +190,7 @@ class ExecSpec:
     attach_stderr: bool = True
     privileged: bool = False
     console_size: tuple[int, int] | None = None
+    detach_keys: str = ""  # as given (validated); "" is Docker's ctrl-p,ctrl-q
 
 
 @dataclass
