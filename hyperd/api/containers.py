@@ -33,7 +33,7 @@ async def list_(request):
     limit = query_int(request.query, "limit", -1, lo=-1)
     if limit > 0:
         cs = cs[:limit]
-    return web.json_response([views.summary(c) for c in cs])
+    return web.json_response([views.summary(c, svc.store) for c in cs])
 
 
 @routes.get("/containers/{id}/json")
@@ -95,10 +95,11 @@ async def update(request):
     return web.json_response({"Warnings": warnings})
 
 
-@routes.delete("/containers/{id}")
+@routes.delete("/containers/{id:.+}")
 async def remove(request):
     if query_bool(request.query, "link"):
-        raise InvalidArgument("removing links is not supported (links are resolved by name)")
+        await common.containers(request).remove_link(request.match_info["id"])
+        return web.Response(status=204)
     force, volumes = query_bool(request.query, "force"), query_bool(request.query, "v")
     await common.containers(request).remove(request.match_info["id"], force, volumes)
     return web.Response(status=204)

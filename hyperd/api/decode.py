@@ -27,6 +27,8 @@ MIN_MEMORY = 64 << 20  # a guest kernel and agent need this much
 HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?$")
 CPUSET_RE = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
 LOG_DRIVERS = ("json-file", "local", "none")
+# Every container is a VM; "runc", Docker's default runtime, names the default here too.
+RUNTIMES = ("hyper", "runc")
 
 # HostConfig fields a VM cannot honour as Docker does (cgroup knobs, kernel namespaces of the
 # host): accepted so that clients sending them work, shown by inspect, listed in docs/compat.md.
@@ -53,7 +55,6 @@ PASSTHROUGH = (
     "OomScoreAdj",
     "PidMode",
     "PidsLimit",
-    "Runtime",
     "SecurityOpt",
     "StorageOpt",
     "UTSMode",
@@ -90,6 +91,8 @@ def create_spec(body: dict, name: str | None = None) -> s.CreateSpec:
     if not config.image:
         raise InvalidArgument("Image is required")
     host = host_spec(f.sub("HostConfig"))
+    if not host.runtime:  # docker-py sends the runtime in Config, beside HostConfig
+        host.runtime = _runtime(f)
     networks = _networks(f.sub("NetworkingConfig").sub("EndpointsConfig"))
     return s.CreateSpec(config=config, host=host, networks=networks, name=s.container_name(name))
 
@@ -154,11 +157,20 @@ def _healthcheck(f: Fields) -> s.Healthcheck:
         raise InvalidArgument(f"{f.name('Test')} must start with NONE, CMD or CMD-SHELL")
     return s.Healthcheck(
         test=test,
-        interval=f.int("Interval"),
-        timeout=f.int("Timeout"),
-        start_period=f.int("StartPeriod"),
+        interval=_duration(f, "Interval"),
+        timeout=_duration(f, "Timeout"),
+        start_period=_duration(f, "StartPeriod"),
         retries=f.int("Retries"),
+        start_interval=_duration(f, "StartInterval"),
     )
+
+
+def _duration(f: Fields, key: str) -> int:
+    """A healthcheck duration in nanoseconds: 0 (the default) or at least 1ms, as Docker."""
+    value = f.int(key)
+    if 0 < value < 1_000_000:
+        raise InvalidArgument(f"{f.name(key)} in Healthcheck cannot be less than 1ms")
+    return value
 
 
 def host_spec(f: Fields) -> s.HostSpec:
@@ -200,8 +212,16 @@ def host_spec(f: Fields) -> s.HostSpec:
         console_size=console_size(f),
         mounts=mount_specs(f),
         volumes_from=volumes_from(f),
+        runtime=_runtime(f),
         passthrough={k: f.obj[k] for k in PASSTHROUGH if f.has(k)},
     )
+
+
+def _runtime(f: Fields) -> str:
+    name = f.str("Runtime")
+    if name and name not in RUNTIMES:
+        raise InvalidArgument(f"Unknown runtime specified {name}")
+    return name
 
 
 def restart_policy(f: Fields) -> s.RestartPolicy:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from hyperd.agent.client import AgentError, ProcessIO
 from hyperd.sandbox import Sandbox
 
+from .health import HealthChecks
 from .model import Container
 from .restart import RestartManager
 
@@ -47,6 +48,7 @@ class Monitor:
         self._runs: dict[str, Run] = {}
         self._restarts: dict[str, RestartManager] = {}
         self._pending: dict[str, asyncio.Task] = {}  # scheduled restarts
+        self.health = HealthChecks(service)
 
     def run(self, cid: str) -> Run | None:
         """The current run of a container, if it runs."""
@@ -59,11 +61,13 @@ class Monitor:
         """Follow a run until it ends."""
         self._runs[c.id] = run
         run.watcher = self.service.spawn(self._watch(c, run))
+        self.health.start(c, run)
 
     def forget(self, cid: str) -> Run | None:
         """Stop watching (the container is being removed); return its run, if any."""
         self.cancel_restart(cid)
         self._restarts.pop(cid, None)
+        self.health.stop(cid)
         run = self._runs.pop(cid, None)
         if run is not None and run.watcher is not None:
             run.watcher.cancel()
@@ -87,6 +91,7 @@ class Monitor:
         """The one place a run's end is recorded and acted on."""
         if self._runs.get(c.id) is not run:
             return
+        self.health.stop(c.id)
         await self.drain(run)
         del self._runs[c.id]
         svc = self.service

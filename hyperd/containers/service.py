@@ -26,6 +26,7 @@ from hyperd.volumes import VolumeStore
 
 from . import boot as booting
 from . import create as creating
+from . import links
 from . import volumes as mounting
 from .exec import Execs
 from .files import Files
@@ -43,6 +44,7 @@ from .store import ContainerStore
 
 log = logging.getLogger(__name__)
 DEFAULT_STOP_TIMEOUT = 10
+KILL_WAIT = 10  # seconds a SIGKILLed process has to go before its VM is destroyed
 
 
 class ContainerService:
@@ -161,6 +163,7 @@ class ContainerService:
             return True
 
     async def _start(self, c: Container) -> None:
+        links.env(c, self.store.find)  # a link to a container that does not run: refused
         await self.teardown_done(c)
         try:
             run = await booting.boot(self, c)
@@ -268,13 +271,17 @@ class ContainerService:
             )
         if sig in (9, parse_signal(c.config.stop_signal or "SIGTERM")):
             c.state.manually_stopped = True  # as Docker: no restart after this one
+        if c.state.paused:
+            await self._set_paused(c, run, False)  # a suspended guest cannot take a signal
         try:
             await run.sandbox.agent.kill_container(c.id, sig)
         except AgentError as exc:
             raise Conflict(f"cannot signal container {c.id}: {exc.message}") from exc
         self._event(c, "kill", signal=sig)
-        if c.state.paused:
-            await self._set_paused(c, run, False)
+        if sig == 9 and not await self._ended(run, KILL_WAIT):
+            # as Docker, a SIGKILL answers once the container is down: take its VM down
+            await run.sandbox.destroy()
+            await self._ended(run, 10)
 
     async def restart(self, ref: str, timeout: int | None = None) -> None:
         """Stop (if running) and start again."""
@@ -370,9 +377,9 @@ class ContainerService:
         ``volumes``, its anonymous volumes too."""
         c = self.store.get(ref)
         async with self.lock(c.id):
-            if c.running and not force and c.state.status != RESTARTING:
+            if c.running and not force:
                 raise Conflict(
-                    f"You cannot remove a {'paused' if c.state.paused else 'running'} container "
+                    f"You cannot remove a {c.state.status} container "
                     f"{c.id}. Stop the container before attempting removal or force remove"
                 )
             c.state.manually_stopped = True
@@ -384,6 +391,14 @@ class ContainerService:
                     c.state.set_stopped(137)
                     self._event(c, "die", exitCode=137)
             await self._forget(c, volumes)
+
+    async def remove_link(self, path: str) -> None:
+        """Remove the link ``PARENT/ALIAS`` (``docker rm --link``); both containers stay."""
+        parent, link = links.find_link(path, self.store.get)
+        async with self.lock(parent.id):
+            parent.host.links.remove(link)
+            await self.store.save(parent)
+        await self.refresh_hosts()
 
     async def remove_exited(self, c: Container) -> None:
         """Auto-removal after the exit (``--rm``)."""
@@ -500,11 +515,11 @@ class ContainerService:
             raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
 
     def main_process(self, c: Container):
-        """The agent's PROCESS for c's main process."""
+        """The agent's PROCESS for c's main process (its links' variables included)."""
         size = self.io(c).size
         if size == (0, 0) and c.host.console_size:
             size = c.host.console_size
-        return main_process(c, size)
+        return main_process(c, size, links.env(c, self.store.find))
 
     # -- names between containers ----------------------------------------------------------
 
