@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from hyperd.containers import health, links
 from hyperd.containers import state as st
 from hyperd.containers.model import Container
-from hyperd.containers.service import dir_size
+from hyperd.containers.prune import dir_size
 
 
 def _ago(seconds: float) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from hyperd.agent.client import AgentError
 from hyperd.config import Config
-from hyperd.errors import Conflict, HyperError, InvalidArgument, NotFound
+from hyperd.errors import Conflict, HyperError, InvalidArgument
 from hyperd.events import EventBus
 from hyperd.images.service import ImageService
 from hyperd.sandbox import Sandbox, Sandboxes
@@ -27,6 +27,8 @@ from hyperd.volumes import VolumeStore
 from . import boot as booting
 from . import create as creating
 from . import links
+from . import prune as pruning
+from . import restore as restoring
 from . import volumes as mounting
 from .exec import Execs
 from .files import Files
@@ -164,9 +166,13 @@ class ContainerService:
 
     async def _start(self, c: Container) -> None:
         links.env(c, self.store.find)  # a link to a container that does not run: refused
+        kept = self.monitor.take_kept(c.id)
+        if kept is not None and not kept.connected:
+            self.teardown(c, kept)
+            kept = None
         await self.teardown_done(c)
         try:
-            run = await booting.boot(self, c)
+            run = await (booting.rerun(self, c, kept) if kept else booting.boot(self, c))
         except BaseException as exc:
             await self._start_failed(c, exc)
             raise
@@ -223,6 +229,7 @@ class ContainerService:
         async with self.lock(c.id):
             if c.state.status == RESTARTING:
                 self.monitor.cancel_restart(c.id)
+                await self.monitor.drop_kept(c)
                 c.state.manually_stopped = True
                 c.state.set_stopped(c.state.exit_code)
                 await self.store.save(c)
@@ -284,9 +291,11 @@ class ContainerService:
             await self._ended(run, 10)
 
     async def restart(self, ref: str, timeout: int | None = None) -> None:
-        """Stop (if running) and start again."""
-        await self.stop(ref, timeout)
+        """Stop (if running) and start again, in the same VM when it is still up."""
         c = self.store.get(ref)
+        if self.monitor.run(c.id) is not None:
+            self.monitor.keep_for_restart(c.id)
+        await self.stop(ref, timeout)
         async with self.lock(c.id):
             if not c.running:
                 c.state.manually_stopped = False
@@ -408,6 +417,7 @@ class ContainerService:
                 await self._forget(c, volumes=True)
 
     async def _forget(self, c: Container, volumes: bool = False) -> None:
+        await self.monitor.drop_kept(c)
         anonymous = mounting.anonymous(self, c) if volumes else []
         await self.store.remove(c)
         for name in anonymous:
@@ -435,17 +445,7 @@ class ContainerService:
 
     async def prune(self, labels: list[str], until: float | None) -> tuple[list[str], int]:
         """Remove every stopped container (matching the filters); (IDs, bytes freed)."""
-        removed, freed = [], 0
-        for c in self.store.list(all_=True, filters={"label": labels} if labels else None):
-            if c.running or (until is not None and c.created_unix >= until):
-                continue
-            size = await asyncio.to_thread(dir_size, self.dir(c))
-            with contextlib.suppress(NotFound, Conflict):
-                await self.remove(c.id)
-                removed.append(c.id)
-                freed += size
-        self.events.publish("container", "prune", "", reclaimed=freed)
-        return removed, freed
+        return await pruning.prune(self, labels, until)
 
     # -- waiting, attaching, terminal size -------------------------------------------------
 
@@ -549,44 +549,12 @@ class ContainerService:
 
     async def restore(self) -> None:
         """Load records; re-adopt VMs that kept running while hyperd was away."""
-        await asyncio.to_thread(self.store.load)
-        for cdir in self.root.iterdir():
-            if cdir.name not in self.store:  # removed while its VM was torn down
-                await asyncio.to_thread(shutil.rmtree, cdir, True)
-        vms = await self.sandboxes.running_vms()
-        known = {c.sandbox for c in self.store}
-        for vm in vms - known:
-            log.warning("destroying VM %s that belongs to no container", vm)
-            await self.sandboxes.destroy_vm(vm)
-        if self.sandboxes.network is not None:
-            await asyncio.to_thread(self.sandboxes.network.setup)
-        for c in self.store:
-            if c.running:
-                await booting.readopt(self, c)
-            elif c.sandbox in vms:
-                log.warning("destroying VM %s of stopped container %s", c.sandbox, c.id[:12])
-                await self.sandboxes.destroy_vm(c.sandbox)
-        await booting.reconcile_network(self)
+        await restoring.restore(self)
 
     async def shutdown(self) -> None:
         """Daemon shutdown: leave VMs running (live restore), close agent connections."""
         for task in list(self._tasks):
             task.cancel()
-        for run in self.monitor.runs().values():
-            run.pump.cancel()
-            if run.sandbox.agent is not None:
-                await run.sandbox.agent.client.close()
-        if self.sandboxes.network is not None:
-            await asyncio.to_thread(self.sandboxes.network.close)  # proxies; taps, rules stay
+        await restoring.shutdown(self, self.monitor.runs().values())
         for cio in self._io.values():
             cio.close()
-
-
-def dir_size(path: Path) -> int:
-    """Bytes a directory holds on disk (sparse files count what they use)."""
-    total = 0
-    for p in path.rglob("*"):
-        with contextlib.suppress(OSError):
-            if p.is_file():
-                total += p.stat().st_blocks * 512
-    return total

@@ -1,8 +1,12 @@
 """Docker's behaviour where docker-py's suite found hyperd apart: a SIGKILL that answers once
 the container is down, no removal of a restarting container, Config.Env as given, the
-runtime name, info's Debug, top, and legacy links (variables, names, removal)."""
+runtime name, info's Debug, top, legacy links (variables, names, removal), and restarts
+that reuse the VM."""
 
 from __future__ import annotations
+
+import subprocess
+import time
 
 import docker
 import pytest
@@ -90,3 +94,47 @@ def test_links_give_variables_and_names_and_can_be_removed(api):
 
 def _names(api, cid: str) -> list[str]:
     return next(c["Names"] for c in api.containers(all=True) if c["Id"] == cid)
+
+
+@pytest.mark.vm
+def test_restarts_reuse_the_vm(api):
+    """A restart (the user's, or the restart policy's) makes the container again in the VM
+    that is already up: the guest's boot ID stays, and the container's writes stay."""
+    boot_id = ["cat", "/proc/sys/kernel/random/boot_id"]
+    c = _create(api, ["sh", "-c", "echo run >> /runs; sleep 300"])
+    api.start(c)
+    first = _exec(api, c, boot_id)
+    api.restart(c, timeout=0)
+    assert _exec(api, c, boot_id) == first
+    assert _exec(api, c, ["cat", "/runs"]) == "run\nrun\n"
+
+    failing = _create(
+        api,
+        ["sh", "-c", "cat /proc/sys/kernel/random/boot_id; exit 1"],
+        host_config=api.create_host_config(
+            restart_policy={"Name": "on-failure", "MaximumRetryCount": 2}
+        ),
+    )
+    api.start(failing)
+    for _ in range(600):
+        state = api.inspect_container(failing)["State"]
+        if state["Status"] == "exited":
+            break
+        time.sleep(0.1)
+    ids = api.logs(failing).decode().split()
+    assert len(ids) == 3 and len(set(ids)) == 1
+
+    api.remove_container(c, force=True)
+    api.remove_container(failing)
+    gone = {x["Id"][:12] for x in (c, failing)}
+    for _ in range(100):  # VMs go in the background
+        vms = subprocess.run(["virsh", "list", "--name"], capture_output=True, text=True)
+        if not gone & {vm[-12:] for vm in vms.stdout.split()}:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"VMs left: {vms.stdout}")
+
+
+def _exec(api, c, cmd) -> str:
+    return api.exec_start(api.exec_create(c, cmd)).decode()
