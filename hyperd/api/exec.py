@@ -31,7 +31,7 @@ async def start(request):
     if size is not None:
         ex.spec.console_size = size
     raw = f.bool("Tty")  # as Docker: the start's Tty says whether output is framed
-    await execs.start(ex.id)
+    await execs.start(ex.id, detach=f.bool("Detach"))
     if f.bool("Detach"):
         return web.Response(status=200)
     conn = await streams.hijack(request, raw)

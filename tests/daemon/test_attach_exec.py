@@ -110,3 +110,16 @@ def test_attach_over_a_websocket(daemon, tty_cat):
                 return got
 
     assert b"over ws\r\n" in asyncio.run(session())
+
+
+def test_a_detached_execs_output_never_blocks_the_others(api, tty_cat):
+    """Nobody reads a detached exec's output: it is discarded, so a flood from it cannot
+    fill the VM's output channel and stall the execs that follow."""
+    flood = api.exec_create(tty_cat, ["sh", "-c", "head -c 20000000 /dev/zero; echo done"])
+    api.exec_start(flood, detach=True)
+    deadline = time.time() + 120
+    while api.exec_inspect(flood)["Running"] and time.time() < deadline:
+        time.sleep(0.5)
+    assert api.exec_inspect(flood)["ExitCode"] == 0
+    ex = api.exec_create(tty_cat, ["echo", "after"])
+    assert api.exec_start(ex) == b"after\n"
