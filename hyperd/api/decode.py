@@ -179,11 +179,6 @@ def host_spec(f: Fields) -> s.HostSpec:
     auto_remove = f.bool("AutoRemove")
     if auto_remove and restart.name != "no":
         raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
-    for key in ("Binds", "Mounts", "VolumesFrom"):
-        if f.obj.get(key):
-            raise InvalidArgument(
-                f"HostConfig.{key}: volumes and bind mounts are not supported yet"
-            )
     return s.HostSpec(
         auto_remove=auto_remove,
         restart=restart,

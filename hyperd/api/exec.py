@@ -7,7 +7,7 @@ import contextlib
 
 from aiohttp import web
 
-from hyperd.errors import InvalidArgument
+from hyperd.errors import HyperError, InvalidArgument
 
 from . import common, decode, detach, streams
 from .fields import Fields, query_int
@@ -31,10 +31,20 @@ async def start(request):
     if size is not None:
         ex.spec.console_size = size
     raw = f.bool("Tty")  # as Docker: the start's Tty says whether output is framed
-    await execs.start(ex.id, detach=f.bool("Detach"))
     if f.bool("Detach"):
+        await execs.start(ex.id, detach=True)
         return web.Response(status=200)
+    execs.check_startable(ex.id)
     conn = await streams.hijack(request, raw)
+    try:
+        await execs.start(ex.id)
+    except HyperError as exc:
+        # As Docker: the connection is already upgraded, so the error goes down the stream
+        # and the exit code (126/127) is the exec's, read by the client from inspect.
+        text = exc.message.encode() + b"\r\n"
+        await conn.write(text if raw else streams.frame("stdout", text))
+        await conn.close()
+        return conn.response
     agent, io = ex.agent, ex.io
 
     async def pump_out(stream_obj, name):

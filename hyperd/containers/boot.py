@@ -130,8 +130,10 @@ def devices(
                     source=serial,
                     target=m.target,
                     fstype="ext4",
+                    # a read-only disk cannot replay a journal left by a crashed VM
+                    options="norecovery" if m.readonly else "",
                     readonly=m.readonly,
-                    populate=fill,
+                    populate=fill and not m.readonly,
                 )
             )
         elif m.type == "bind":

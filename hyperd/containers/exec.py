@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -69,15 +70,20 @@ class Execs:
             raise NotFound(f"No such exec instance: {eid}")
         return ex
 
-    async def start(self, eid: str, detach: bool = False) -> Exec:
-        """Start an exec's process; its streams are in ``ex.io`` (discarded when ``detach``:
-        nobody reads them), its agent in ``ex.agent``."""
+    def check_startable(self, eid: str) -> Exec:
+        """Conflict unless the exec can start now (not started yet, its container running)."""
         ex = self.get(eid)
         if ex.running or ex.exit_code is not None:
             raise Conflict(f"exec {eid} has already been started")
+        self.service.check_exec_target(self.service.store.get(ex.container))
+        return ex
+
+    async def start(self, eid: str, detach: bool = False) -> Exec:
+        """Start an exec's process; its streams are in ``ex.io`` (discarded when ``detach``:
+        nobody reads them), its agent in ``ex.agent``."""
+        ex = self.check_startable(eid)
         svc = self.service
         c = svc.store.get(ex.container)
-        svc.check_exec_target(c)
         run = svc.monitor.run(c.id)
         agent = run.sandbox.agent
         seq = svc.new_seq
@@ -91,6 +97,10 @@ class Execs:
             kind = CommandNotFound if ex.exit_code == 127 else CannotExecute
             raise kind(exc.message) from exc
         ex.running, ex.agent = True, agent
+        if ex.spec.tty and ex.size != (proc.rows, proc.columns):
+            # a resize came while the process was starting (the docker CLI sends it then)
+            with contextlib.suppress(AgentError):
+                await agent.winsize(c.id, ex.id, *ex.size)
         if not ex.spec.attach_stdin and not ex.spec.tty:
             await agent.close_stdin(ex.io.stdio)
         svc.events.publish(

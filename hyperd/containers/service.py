@@ -208,8 +208,12 @@ class ContainerService:
         """Take an ended run's sandbox down in the background (libvirt needs 1-2 s under
         TCG); a new start of the container waits for it."""
 
+        # A --rm container's writable layer is discarded, so its VM may be destroyed at
+        # once, unless volumes or binds are mounted: those must be synced and unmounted.
+        graceful = not c.host.auto_remove or any(m.type != "tmpfs" for m in c.mounts)
+
         async def down():
-            await self.sandboxes.release(sb, graceful=not c.host.auto_remove)
+            await self.sandboxes.release(sb, graceful=graceful)
             await self.refresh_hosts()
 
         self._teardowns[c.id] = self.spawn(down())
@@ -394,7 +398,10 @@ class ContainerService:
             c.state.manually_stopped = True
             run = self.monitor.forget(c.id)
             if run is not None:
-                await self.sandboxes.release(run.sandbox, graceful=False)
+                # a volume or bind must get what the container wrote: the agent syncs and
+                # unmounts (bounded; a guest that does not answer is destroyed anyway)
+                durable = any(m.type != "tmpfs" for m in c.mounts)
+                await self.sandboxes.release(run.sandbox, graceful=durable)
                 await self.monitor.drain(run, 1)
                 if c.state.status != EXITED:
                     c.state.set_stopped(137)

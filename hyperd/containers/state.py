@@ -128,8 +128,9 @@ class State:
         self.status = REMOVING
 
     def set_removed(self) -> None:
-        """The container is gone: every waiter answers."""
-        self._notify(CONDITIONS, ExitStatus(self.exit_code, self.error))
+        """The container is gone: every waiter answers (the error of a failed start was
+        reported by that start already)."""
+        self._notify(CONDITIONS, ExitStatus(self.exit_code))
 
     def _ended(self, exit_code: int, reason: str, error: str) -> None:
         self.exit_code, self.reason, self.error = exit_code, reason, error
