@@ -7,9 +7,12 @@ half-close is EOF), ours are output, framed as
 
 from __future__ import annotations
 
+import array
 import asyncio
+import fcntl
 import logging
 import struct
+import termios
 
 from aiohttp import web
 
@@ -121,7 +124,31 @@ async def hijack(request: web.Request, tty: bool) -> Hijacked:
     request.protocol.set_parser(stdin)
     transport = request.transport
     transport.set_protocol(_KeepHalfOpen(transport.get_protocol(), stdin))
+    await _answer_read(transport)
     return Hijacked(request, resp, stdin)
+
+
+async def _answer_read(transport: asyncio.Transport, limit: float = 1.0) -> None:
+    """Wait (at most ``limit`` s) until the client has read the 101 answer.
+
+    docker-py reads the answer through a buffered reader and the stream from the raw socket
+    after it: output sent before it parsed the answer is swallowed by the buffer and lost
+    (docker/docker-py#3332). The socket's unread byte count (SIOCOUTQ) says when it is safe.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    unread = array.array("i", [0])
+    while loop.time() < deadline:
+        try:
+            fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, unread)
+        except OSError:
+            return
+        if unread[0] == 0:
+            return
+        await asyncio.sleep(0.002)
 
 
 def content_type(tty: bool) -> str:

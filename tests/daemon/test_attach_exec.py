@@ -123,3 +123,25 @@ def test_a_detached_execs_output_never_blocks_the_others(api, tty_cat):
     assert api.exec_inspect(flood)["ExitCode"] == 0
     ex = api.exec_create(tty_cat, ["echo", "after"])
     assert api.exec_start(ex) == b"after\n"
+
+
+def test_output_waits_until_the_client_has_read_the_upgrade_answer(api, daemon):
+    """docker-py parses the 101 answer through a buffered reader, then reads the stream
+    from the raw socket: output sent along with the answer would sit in that buffer and be
+    lost (docker/docker-py#3332). The daemon waits until the answer has been read."""
+    c = api.create_container(IMG, ["echo", "logged"])
+    api.start(c)
+    api.wait(c)
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(str(daemon.socket))
+    s.sendall(
+        f"POST /v1.41/containers/{c['Id']}/attach?logs=1&stdout=1&stream=0 HTTP/1.1\r\n"
+        "Host: localhost\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+        .encode()
+    )  # fmt: skip
+    time.sleep(0.5)  # a slow client: the log is ready long before it reads
+    answer = s.makefile("rb")  # as http.client reads the answer
+    assert answer.readline().startswith(b"HTTP/1.1 101")
+    while answer.readline() not in (b"\r\n", b""):
+        pass
+    assert _read_until_eof(s) == struct.pack(">BxxxL", 1, 7) + b"logged\n"
