@@ -25,6 +25,7 @@ from .mounts import volumes_from
 
 MIN_MEMORY = 64 << 20  # a guest kernel and agent need this much
 HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?$")
+MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 CPUSET_RE = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
 LOG_DRIVERS = ("json-file", "local", "none")
 # Every container is a VM; "runc", Docker's default runtime, names the default here too.
@@ -138,9 +139,17 @@ def _config(f: Fields) -> s.ContainerConfig:
         exposed_ports=exposed,
         volumes=volumes,
         healthcheck=_healthcheck(f.sub("Healthcheck")) if f.has("Healthcheck") else None,
-        mac_address=f.str("MacAddress"),
+        mac_address=_mac(f, "MacAddress"),
         network_disabled=f.bool("NetworkDisabled"),
     )
+
+
+def _mac(f: Fields, key: str) -> str:
+    """A unicast MAC address (``02:42:ac:11:00:0a``), in lower case."""
+    mac = f.str(key).lower()
+    if mac and (not MAC_RE.match(mac) or int(mac[:2], 16) & 1):
+        raise InvalidArgument(f"{f.name(key)}: invalid MAC address {mac!r}")
+    return mac
 
 
 def _env(f: Fields, key: str) -> list[str]:

@@ -75,6 +75,7 @@ def sandbox_spec(
         disks=disks,
         shares=shares,
         network=bool(c.networks),
+        mac=c.config.mac_address,
         port_requests=[
             PortBinding(r.proto, r.host_ip or "0.0.0.0", r.host_port, r.port)
             for r in _port_requests(c)

@@ -28,6 +28,7 @@ class SandboxSpec:
     disks: list[DiskSpec] = field(default_factory=list)
     shares: list[ShareSpec] = field(default_factory=list)
     network: bool = True  # False: loopback only
+    mac: str = ""  # the NIC's MAC address when the user chose one (Config.MacAddress)
     port_requests: list[PortBinding] = field(default_factory=list)
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from pathlib import Path
 
 from hyperd.config import Config
-from hyperd.network import Network
+from hyperd.network import Endpoint, Network
 from hyperd.vm import accel, designer
 from hyperd.vm.machine import DOMAIN_PREFIX, GuestAssets, Machine
 from hyperd.vm.virt import Hypervisor
@@ -73,7 +74,7 @@ class Sandboxes:
 
     async def _connect(self, sb: Sandbox) -> None:
         owner = sb.spec.owner
-        sb.endpoint = await asyncio.to_thread(self.network.attach, owner)
+        sb.endpoint = _with_mac(await asyncio.to_thread(self.network.attach, owner), sb.spec)
         try:
             sb.published = await asyncio.to_thread(
                 self.network.publish, owner, sb.spec.port_requests
@@ -90,7 +91,9 @@ class Sandboxes:
             return None
         sb = Sandbox(spec, self._machine(spec, []))
         if spec.network and self.network is not None:
-            sb.endpoint = await asyncio.to_thread(self.network.endpoint, spec.owner)
+            sb.endpoint = _with_mac(
+                await asyncio.to_thread(self.network.endpoint, spec.owner), spec
+            )
             sb.published = await asyncio.to_thread(self.network.ports, spec.owner)
         if state == "paused":  # a paused guest cannot answer: wake it to re-attach
             await sb.resume()
@@ -150,3 +153,8 @@ class Sandboxes:
     async def destroy_vm(self, name: str) -> None:
         """Destroy a VM no sandbox accounts for."""
         await asyncio.to_thread(self.hv.destroy, name)
+
+
+def _with_mac(ep: Endpoint | None, spec: SandboxSpec) -> Endpoint | None:
+    """The endpoint with the MAC address the user chose, if any (the tap keeps its own)."""
+    return dataclasses.replace(ep, mac=spec.mac) if ep is not None and spec.mac else ep

@@ -39,6 +39,8 @@ def _host(**hc):
         ({"Healthcheck": {"Interval": 500}}, "Healthcheck.Interval"),
         ({"Healthcheck": {"StartInterval": -1}}, "Healthcheck.StartInterval"),
         ({"Runtime": "crun"}, "crun"),
+        ({"MacAddress": "02:42:ac:11:00"}, "MacAddress"),
+        ({"MacAddress": "01:00:5e:00:00:01"}, "MacAddress"),  # multicast
         ({"HostConfig": {"Runtime": "kata"}}, "kata"),
         ({"Image": 5}, "Image"),
         ({"Cmd": 7}, "Cmd"),
