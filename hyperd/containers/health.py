@@ -68,13 +68,19 @@ class HealthChecks:
             return
         if not c.state.health:
             c.state.set_health(STARTING)
-        self._loops[c.id] = self.service.spawn(self._loop(c, run))
+        self._loops[c.id] = self.service.spawn(self._guarded(c, run))
 
     def stop(self, cid: str) -> None:
         """Stop probing (the run ended, or the container is being removed)."""
         task = self._loops.pop(cid, None)
         if task is not None:
             task.cancel()
+
+    async def _guarded(self, c: Container, run: Run) -> None:
+        try:
+            await self._loop(c, run)
+        except Exception:  # noqa: BLE001 - a broken probe loop must not go unnoticed
+            log.exception("healthcheck of %s stopped", c.id[:12])
 
     async def _loop(self, c: Container, run: Run) -> None:
         hc = c.config.healthcheck
