@@ -127,10 +127,13 @@ class Monitor:
         """The user restarts the container: its run's sandbox serves the next run."""
         self._warm.add(cid)
 
-    def take_kept(self, cid: str) -> Sandbox | None:
-        """The sandbox an ended run left for this start, if any."""
-        self._warm.discard(cid)
-        return self._kept.pop(cid, None)
+    async def take_kept(self, c: Container) -> Sandbox | None:
+        """The sandbox an ended run left for this start, if its VM still answers."""
+        sb = self._kept.get(c.id)
+        if sb is not None and not sb.connected:
+            await self.drop_kept(c)
+        self._warm.discard(c.id)
+        return self._kept.pop(c.id, None)
 
     async def drop_kept(self, c: Container) -> None:
         """No run follows (stopped, removed): take a kept sandbox down."""

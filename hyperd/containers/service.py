@@ -165,11 +165,12 @@ class ContainerService:
             return True
 
     async def _start(self, c: Container) -> None:
-        links.env(c, self.store.find)  # a link to a container that does not run: refused
-        kept = self.monitor.take_kept(c.id)
-        if kept is not None and not kept.connected:
-            self.teardown(c, kept)
-            kept = None
+        try:
+            links.env(c, self.store.find)  # a link to a container that does not run: refused
+        except HyperError:
+            await self.monitor.drop_kept(c)
+            raise
+        kept = await self.monitor.take_kept(c)
         await self.teardown_done(c)
         try:
             run = await (booting.rerun(self, c, kept) if kept else booting.boot(self, c))
