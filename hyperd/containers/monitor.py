@@ -106,6 +106,7 @@ class Monitor:
         warm = c.id in self._warm  # the user restarts it: no auto-removal either, as Docker
         self._warm.discard(c.id)
         if (restart or warm) and run.sandbox.connected:
+            run.sandbox.agent.forget_process(run.io)  # the next run's process has the same id
             self._kept[c.id] = run.sandbox
         else:
             await svc.sandboxes.unpublish(run.sandbox)  # host ports are free at once

@@ -101,12 +101,14 @@ def test_restarts_reuse_the_vm(api):
     """A restart (the user's, or the restart policy's) makes the container again in the VM
     that is already up: the guest's boot ID stays, and the container's writes stay."""
     boot_id = ["cat", "/proc/sys/kernel/random/boot_id"]
-    c = _create(api, ["sh", "-c", "echo run >> /runs; sleep 300"])
+    c = _create(api, ["sh", "-c", "trap 'exit 3' TERM; echo run >> /runs; sleep 300 & wait"])
     api.start(c)
     first = _exec(api, c, boot_id)
-    api.restart(c, timeout=0)
+    api.restart(c, timeout=10)  # the first run ends with 3
     assert _exec(api, c, boot_id) == first
     assert _exec(api, c, ["cat", "/runs"]) == "run\nrun\n"
+    api.kill(c)  # the new run's own end, not the last one's
+    assert api.inspect_container(c)["State"]["ExitCode"] == 137
 
     failing = _create(
         api,
