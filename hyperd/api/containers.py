@@ -33,7 +33,7 @@ async def list_(request):
     limit = query_int(request.query, "limit", -1, lo=-1)
     if limit > 0:
         cs = cs[:limit]
-    return web.json_response([views.summary(c) for c in cs])
+    return web.json_response([views.summary(c, svc.store) for c in cs])
 
 
 @routes.get("/containers/{id}/json")
@@ -95,10 +95,11 @@ async def update(request):
     return web.json_response({"Warnings": warnings})
 
 
-@routes.delete("/containers/{id}")
+@routes.delete("/containers/{id:.+}")
 async def remove(request):
     if query_bool(request.query, "link"):
-        raise InvalidArgument("removing links is not supported (links are resolved by name)")
+        await common.containers(request).remove_link(request.match_info["id"])
+        return web.Response(status=204)
     force, volumes = query_bool(request.query, "force"), query_bool(request.query, "v")
     await common.containers(request).remove(request.match_info["id"], force, volumes)
     return web.Response(status=204)
@@ -171,48 +172,6 @@ async def logs(request):
         except ConnectionError:
             break
     return resp
-
-
-@routes.post("/containers/{id}/attach")
-async def attach(request):
-    svc = common.containers(request)
-    c = svc.store.get(request.match_info["id"])
-    q = request.query
-    output = svc.io(c).output
-    queue = output.subscribe() if query_bool(q, "stream") or not query_bool(q, "logs") else None
-    conn = await streams.hijack(request, c.config.tty)
-    want = {s for s in ("stdout", "stderr") if query_bool(q, s, True)}
-
-    async def pump_stdin():
-        agent = await svc.running_agent(c)
-        while (chunk := await conn.read()) is not None:
-            if agent is not None:
-                await agent.write_stdin(c.stdio_seq, chunk)
-        if c.config.stdin_once and agent is not None:
-            with contextlib.suppress(Exception):
-                await agent.close_stdin(c.stdio_seq)
-
-    async def pump_out():
-        if query_bool(q, "logs"):
-            async for _, stream, data in svc.logs(c):
-                if stream in want and not await conn.write(
-                    data if c.config.tty else streams.frame(stream, data)
-                ):
-                    return
-        if queue is None:
-            return
-        try:
-            while (item := await queue.get()) is not None:
-                stream, data = item
-                if stream in want and not await conn.write(
-                    data if c.config.tty else streams.frame(stream, data)
-                ):
-                    return
-        finally:
-            output.unsubscribe(queue)
-
-    stdin = pump_stdin() if query_bool(q, "stdin") else None
-    return await streams.serve(conn, pump_out(), stdin)
 
 
 @routes.get("/containers/{id}/top")

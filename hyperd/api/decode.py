@@ -18,14 +18,18 @@ from hyperd.containers.logs import log_limits
 from hyperd.containers.signals import parse_signal
 from hyperd.errors import InvalidArgument
 
+from . import detach
 from .fields import Fields
 from .mounts import mounts as mount_specs
 from .mounts import volumes_from
 
 MIN_MEMORY = 64 << 20  # a guest kernel and agent need this much
 HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?$")
+MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 CPUSET_RE = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
 LOG_DRIVERS = ("json-file", "local", "none")
+# Every container is a VM; "runc", Docker's default runtime, names the default here too.
+RUNTIMES = ("hyper", "runc")
 
 # HostConfig fields a VM cannot honour as Docker does (cgroup knobs, kernel namespaces of the
 # host): accepted so that clients sending them work, shown by inspect, listed in docs/compat.md.
@@ -52,7 +56,6 @@ PASSTHROUGH = (
     "OomScoreAdj",
     "PidMode",
     "PidsLimit",
-    "Runtime",
     "SecurityOpt",
     "StorageOpt",
     "UTSMode",
@@ -89,6 +92,8 @@ def create_spec(body: dict, name: str | None = None) -> s.CreateSpec:
     if not config.image:
         raise InvalidArgument("Image is required")
     host = host_spec(f.sub("HostConfig"))
+    if not host.runtime:  # docker-py sends the runtime in Config, beside HostConfig
+        host.runtime = _runtime(f)
     networks = _networks(f.sub("NetworkingConfig").sub("EndpointsConfig"))
     return s.CreateSpec(config=config, host=host, networks=networks, name=s.container_name(name))
 
@@ -134,9 +139,17 @@ def _config(f: Fields) -> s.ContainerConfig:
         exposed_ports=exposed,
         volumes=volumes,
         healthcheck=_healthcheck(f.sub("Healthcheck")) if f.has("Healthcheck") else None,
-        mac_address=f.str("MacAddress"),
+        mac_address=_mac(f, "MacAddress"),
         network_disabled=f.bool("NetworkDisabled"),
     )
+
+
+def _mac(f: Fields, key: str) -> str:
+    """A unicast MAC address (``02:42:ac:11:00:0a``), in lower case."""
+    mac = f.str(key).lower()
+    if mac and (not MAC_RE.match(mac) or int(mac[:2], 16) & 1):
+        raise InvalidArgument(f"{f.name(key)}: invalid MAC address {mac!r}")
+    return mac
 
 
 def _env(f: Fields, key: str) -> list[str]:
@@ -153,11 +166,20 @@ def _healthcheck(f: Fields) -> s.Healthcheck:
         raise InvalidArgument(f"{f.name('Test')} must start with NONE, CMD or CMD-SHELL")
     return s.Healthcheck(
         test=test,
-        interval=f.int("Interval"),
-        timeout=f.int("Timeout"),
-        start_period=f.int("StartPeriod"),
+        interval=_duration(f, "Interval"),
+        timeout=_duration(f, "Timeout"),
+        start_period=_duration(f, "StartPeriod"),
         retries=f.int("Retries"),
+        start_interval=_duration(f, "StartInterval"),
     )
+
+
+def _duration(f: Fields, key: str) -> int:
+    """A healthcheck duration in nanoseconds: 0 (the default) or at least 1ms, as Docker."""
+    value = f.int(key)
+    if 0 < value < 1_000_000:
+        raise InvalidArgument(f"{f.name(key)} in Healthcheck cannot be less than 1ms")
+    return value
 
 
 def host_spec(f: Fields) -> s.HostSpec:
@@ -194,8 +216,16 @@ def host_spec(f: Fields) -> s.HostSpec:
         console_size=console_size(f),
         mounts=mount_specs(f),
         volumes_from=volumes_from(f),
+        runtime=_runtime(f),
         passthrough={k: f.obj[k] for k in PASSTHROUGH if f.has(k)},
     )
+
+
+def _runtime(f: Fields) -> str:
+    name = f.str("Runtime")
+    if name and name not in RUNTIMES:
+        raise InvalidArgument(f"Unknown runtime specified {name}")
+    return name
 
 
 def restart_policy(f: Fields) -> s.RestartPolicy:
@@ -370,7 +400,16 @@ def exec_spec(body: dict) -> s.ExecSpec:
         attach_stderr=f.bool("AttachStderr", True),
         privileged=f.bool("Privileged"),
         console_size=console_size(f),
+        detach_keys=detach_keys(f.str("DetachKeys") or f.str("detachKeys")),
     )
+
+
+def detach_keys(keys: str | None) -> str:
+    """Detach keys as given (exec's DetachKeys, docker-py's detachKeys, attach's query),
+    checked; "" when not given."""
+    if keys:
+        detach.parse(keys)
+    return keys or ""
 
 
 def console_size(f: Fields) -> tuple[int, int] | None:

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from hyperd.errors import HyperError, InvalidArgument
 
-from . import common, decode, streams
+from . import common, decode, detach, streams
 from .fields import Fields, query_int
 
 routes = web.RouteTableDef()
@@ -30,31 +30,26 @@ async def start(request):
     size = decode.console_size(f)
     if size is not None:
         ex.spec.console_size = size
-    tty = f.bool("Tty")
+    raw = f.bool("Tty")  # as Docker: the start's Tty says whether output is framed
     if f.bool("Detach"):
-        await execs.start(ex.id, tty)
+        await execs.start(ex.id, detach=True)
         return web.Response(status=200)
     execs.check_startable(ex.id)
-    conn = await streams.hijack(request, ex.spec.tty or tty)
+    conn = await streams.hijack(request, raw)
     try:
-        await execs.start(ex.id, tty)
+        await execs.start(ex.id)
     except HyperError as exc:
         # As Docker: the connection is already upgraded, so the error goes down the stream
         # and the exit code (126/127) is the exec's, read by the client from inspect.
         text = exc.message.encode() + b"\r\n"
-        await conn.write(text if ex.spec.tty else streams.frame("stdout", text))
+        await conn.write(text if raw else streams.frame("stdout", text))
         await conn.close()
         return conn.response
     agent, io = ex.agent, ex.io
 
-    async def pump_stdin():
-        while (chunk := await conn.read()) is not None:
-            await agent.write_stdin(io.stdio, chunk)
-        await agent.close_stdin(io.stdio)
-
     async def pump_out(stream_obj, name):
         async for chunk in stream_obj.chunks():
-            if not await conn.write(chunk if ex.spec.tty else streams.frame(name, chunk)):
+            if not await conn.write(chunk if raw else streams.frame(name, chunk)):
                 return
 
     async def outputs():
@@ -67,7 +62,15 @@ async def start(request):
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.shield(io.exited), 10)
 
-    stdin = pump_stdin() if ex.spec.attach_stdin else None
+    stdin = None
+    if ex.spec.attach_stdin:
+        keys = detach.parse(ex.spec.detach_keys or detach.DEFAULT) if ex.spec.tty else b""
+        stdin = streams.pump_stdin(
+            conn,
+            lambda chunk: agent.write_stdin(io.stdio, chunk),
+            lambda: agent.close_stdin(io.stdio),
+            keys,
+        )
     return await streams.serve(conn, outputs(), stdin)
 
 
@@ -94,7 +97,7 @@ async def inspect(request):
             "OpenStdout": ex.spec.attach_stdout,
             "OpenStderr": ex.spec.attach_stderr,
             "CanRemove": False,
-            "DetachKeys": "",
+            "DetachKeys": ex.spec.detach_keys,
             "Pid": 0,
             "ProcessConfig": {
                 "entrypoint": ex.spec.cmd[0],

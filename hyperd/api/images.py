@@ -11,9 +11,10 @@ from aiohttp import web
 from hyperd.containers.state import parse_rfc3339
 from hyperd.errors import InvalidArgument
 from hyperd.images.errors import InvalidReference
-from hyperd.images.reference import parse_reference
+from hyperd.images.filters import LIST_FILTERS, PRUNE_FILTERS, Matcher, created
+from hyperd.images.reference import is_image_id, parse_reference
 
-from . import common
+from . import common, decode
 from .fields import query_bool
 
 routes = web.RouteTableDef()
@@ -36,13 +37,17 @@ async def image_pull(request):
 
 @routes.get("/images/json")
 async def image_list(request):
+    images = common.images(request)
+    match = _matcher(request, LIST_FILTERS)
     out = []
-    for rec in await asyncio.to_thread(common.images(request).list):
-        data = await asyncio.to_thread(common.images(request).inspect, rec.id)
+    for rec in await asyncio.to_thread(images.list):
+        data = await asyncio.to_thread(images.inspect, rec.id)
+        if not match(rec, data):
+            continue
         out.append(
             {
                 "Id": data["Id"],
-                "RepoTags": data.get("RepoTags") or [],
+                "RepoTags": [_familiar(t) for t in match.tags(rec)],
                 "RepoDigests": data.get("RepoDigests") or [],
                 "Created": int(rec.added if not data.get("Created") else _unix(data["Created"])),
                 "Size": data.get("Size", 0),
@@ -50,6 +55,23 @@ async def image_list(request):
             }
         )
     return web.json_response(out)
+
+
+def _matcher(request, allowed: set[str]) -> Matcher:
+    images = common.images(request)
+    f = decode.filters(request.query.get("filters"), allowed)
+    return Matcher(f, lambda ref: created(images.inspect(ref)))
+
+
+@routes.post("/images/prune")
+async def image_prune(request):
+    images = common.images(request)
+    match = _matcher(request, PRUNE_FILTERS)
+    # as Docker: untagged images only, unless dangling=false asks for every unused one
+    match.dangling = True if match.dangling is None or match.dangling else None
+    deleted, freed = await asyncio.to_thread(images.prune, match)
+    common.events(request).publish("image", "prune", "", reclaimed=freed)
+    return web.json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": freed})
 
 
 def _familiar(name: str) -> str:
@@ -68,10 +90,19 @@ def _unix(text: str) -> float:
 
 
 @routes.get("/images/get")
-async def image_save(request):
+async def images_save(request):
     names = request.query.getall("names", [])
     if not names:
         raise InvalidArgument("names is required")
+    return await _save(request, names)
+
+
+@routes.get(r"/images/{name:.+}/get")
+async def image_save(request):
+    return await _save(request, [request.match_info["name"]])
+
+
+async def _save(request, names: list[str]) -> web.StreamResponse:
     with tempfile.TemporaryDirectory(dir=common.images(request).root) as tmp:
         path = os.path.join(tmp, "save.tar")
         await asyncio.to_thread(common.images(request).save, names, path)
@@ -95,7 +126,10 @@ async def image_load(request):
 
         def work(progress):
             for name in images.load(path):
-                progress({"stream": f"Loaded image: {_familiar(name)}\n"})
+                if is_image_id(name):
+                    progress({"stream": f"Loaded image ID: {name}\n"})
+                else:
+                    progress({"stream": f"Loaded image: {_familiar(name)}\n"})
 
         return await common.in_thread_streaming(request, work)
     finally:

@@ -7,10 +7,18 @@ half-close is EOF), ours are output, framed as
 
 from __future__ import annotations
 
+import array
 import asyncio
+import fcntl
+import logging
 import struct
+import termios
 
 from aiohttp import web
+
+from .detach import EscapeProxy
+
+log = logging.getLogger(__name__)
 
 STREAM_IDS = {"stdin": 0, "stdout": 1, "stderr": 2}
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
@@ -116,7 +124,31 @@ async def hijack(request: web.Request, tty: bool) -> Hijacked:
     request.protocol.set_parser(stdin)
     transport = request.transport
     transport.set_protocol(_KeepHalfOpen(transport.get_protocol(), stdin))
+    await _answer_read(transport)
     return Hijacked(request, resp, stdin)
+
+
+async def _answer_read(transport: asyncio.Transport, limit: float = 1.0) -> None:
+    """Wait (at most ``limit`` s) until the client has read the 101 answer.
+
+    docker-py reads the answer through a buffered reader and the stream from the raw socket
+    after it: output sent before it parsed the answer is swallowed by the buffer and lost
+    (docker/docker-py#3332). The socket's unread byte count (SIOCOUTQ) says when it is safe.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    unread = array.array("i", [0])
+    while loop.time() < deadline:
+        try:
+            fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, unread)
+        except OSError:
+            return
+        if unread[0] == 0:
+            return
+        await asyncio.sleep(0.002)
 
 
 def content_type(tty: bool) -> str:
@@ -124,13 +156,52 @@ def content_type(tty: bool) -> str:
     return RAW if tty else MULTIPLEXED
 
 
+DETACHED = "detached"
+
+
+async def pump_stdin(conn: Hijacked, write, close=None, detach_keys: bytes = b""):
+    """Copy the client's stdin to a process with ``write(chunk)``, then ``close()`` at EOF.
+
+    With ``detach_keys`` (the process has a tty), typing them ends the session instead:
+    the process keeps running with its stdin open, and DETACHED is returned.
+    """
+    proxy = EscapeProxy(detach_keys) if detach_keys else None
+    while (chunk := await conn.read()) is not None:
+        detached = False
+        if proxy is not None:
+            chunk, detached = proxy.feed(chunk)
+        if chunk:
+            await write(chunk)
+        if detached:
+            return DETACHED
+    if close is not None:
+        await close()
+    return None
+
+
 async def serve(conn: Hijacked, output, stdin=None) -> web.StreamResponse:
-    """Pump a hijacked connection: stdin in the background until the output is done."""
-    stdin_task = asyncio.create_task(stdin) if stdin is not None else None
+    """Pump a hijacked connection until the output is done, stdin alongside; a stdin
+    pump that returns DETACHED ends the session at once."""
+    out_task = asyncio.ensure_future(output)
+    stdin_task = asyncio.ensure_future(stdin) if stdin is not None else None
     try:
-        await output
+        if stdin_task is not None:
+            await asyncio.wait({out_task, stdin_task}, return_when=asyncio.FIRST_COMPLETED)
+            if _detached(stdin_task):
+                return conn.response
+        await out_task
     finally:
-        if stdin_task:
-            stdin_task.cancel()
+        for task in (out_task, stdin_task):
+            if task is not None and not task.done():
+                task.cancel()
         await conn.close()
     return conn.response
+
+
+def _detached(task: asyncio.Task) -> bool:
+    if not task.done() or task.cancelled():
+        return False
+    if task.exception() is not None:
+        log.debug("stdin of a hijacked session failed: %r", task.exception())
+        return False
+    return task.result() == DETACHED

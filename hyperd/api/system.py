@@ -11,6 +11,7 @@ import time
 from aiohttp import web
 
 from hyperd import __version__
+from hyperd.containers.state import now_rfc3339
 from hyperd.events import FILTERS as EVENT_FILTERS
 
 from . import common, decode, views
@@ -58,6 +59,8 @@ async def info(request):
     return web.json_response(
         {
             "ID": "hyperd",
+            "Debug": svc.config.log_level.lower() == "debug",
+            "SystemTime": now_rfc3339(),
             "Containers": len(cs),
             "ContainersRunning": running,
             "ContainersPaused": paused,
@@ -76,7 +79,7 @@ async def info(request):
             "Name": platform.node(),
             "LoggingDriver": "json-file",
             "CgroupDriver": "none",
-            "Runtimes": {"hyper": {"path": "hyperd"}},
+            "Runtimes": {"hyper": {"path": "hyperd"}, "runc": {"path": "hyperd"}},
             "DefaultRuntime": "hyper",
             "Swarm": {"LocalNodeState": "inactive"},
             "Plugins": {"Volume": [], "Network": ["bridge", "null"], "Log": ["json-file"]},

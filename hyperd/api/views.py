@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import shlex
 import time
+from collections.abc import Iterable
 
+from hyperd.containers import health, links
 from hyperd.containers import state as st
 from hyperd.containers.model import Container
-from hyperd.containers.service import dir_size
+from hyperd.containers.prune import dir_size
 from hyperd.network.records import endpoint_id
 
 
@@ -38,7 +40,12 @@ def status_text(c: Container) -> str:
     now = time.time()
     if s.status in (st.RUNNING, st.PAUSED):
         up = f"Up {_ago(now - st.parse_rfc3339(s.started_at))}"
-        return f"{up} (Paused)" if s.paused else up
+        if s.paused:
+            return f"{up} (Paused)"
+        if s.health:
+            verdict = "health: starting" if s.health == health.STARTING else s.health
+            return f"{up} ({verdict})"
+        return up
     if s.status == st.RESTARTING:
         return f"Restarting ({s.exit_code}) {_ago(now - st.parse_rfc3339(s.finished_at))} ago"
     if s.status == st.EXITED and s.finished_at != st.ZERO_TIME:
@@ -61,11 +68,11 @@ def _ports(c: Container) -> list[dict]:
     return out
 
 
-def summary(c: Container) -> dict:
-    """One entry of GET /containers/json."""
+def summary(c: Container, containers: Iterable[Container] = ()) -> dict:
+    """One entry of GET /containers/json (``containers``: all, for the names links give)."""
     return {
         "Id": c.id,
-        "Names": [f"/{c.name}"],
+        "Names": links.names(c, containers),
         "Image": c.image,
         "ImageID": c.image_id,
         "Command": shlex.join(c.args),
@@ -124,8 +131,12 @@ def _state(c: Container) -> dict:
         "StartedAt": s.started_at,
         "FinishedAt": s.finished_at,
     }
-    if c.config.healthcheck and c.config.healthcheck.test[:1] != ["NONE"]:
-        out["Health"] = {"Status": s.health or "starting", "FailingStreak": 0, "Log": []}
+    if health.command(c.config.healthcheck) is not None:
+        out["Health"] = {
+            "Status": s.health or health.STARTING,
+            "FailingStreak": s.failing_streak,
+            "Log": s.health_log,
+        }
     return out
 
 
@@ -165,6 +176,8 @@ def _config(c: Container) -> dict:
             "StartPeriod": hc.start_period,
             "Retries": hc.retries,
         }
+        if hc.start_interval:
+            out["Healthcheck"]["StartInterval"] = hc.start_interval
     return out
 
 
@@ -178,6 +191,7 @@ def _host_config(c: Container) -> dict:
     return {
         **h.passthrough,
         "AutoRemove": h.auto_remove,
+        "Runtime": h.runtime or "hyper",
         "RestartPolicy": {
             "Name": h.restart.name,
             "MaximumRetryCount": h.restart.maximum_retry_count,
@@ -398,7 +412,7 @@ async def disk_usage(svc, images) -> dict:
     """GET /system/df."""
     cs = []
     for c in svc.store:
-        row = summary(c)
+        row = summary(c, svc.store)
         row["SizeRw"] = await asyncio.to_thread(dir_size, svc.dir(c))
         row["SizeRootFs"] = row["SizeRw"]
         cs.append(row)

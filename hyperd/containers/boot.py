@@ -12,7 +12,7 @@ from hyperd.agent.facade import Agent
 from hyperd.agent.protocol import Mount
 from hyperd.errors import Conflict, HyperError
 from hyperd.network import PortBinding
-from hyperd.sandbox import NicRequest, SandboxSpec
+from hyperd.sandbox import NicRequest, Sandbox, SandboxSpec
 from hyperd.vm.designer import DiskSpec, ShareSpec, share_mount_options
 
 from .io import INIT
@@ -75,6 +75,7 @@ def sandbox_spec(
         disks=disks,
         shares=shares,
         networks=[NicRequest(att.network_id or name, att.ipv4_address) for name, att in nets(c)],
+        mac=c.config.mac_address,
         port_requests=[
             PortBinding(r.proto, r.host_ip or "0.0.0.0", r.host_port, r.port)
             for r in _port_requests(c)
@@ -225,7 +226,26 @@ async def boot(svc: ContainerService, c: Container) -> Run:
         opened["io"] = agent.open_process(c.id, INIT, c.stdio_seq, c.stderr_seq)
 
     sb = await svc.sandboxes.create(sandbox_spec(svc, c, disks, shares), prepare)
-    io = opened["io"]
+    return await _run_in(svc, c, sb, mounts, opened["io"])
+
+
+async def rerun(svc: ContainerService, c: Container, sb: Sandbox) -> Run:
+    """Start c again in the sandbox its last run left running (a restart): the container is
+    taken down and made again in the same VM, so no VM boots."""
+    mounts = (await asyncio.to_thread(devices, svc, c))[0]
+    try:
+        await sb.agent.remove_container(c.id)
+    except AgentError as exc:
+        await svc.sandboxes.release(sb, graceful=False)
+        raise StartFailed(_start_message(exc)) from exc
+    c.stdio_seq = svc.new_seq()
+    c.stderr_seq = 0 if c.config.tty else svc.new_seq()
+    io = sb.agent.open_process(c.id, INIT, c.stdio_seq, c.stderr_seq)
+    return await _run_in(svc, c, sb, mounts, io)
+
+
+async def _run_in(svc: ContainerService, c: Container, sb: Sandbox, mounts, io) -> Run:
+    """Create c in its booted sandbox and start its main process."""
     pump = svc.io(c).pump(io)
     try:
         _record_network(c, sb)

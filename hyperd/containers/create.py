@@ -16,7 +16,6 @@ from hyperd.network import HOST, HOST_REFUSED, NONE
 from hyperd.vm.machine import DOMAIN_PREFIX
 
 from .model import Attachment, Container
-from .process import merge_env
 from .spec import ContainerConfig, CreateSpec, EndpointSpec, Healthcheck, container_name, vcpus
 from .state import now_rfc3339
 from .volumes import resolve as resolve_mounts
@@ -73,13 +72,12 @@ def with_image_defaults(cfg: ContainerConfig, icfg: dict, cid: str) -> Container
         if cmd is None:
             cmd = icfg.get("Cmd") or []
     cmd = cmd or []
-    env = merge_env(icfg.get("Env") or [], cfg.env)
     hc = icfg.get("Healthcheck")
     return replace(
         cfg,
         entrypoint=entrypoint,
         cmd=cmd,
-        env=[f"{k}={v}" for k, v in env.items()],
+        env=image_env_under(icfg.get("Env") or [], cfg.env),
         working_dir=cfg.working_dir or icfg.get("WorkingDir") or "",
         user=cfg.user or icfg.get("User") or "",
         hostname=cfg.hostname or cid[:12],
@@ -87,17 +85,39 @@ def with_image_defaults(cfg: ContainerConfig, icfg: dict, cid: str) -> Container
         stop_signal=cfg.stop_signal or icfg.get("StopSignal") or "",
         exposed_ports=list(dict.fromkeys([*(icfg.get("ExposedPorts") or {}), *cfg.exposed_ports])),
         volumes=list(dict.fromkeys([*(icfg.get("Volumes") or {}), *cfg.volumes])),
-        healthcheck=cfg.healthcheck or (_healthcheck(hc) if isinstance(hc, dict) else None),
+        healthcheck=_healthcheck_over(cfg.healthcheck, hc if isinstance(hc, dict) else None),
     )
 
 
-def _healthcheck(hc: dict) -> Healthcheck:
+def image_env_under(image: list[str], user: list[str]) -> list[str]:
+    """Docker's Config.Env: the user's entries as given (``KEY`` alone included: it unsets
+    KEY in the process), then the image's for the keys the user left alone."""
+    keys = {item.partition("=")[0] for item in user}
+    return [*user, *(item for item in image if item.partition("=")[0] not in keys)]
+
+
+def _healthcheck_over(user: Healthcheck | None, image: dict | None) -> Healthcheck | None:
+    """Docker's merge: what the user left out (an empty test, zero durations) comes from the
+    image's HEALTHCHECK."""
+    if image is None:
+        return user
+    base = Healthcheck(
+        test=list(image.get("Test") or []),
+        interval=int(image.get("Interval") or 0),
+        timeout=int(image.get("Timeout") or 0),
+        start_period=int(image.get("StartPeriod") or 0),
+        retries=int(image.get("Retries") or 0),
+        start_interval=int(image.get("StartInterval") or 0),
+    )
+    if user is None:
+        return base
     return Healthcheck(
-        test=list(hc.get("Test") or []),
-        interval=int(hc.get("Interval") or 0),
-        timeout=int(hc.get("Timeout") or 0),
-        start_period=int(hc.get("StartPeriod") or 0),
-        retries=int(hc.get("Retries") or 0),
+        test=user.test or base.test,
+        interval=user.interval or base.interval,
+        timeout=user.timeout or base.timeout,
+        start_period=user.start_period or base.start_period,
+        retries=user.retries or base.retries,
+        start_interval=user.start_interval or base.start_interval,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,9 +19,13 @@ from .spec import ExecSpec
 if TYPE_CHECKING:
     from .service import ContainerService
 
+log = logging.getLogger(__name__)
 # How long a finished exec stays inspectable with no client asking (Docker keeps them until
 # the container goes; a bound keeps an exec storm from growing the daemon).
 FORGET_AFTER = 300.0
+# The guest's output comes on a channel of its own and may trail the exit event; under a
+# loaded host, by seconds. It is kept this long for the client still reading it.
+OUTPUT_GRACE = 30.0
 
 
 @dataclass
@@ -73,14 +78,13 @@ class Execs:
         self.service.check_exec_target(self.service.store.get(ex.container))
         return ex
 
-    async def start(self, eid: str, tty: bool | None = None) -> Exec:
-        """Start an exec's process; its streams are in ``ex.io``, its agent in ``ex.agent``."""
+    async def start(self, eid: str, detach: bool = False) -> Exec:
+        """Start an exec's process; its streams are in ``ex.io`` (discarded when ``detach``:
+        nobody reads them), its agent in ``ex.agent``."""
         ex = self.check_startable(eid)
         svc = self.service
         c = svc.store.get(ex.container)
         run = svc.monitor.run(c.id)
-        if tty:
-            ex.spec.tty = True
         agent = run.sandbox.agent
         seq = svc.new_seq
         ex.io = agent.open_process(c.id, ex.id, seq(), 0 if ex.spec.tty else seq())
@@ -102,6 +106,10 @@ class Execs:
         svc.events.publish(
             "container", f"exec_start: {' '.join(ex.spec.cmd)}", c.id, **svc.event_attrs(c)
         )
+        if detach:
+            for stream in (ex.io.stdout_stream, ex.io.stderr_stream):
+                if stream is not None:
+                    svc.spawn(_discard(stream))
         svc.spawn(self._finish(ex, agent))
         return ex
 
@@ -112,8 +120,7 @@ class Execs:
             ex.exit_code = 137
         finally:
             ex.running = False
-            # output may still be queued for a client; drop the registration shortly after
-            await asyncio.sleep(1)
+            await _output_ended(ex.io, OUTPUT_GRACE)
             agent.forget_process(ex.io)
             c = self.service.store.find(ex.container)
             if c is not None:
@@ -150,3 +157,21 @@ class Execs:
     def ids(self, cid: str) -> list[str]:
         """The exec IDs of a container (inspect's ExecIDs)."""
         return [e.id for e in self._by_id.values() if e.container == cid]
+
+
+async def _output_ended(io: ProcessIO, timeout: float) -> None:
+    """Wait (bounded) until the guest has ended a process's output streams."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    streams = [x for x in (io.stdout_stream, io.stderr_stream) if x is not None]
+    waited = 0
+    while not all(x.done for x in streams) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+        waited += 1
+    if waited > 20:
+        log.info("output of exec %s ended %.1f s after its exit", io.process[:12], waited / 20)
+
+
+async def _discard(stream) -> None:
+    """Read a stream nobody is attached to, so it never holds the VM's output channel."""
+    async for _ in stream.chunks():
+        pass

@@ -113,7 +113,7 @@ class Files:
             await svc.teardown_done(c)
             mounts, disks, shares = devices(svc, c)
             spec = sandbox_spec(svc, c, disks, shares)
-            spec.network, spec.port_requests = False, []
+            spec.networks, spec.port_requests = [], []
             sb = await svc.sandboxes.create(spec)
             try:
                 await sb.agent.create_container(c.id, mounts, None, False)

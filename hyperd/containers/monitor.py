@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from hyperd.agent.client import AgentError, ProcessIO
 from hyperd.sandbox import Sandbox
 
+from .health import HealthChecks
 from .model import Container
 from .restart import RestartManager
 
@@ -47,6 +48,11 @@ class Monitor:
         self._runs: dict[str, Run] = {}
         self._restarts: dict[str, RestartManager] = {}
         self._pending: dict[str, asyncio.Task] = {}  # scheduled restarts
+        # Sandboxes an ended run leaves for the container's next run, which follows at once
+        # (a restart): their VMs keep running, so the next start boots nothing.
+        self._kept: dict[str, Sandbox] = {}
+        self._warm: set[str] = set()  # containers being restarted by the user
+        self.health = HealthChecks(service)
 
     def run(self, cid: str) -> Run | None:
         """The current run of a container, if it runs."""
@@ -59,11 +65,13 @@ class Monitor:
         """Follow a run until it ends."""
         self._runs[c.id] = run
         run.watcher = self.service.spawn(self._watch(c, run))
+        self.health.start(c, run)
 
     def forget(self, cid: str) -> Run | None:
         """Stop watching (the container is being removed); return its run, if any."""
         self.cancel_restart(cid)
         self._restarts.pop(cid, None)
+        self.health.stop(cid)
         run = self._runs.pop(cid, None)
         if run is not None and run.watcher is not None:
             run.watcher.cancel()
@@ -87,16 +95,23 @@ class Monitor:
         """The one place a run's end is recorded and acted on."""
         if self._runs.get(c.id) is not run:
             return
+        self.health.stop(c.id)
         await self.drain(run)
         del self._runs[c.id]
         svc = self.service
-        await svc.sandboxes.unpublish(run.sandbox)  # host ports are free at once
-        svc.teardown(c, run.sandbox)
-        svc.execs.container_exited(c.id)
         rm = self._restarts.setdefault(c.id, RestartManager(c.host.restart, c.restart_count))
         rm.policy, rm.restart_count = c.host.restart, c.restart_count
         ran_for = time.monotonic() - run.since
         restart = rm.should_restart(status, c.state.manually_stopped, ran_for)
+        warm = c.id in self._warm  # the user restarts it: no auto-removal either, as Docker
+        self._warm.discard(c.id)
+        if (restart or warm) and run.sandbox.connected:
+            run.sandbox.agent.forget_process(run.io)  # the next run's process has the same id
+            self._kept[c.id] = run.sandbox
+        else:
+            await svc.sandboxes.unpublish(run.sandbox)  # host ports are free at once
+            svc.teardown(c, run.sandbox)
+        svc.execs.container_exited(c.id)
         if restart:
             c.state.set_restarting(status, reason)
         else:
@@ -106,8 +121,28 @@ class Monitor:
         svc.events.publish("container", "die", c.id, exitCode=status, **svc.event_attrs(c))
         if restart:
             self._pending[c.id] = svc.spawn(self._restart_later(c, rm.delay))
-        elif c.host.auto_remove:
+        elif c.host.auto_remove and not warm:
             await svc.remove_exited(c)
+
+    def keep_for_restart(self, cid: str) -> None:
+        """The user restarts the container: its run's sandbox serves the next run."""
+        self._warm.add(cid)
+
+    async def take_kept(self, c: Container) -> Sandbox | None:
+        """The sandbox an ended run left for this start, if its VM still answers."""
+        sb = self._kept.get(c.id)
+        if sb is not None and not sb.connected:
+            await self.drop_kept(c)
+        self._warm.discard(c.id)
+        return self._kept.pop(c.id, None)
+
+    async def drop_kept(self, c: Container) -> None:
+        """No run follows (stopped, removed): take a kept sandbox down."""
+        self._warm.discard(c.id)
+        sb = self._kept.pop(c.id, None)
+        if sb is not None:
+            await self.service.sandboxes.unpublish(sb)
+            self.service.teardown(c, sb)
 
     def schedule_restart(self, c: Container) -> None:
         """Restart a container found restarting when the daemon started."""

@@ -39,17 +39,18 @@ def host_dns() -> list[str]:
     return servers
 
 
-def _env(config: ContainerConfig, tty: bool, extra: list[str]) -> dict[str, str]:
+def _env(config: ContainerConfig, tty: bool, extra, linked=()) -> dict[str, str]:
     return merge_env(
         [f"PATH={DEFAULT_PATH}", f"HOSTNAME={config.hostname}"],
+        linked,
         config.env,
         ["TERM=xterm"] if tty else [],
         extra,
     )
 
 
-def main_process(c: Container, size: tuple[int, int]) -> p.Process:
-    """The container's own process."""
+def main_process(c: Container, size: tuple[int, int], extra_env: list[str] = ()) -> p.Process:
+    """The container's own process (``extra_env``: what its links give it, under its own)."""
     cfg = c.config
     user, _, group = cfg.user.partition(":")
     rows, cols = size
@@ -58,7 +59,7 @@ def main_process(c: Container, size: tuple[int, int]) -> p.Process:
         c.args,
         c.stdio_seq,
         c.stderr_seq,
-        _env(cfg, cfg.tty, []),
+        _env(cfg, cfg.tty, [], extra_env),
         cfg.working_dir or "/",
         user,
         group,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from hyperd.agent.client import AgentError
 from hyperd.config import Config
-from hyperd.errors import Conflict, HyperError, InvalidArgument, NotFound
+from hyperd.errors import Conflict, HyperError, InvalidArgument
 from hyperd.events import EventBus
 from hyperd.images.service import ImageService
 from hyperd.sandbox import Sandbox, Sandboxes
@@ -26,7 +26,9 @@ from hyperd.volumes import VolumeStore
 
 from . import boot as booting
 from . import create as creating
-from . import networking
+from . import links, networking
+from . import prune as pruning
+from . import restore as restoring
 from . import volumes as mounting
 from .exec import Execs
 from .files import Files
@@ -44,6 +46,7 @@ from .store import ContainerStore
 
 log = logging.getLogger(__name__)
 DEFAULT_STOP_TIMEOUT = 10
+KILL_WAIT = 10  # seconds a SIGKILLed process has to go before its VM is destroyed
 
 
 class ContainerService:
@@ -162,9 +165,15 @@ class ContainerService:
             return True
 
     async def _start(self, c: Container) -> None:
+        try:
+            links.env(c, self.store.find)  # a link to a container that does not run: refused
+        except HyperError:
+            await self.monitor.drop_kept(c)
+            raise
+        kept = await self.monitor.take_kept(c)
         await self.teardown_done(c)
         try:
-            run = await booting.boot(self, c)
+            run = await (booting.rerun(self, c, kept) if kept else booting.boot(self, c))
         except BaseException as exc:
             await self._start_failed(c, exc)
             raise
@@ -226,6 +235,7 @@ class ContainerService:
         async with self.lock(c.id):
             if c.state.status == RESTARTING:
                 self.monitor.cancel_restart(c.id)
+                await self.monitor.drop_kept(c)
                 c.state.manually_stopped = True
                 c.state.set_stopped(c.state.exit_code)
                 await self.store.save(c)
@@ -274,18 +284,24 @@ class ContainerService:
             )
         if sig in (9, parse_signal(c.config.stop_signal or "SIGTERM")):
             c.state.manually_stopped = True  # as Docker: no restart after this one
+        if c.state.paused:
+            await self._set_paused(c, run, False)  # a suspended guest cannot take a signal
         try:
             await run.sandbox.agent.kill_container(c.id, sig)
         except AgentError as exc:
             raise Conflict(f"cannot signal container {c.id}: {exc.message}") from exc
         self._event(c, "kill", signal=sig)
-        if c.state.paused:
-            await self._set_paused(c, run, False)
+        if sig == 9 and not await self._ended(run, KILL_WAIT):
+            # as Docker, a SIGKILL answers once the container is down: take its VM down
+            await run.sandbox.destroy()
+            await self._ended(run, 10)
 
     async def restart(self, ref: str, timeout: int | None = None) -> None:
-        """Stop (if running) and start again."""
-        await self.stop(ref, timeout)
+        """Stop (if running) and start again, in the same VM when it is still up."""
         c = self.store.get(ref)
+        if self.monitor.run(c.id) is not None:
+            self.monitor.keep_for_restart(c.id)
+        await self.stop(ref, timeout)
         async with self.lock(c.id):
             if not c.running:
                 c.state.manually_stopped = False
@@ -376,9 +392,9 @@ class ContainerService:
         ``volumes``, its anonymous volumes too."""
         c = self.store.get(ref)
         async with self.lock(c.id):
-            if c.running and not force and c.state.status != RESTARTING:
+            if c.running and not force:
                 raise Conflict(
-                    f"You cannot remove a {'paused' if c.state.paused else 'running'} container "
+                    f"You cannot remove a {c.state.status} container "
                     f"{c.id}. Stop the container before attempting removal or force remove"
                 )
             c.state.manually_stopped = True
@@ -394,6 +410,14 @@ class ContainerService:
                     self._event(c, "die", exitCode=137)
             await self._forget(c, volumes)
 
+    async def remove_link(self, path: str) -> None:
+        """Remove the link ``PARENT/ALIAS`` (``docker rm --link``); both containers stay."""
+        parent, link = links.find_link(path, self.store.get)
+        async with self.lock(parent.id):
+            parent.host.links.remove(link)
+            await self.store.save(parent)
+        await self.refresh_hosts()
+
     async def remove_exited(self, c: Container) -> None:
         """Auto-removal after the exit (``--rm``)."""
         async with self.lock(c.id):
@@ -402,6 +426,7 @@ class ContainerService:
                 await self._forget(c, volumes=True)
 
     async def _forget(self, c: Container, volumes: bool = False) -> None:
+        await self.monitor.drop_kept(c)
         anonymous = mounting.anonymous(self, c) if volumes else []
         await self.store.remove(c)
         for name in anonymous:
@@ -429,17 +454,7 @@ class ContainerService:
 
     async def prune(self, labels: list[str], until: float | None) -> tuple[list[str], int]:
         """Remove every stopped container (matching the filters); (IDs, bytes freed)."""
-        removed, freed = [], 0
-        for c in self.store.list(all_=True, filters={"label": labels} if labels else None):
-            if c.running or (until is not None and c.created_unix >= until):
-                continue
-            size = await asyncio.to_thread(dir_size, self.dir(c))
-            with contextlib.suppress(NotFound, Conflict):
-                await self.remove(c.id)
-                removed.append(c.id)
-                freed += size
-        self.events.publish("container", "prune", "", reclaimed=freed)
-        return removed, freed
+        return await pruning.prune(self, labels, until)
 
     # -- waiting, attaching, terminal size -------------------------------------------------
 
@@ -509,11 +524,11 @@ class ContainerService:
             raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
 
     def main_process(self, c: Container):
-        """The agent's PROCESS for c's main process."""
+        """The agent's PROCESS for c's main process (its links' variables included)."""
         size = self.io(c).size
         if size == (0, 0) and c.host.console_size:
             size = c.host.console_size
-        return main_process(c, size)
+        return main_process(c, size, links.env(c, self.store.find))
 
     # -- networks ------------------------------------------------------------------------
 
@@ -556,44 +571,12 @@ class ContainerService:
 
     async def restore(self) -> None:
         """Load records; re-adopt VMs that kept running while hyperd was away."""
-        await asyncio.to_thread(self.store.load)
-        for cdir in self.root.iterdir():
-            if cdir.name not in self.store:  # removed while its VM was torn down
-                await asyncio.to_thread(shutil.rmtree, cdir, True)
-        vms = await self.sandboxes.running_vms()
-        known = {c.sandbox for c in self.store}
-        for vm in vms - known:
-            log.warning("destroying VM %s that belongs to no container", vm)
-            await self.sandboxes.destroy_vm(vm)
-        if self.sandboxes.network is not None:
-            await asyncio.to_thread(self.sandboxes.network.setup)
-        for c in self.store:
-            if c.running:
-                await booting.readopt(self, c)
-            elif c.sandbox in vms:
-                log.warning("destroying VM %s of stopped container %s", c.sandbox, c.id[:12])
-                await self.sandboxes.destroy_vm(c.sandbox)
-        await booting.reconcile_network(self)
+        await restoring.restore(self)
 
     async def shutdown(self) -> None:
         """Daemon shutdown: leave VMs running (live restore), close agent connections."""
         for task in list(self._tasks):
             task.cancel()
-        for run in self.monitor.runs().values():
-            run.pump.cancel()
-            if run.sandbox.agent is not None:
-                await run.sandbox.agent.client.close()
-        if self.sandboxes.network is not None:
-            await asyncio.to_thread(self.sandboxes.network.close)  # proxies; taps, rules stay
+        await restoring.shutdown(self, self.monitor.runs().values())
         for cio in self._io.values():
             cio.close()
-
-
-def dir_size(path: Path) -> int:
-    """Bytes a directory holds on disk (sparse files count what they use)."""
-    total = 0
-    for p in path.rglob("*"):
-        with contextlib.suppress(OSError):
-            if p.is_file():
-                total += p.stat().st_blocks * 512
-    return total

@@ -78,6 +78,7 @@ class Healthcheck:
     timeout: int = 0
     start_period: int = 0
     retries: int = 0
+    start_interval: int = 0  # between probes during the start period (default: interval)
 
 
 @dataclass
@@ -162,6 +163,7 @@ class HostSpec:
     console_size: tuple[int, int] | None = None  # the terminal's rows, columns at start
     mounts: list[MountSpec] = field(default_factory=list)  # Binds, Mounts and Tmpfs
     volumes_from: list[str] = field(default_factory=list)  # CONTAINER[:ro|rw]
+    runtime: str = ""  # "" (hyper's VM runtime) or a name of it Docker clients use
     # Accepted and shown by inspect, with no effect inside a VM (documented in docs/compat.md).
     passthrough: dict = field(default_factory=dict)
 
@@ -190,6 +192,7 @@ class ExecSpec:
     attach_stderr: bool = True
     privileged: bool = False
     console_size: tuple[int, int] | None = None
+    detach_keys: str = ""  # as given (validated); "" is Docker's ctrl-p,ctrl-q
 
 
 @dataclass

@@ -63,7 +63,9 @@ class State:
     started_at: str = ZERO_TIME
     finished_at: str = ZERO_TIME
     manually_stopped: bool = False
-    health: str = ""
+    health: str = ""  # "" without a healthcheck, else starting | healthy | unhealthy
+    failing_streak: int = 0
+    health_log: list[dict] = field(default_factory=list)  # the last probes, Docker's shape
     _waiters: list[tuple[str, asyncio.Future]] = field(default_factory=list, repr=False)
 
     # -- reading -----------------------------------------------------------------------
@@ -95,6 +97,12 @@ class State:
         self.started_at = now_rfc3339()
         self.exit_code, self.error, self.reason = 0, "", ""
         self.oom_killed = False
+        self.set_health("", 0, self.health_log)  # a new run is checked afresh
+
+    def set_health(self, status: str, failing_streak: int = 0, log: list | None = None) -> None:
+        """The healthcheck's verdict (see health.py)."""
+        self.health, self.failing_streak = status, failing_streak
+        self.health_log = list(log or [])
 
     def set_stopped(self, exit_code: int, reason: str = "", error: str = "") -> None:
         """The main process (or its VM) ended."""

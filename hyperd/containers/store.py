@@ -21,6 +21,7 @@ LIST_FILTERS = {
     "before",
     "exited",
     "expose",
+    "health",
     "id",
     "label",
     "name",
@@ -29,6 +30,7 @@ LIST_FILTERS = {
     "since",
     "status",
 }
+HEALTH_FILTERS = ("starting", "healthy", "unhealthy", "none")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 
 
@@ -142,6 +144,10 @@ class ContainerStore:
             if not value.lstrip("-").isdigit():
                 raise InvalidArgument(f"invalid filter 'exited={value}'")
             return c.state.status == EXITED and c.state.exit_code == int(value)
+        if key == "health":
+            if value not in HEALTH_FILTERS:
+                raise InvalidArgument(f"Unrecognised filter value for health: {value}")
+            return (c.state.health or "none") == value
         if key == "name":
             return value.removeprefix("/") in c.name
         if key == "id":

@@ -232,11 +232,22 @@ class ImageService:
                 )
         if self.in_use(rec.id) and not force:
             raise ImageInUse(f"unable to delete {rec.id[7:19]}: image is in use by a container")
-        out += [{"Untagged": _familiar(n)} for n in rec.tags + rec.digests]
-        self.index.delete(rec.id)
-        out.append({"Deleted": rec.id})
+        out += self._delete(rec)
         self.gc()
         return out
+
+    def _delete(self, rec: ImageRecord) -> list[dict]:
+        self.index.delete(rec.id)
+        return [*({"Untagged": _familiar(n)} for n in rec.tags + rec.digests), {"Deleted": rec.id}]
+
+    def prune(self, match: Callable[[ImageRecord, dict], bool]) -> tuple[list[dict], int]:
+        """Delete the images no container uses that ``match(record, inspect data)`` selects;
+        (Docker's ImagesDeleted, bytes freed)."""
+        deleted: list[dict] = []
+        for rec in self.list():
+            if not self.in_use(rec.id) and match(rec, self.inspect(rec.id)):
+                deleted += self._delete(rec)
+        return deleted, self.gc()
 
     def gc(self) -> int:
         """Delete blobs and root disks no image needs; return bytes freed."""

@@ -36,6 +36,7 @@ class SandboxSpec:
     disks: list[DiskSpec] = field(default_factory=list)
     shares: list[ShareSpec] = field(default_factory=list)
     networks: list[NicRequest] = field(default_factory=list)  # none: loopback only
+    mac: str = ""  # the first NIC's MAC address when the user chose one (Config.MacAddress)
     port_requests: list[PortBinding] = field(default_factory=list)
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)

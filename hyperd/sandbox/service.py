@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
 from pathlib import Path
@@ -84,6 +85,7 @@ class Sandboxes:
                     self.network.attach, owner, req.network, req.ip, f"eth{i}"
                 )
                 sb.endpoints.append(ep)
+            sb.endpoints = _with_mac(sb.endpoints, sb.spec)
             sb.published = await asyncio.to_thread(
                 self.network.publish, owner, sb.spec.port_requests
             )
@@ -99,7 +101,8 @@ class Sandboxes:
             return None
         sb = Sandbox(spec, self._machine(spec, []))
         if spec.networks and self.network is not None:
-            sb.endpoints = await asyncio.to_thread(self.network.endpoints, spec.owner)
+            endpoints = await asyncio.to_thread(self.network.endpoints, spec.owner)
+            sb.endpoints = _with_mac(endpoints, spec)
             sb.published = await asyncio.to_thread(self.network.ports, spec.owner)
         if state == "paused":  # a paused guest cannot answer: wake it to re-attach
             await sb.resume()
@@ -203,3 +206,11 @@ class Sandboxes:
     async def destroy_vm(self, name: str) -> None:
         """Destroy a VM no sandbox accounts for."""
         await asyncio.to_thread(self.hv.destroy, name)
+
+
+def _with_mac(endpoints: list[Endpoint], spec: SandboxSpec) -> list[Endpoint]:
+    """The endpoints, the first with the MAC address the user chose, if any (the tap keeps
+    its own)."""
+    if not endpoints or not spec.mac:
+        return endpoints
+    return [dataclasses.replace(endpoints[0], mac=spec.mac), *endpoints[1:]]

@@ -128,6 +128,7 @@ def build_image(
     arch: str = "amd64",
     config: dict | None = None,
     docker_types: bool = False,
+    created: str = "2024-01-02T03:04:05Z",
 ) -> Image:
     """An image whose layers hold ``layers`` (bottom first)."""
     comps = compression if isinstance(compression, list) else [compression] * len(layers)
@@ -142,7 +143,7 @@ def build_image(
         descs.append({"mediaType": mt, "digest": digest_of(blob), "size": len(blob)})
         blobs[digest_of(blob)] = blob
     cfg = {
-        "created": "2024-01-02T03:04:05Z",
+        "created": created,
         "architecture": arch,
         "os": "linux",
         "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/usr/bin:/bin"], **(config or {})},

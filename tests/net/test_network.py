@@ -151,3 +151,20 @@ def test_daemon_restart_keeps_published_ports(netd, sig):
     assert PAGE in _get(netd, "http://127.0.0.1:8282/")
     assert _inspect(netd, name)["State"]["Running"]
     _ok(netd.hyper("rm", "-f", name))
+
+
+def test_a_chosen_mac_address_is_the_vms_and_outlives_a_daemon_restart(netd):
+    """Config.MacAddress (docker run --mac-address) is the VM NIC's address and inspect's."""
+    mac = "02:42:ac:11:00:0a"
+    c = netd.client().containers.run(NGINX, ["sleep", "300"], detach=True, mac_address=mac)
+    try:
+        c.reload()
+        assert c.attrs["NetworkSettings"]["MacAddress"] == mac
+        assert c.exec_run(["cat", "/sys/class/net/eth0/address"]).output == f"{mac}\n".encode()
+        netd.kill_hyperd(signal.SIGKILL)
+        netd.relaunch()
+        c.reload()
+        assert c.attrs["NetworkSettings"]["MacAddress"] == mac
+        assert c.exec_run(["cat", "/sys/class/net/eth0/address"]).output == f"{mac}\n".encode()
+    finally:
+        c.remove(force=True)

@@ -36,6 +36,12 @@ def _host(**hc):
         ({"ExposedPorts": {"http": {}}}, "http"),
         ({"Volumes": {"relative": {}}}, "Volumes"),
         ({"Healthcheck": {"Test": ["WHATEVER"]}}, "Healthcheck.Test"),
+        ({"Healthcheck": {"Interval": 500}}, "Healthcheck.Interval"),
+        ({"Healthcheck": {"StartInterval": -1}}, "Healthcheck.StartInterval"),
+        ({"Runtime": "crun"}, "crun"),
+        ({"MacAddress": "02:42:ac:11:00"}, "MacAddress"),
+        ({"MacAddress": "01:00:5e:00:00:01"}, "MacAddress"),  # multicast
+        ({"HostConfig": {"Runtime": "kata"}}, "kata"),
         ({"Image": 5}, "Image"),
         ({"Cmd": 7}, "Cmd"),
         ({"HostConfig": []}, "HostConfig"),
@@ -167,3 +173,25 @@ def test_update_spec():
     assert up.nano_cpus is None
     with pytest.raises(InvalidArgument, match="RestartPolicy"):
         decode.update_spec({"RestartPolicy": "always"})
+
+
+def test_runtime_from_host_config_or_docker_py_config():
+    assert _host().runtime == ""
+    assert _host(Runtime="runc").runtime == "runc"
+    assert _create(Runtime="runc").host.runtime == "runc"  # where docker-py puts it
+    assert "Runtime" not in _host(Runtime="hyper").passthrough
+
+
+def test_healthcheck_durations_and_start_interval():
+    hc = _create(
+        Healthcheck={"Test": ["CMD", "true"], "Interval": 10**9, "StartInterval": 2 * 10**9}
+    ).config.healthcheck
+    assert hc == s.Healthcheck(["CMD", "true"], interval=10**9, start_interval=2 * 10**9)
+
+
+def test_exec_detach_keys_in_either_spelling():
+    assert decode.exec_spec({"Cmd": ["sh"], "DetachKeys": "ctrl-x"}).detach_keys == "ctrl-x"
+    assert decode.exec_spec({"Cmd": ["sh"], "detachKeys": "ctrl-a,b"}).detach_keys == "ctrl-a,b"
+    assert decode.exec_spec({"Cmd": ["sh"]}).detach_keys == ""
+    with pytest.raises(InvalidArgument, match="Invalid detach keys"):
+        decode.exec_spec({"Cmd": ["sh"], "DetachKeys": "ctrl-1"})
