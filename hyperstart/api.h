@@ -167,6 +167,12 @@ enum hyper_code {
 	 * are refused.
 	 */
 	HYPER_ARCHIVEIN = 30,
+	/*
+	 * {"container": ID, "frozen": bool} -> ACK once every process of the
+	 * container (those whose root is its root) got SIGSTOP (frozen) or
+	 * SIGCONT; a commit copies the layer of changes of a frozen container
+	 */
+	HYPER_FREEZE = 31,
 };
 
 /*
