@@ -13,12 +13,12 @@ from hyperd.errors import HyperError
 from hyperd.events import EventBus
 from hyperd.images.service import ImageService
 
-from . import archive, changes, containers, exec, images, system, volumes
+from . import archive, build, changes, containers, exec, images, system, volumes
 from .common import MAX_BODY
 
 log = logging.getLogger(__name__)
 API_VERSION = system.API_VERSION
-MODULES = (system, images, containers, archive, changes, exec, volumes)
+MODULES = (system, images, build, containers, archive, changes, exec, volumes)
 
 
 @web.middleware

@@ -62,6 +62,7 @@ class NewImage:
     author: str = ""
     created: str = field(default_factory=now_rfc3339)
     top: dict = field(default_factory=dict)  # more top-level config keys (container, …)
+    prior_history: list[dict] = field(default_factory=list)  # entries before this one's
 
 
 def _types(parent_manifest_type: str | None) -> tuple[str, str, str]:
@@ -94,7 +95,7 @@ def create_image(
         diff_ids.append(new.layer.diff_id)
     else:
         entry["empty_layer"] = True
-    history.append(entry)
+    history += [*new.prior_history, entry]
     config = {
         "architecture": base.get("architecture") or _ARCH.get(platform.machine(), "amd64"),
         "os": base.get("os") or "linux",
@@ -137,10 +138,16 @@ def lower_tree(svc: ImageService, rec: ImageRecord | None) -> Tree:
 
 
 def commit_changes(
-    svc: ImageService, parent: ImageRecord, changes_tar: Path, new: NewImage, names=()
+    svc: ImageService,
+    parent: ImageRecord,
+    changes_tar: Path,
+    new: NewImage,
+    names=(),
+    lower: Tree | None = None,
 ) -> ImageRecord:
-    """A container's changes tar (the agent's) on ``parent`` as a new image."""
-    changes = Changes(changes_tar, lower_tree(svc, parent))
+    """A container's changes tar (the agent's) on ``parent`` as a new image; ``lower`` is
+    the parent's tree when the caller has it already."""
+    changes = Changes(changes_tar, lower if lower is not None else lower_tree(svc, parent))
     with svc.writing():
         desc, diff_id = store_layer(svc.store, changes.write_tar, layer_media_type(parent))
         new.layer = Layer(desc, diff_id)

@@ -400,6 +400,11 @@ class ImageIndex:
                 (parent, key, image_id),
             )
 
+    def cache_images(self) -> set[str]:
+        """The images the build cache names."""
+        with self._db() as db:
+            return {row[0] for row in db.execute("SELECT image_id FROM build_cache")}
+
     def cache_clear(self) -> int:
         """Forget every build cache entry; returns how many there were."""
         with self._db() as db:

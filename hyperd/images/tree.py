@@ -134,15 +134,22 @@ class Tree:
     def is_dir(self, path: str) -> bool:
         """Is ``path``, with every symlink followed, a directory? ("/" is)."""
         resolved = self.resolve(path)
-        return resolved == "" or (resolved is not None and self.nodes[resolved].kind == DIR)
+        node = self.nodes.get(resolved)
+        return resolved == "" or (node is not None and node.kind == DIR)
+
+    def add_layer(self, path: str | os.PathLike) -> None:
+        """Apply one more layer blob on top (a build step's)."""
+        self.layers.append(Path(path))
+        with open_layer(path) as stream:
+            self.apply(stream, len(self.layers) - 1)
 
     def children(self, path: str) -> list[str]:
         """Names in the directory ``path`` (sorted)."""
         return sorted(self._children.get(normalize(path), ()))
 
-    def resolve(self, path: str, follow_last: bool = True) -> str | None:
-        """``path`` with its symlinks followed inside the root (as in a chroot); None when a
-        component is missing (the missing rest is appended when only the last one is)."""
+    def resolve(self, path: str, follow_last: bool = True) -> str:
+        """``path`` with its symlinks followed inside the root (as in a chroot); from the
+        first missing component on, the rest is appended as it is."""
         todo = normalize(path).split("/") if normalize(path) else []
         cur: list[str] = []
         hops = 0
@@ -157,7 +164,7 @@ class Tree:
             key = "/".join([*cur, comp])
             node = self.nodes.get(key)
             if node is None:
-                return "/".join([key, *todo]) if not todo else None
+                return "/".join([key, *(t for t in todo if t not in ("", "."))])
             if node.kind == SYMLINK and (todo or follow_last):
                 hops += 1
                 if hops > MAX_SYMLINK_HOPS:
@@ -172,7 +179,7 @@ class Tree:
     def read(self, path: str, limit: int = 1 << 20) -> bytes | None:
         """A small regular file's content (symlinks followed); None when it is not one."""
         resolved = self.resolve(path)
-        node = self.nodes.get(resolved or "")
+        node = self.nodes.get(resolved)
         if node is None or node.kind not in (FILE, LINK) or not self.layers:
             return None
         if node.kind == LINK:
