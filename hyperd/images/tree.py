@@ -150,7 +150,7 @@ class Tree:
     def resolve(self, path: str, follow_last: bool = True) -> str:
         """``path`` with its symlinks followed inside the root (as in a chroot); from the
         first missing component on, the rest is appended as it is."""
-        todo = normalize(path).split("/") if normalize(path) else []
+        todo = path.split("/")
         cur: list[str] = []
         hops = 0
         while todo:
