@@ -52,9 +52,10 @@ class _Body:
 class PushClient(RegistryClient):
     """The push side of the registry API for one repository."""
 
-    def __init__(self, *args, repository: str, **kw):
+    def __init__(self, *args, repository: str, chunk_size: int = CHUNK_SIZE, **kw):
         super().__init__(*args, **kw)
         self.repository = repository
+        self.chunk_size = chunk_size
         self.base = self.endpoints[-1]
         self.scope = f"repository:{repository}:push,pull"
 
@@ -104,13 +105,13 @@ class PushClient(RegistryClient):
     def upload(self, location: str, path: Path, desc: Descriptor, progress) -> None:
         """Send the blob at ``path``: one PUT, or PATCH chunks then a PUT."""
         with open(path, "rb") as f:
-            if desc.size <= CHUNK_SIZE:
+            if desc.size <= self.chunk_size:
                 body = _Body(f, 0, desc.size, progress)
                 self._put(location, desc.digest, body)
                 return
             pos = 0
             while pos < desc.size:
-                n = min(CHUNK_SIZE, desc.size - pos)
+                n = min(self.chunk_size, desc.size - pos)
                 headers = {
                     "Content-Type": "application/octet-stream",
                     "Content-Range": f"{pos}-{pos + n - 1}",

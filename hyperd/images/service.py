@@ -34,6 +34,7 @@ class ImageServiceConfig:
     insecure_registries: list[str] = field(default_factory=list)
     platform: str | None = None  # default pull platform, e.g. "linux/amd64"
     max_concurrent_downloads: int = 3
+    push_chunk_size: int = 16 << 20  # larger blobs are pushed in PATCH chunks of this size
     rootfs_fstype: str = "erofs"  # measured faster to build and smaller than ext4
     build_dir: str | None = None  # where layers are flattened (default: <root>/rootfs)
     credentials_path: str | None = None  # default: <root>/config.json
@@ -139,6 +140,7 @@ class ImageService:
             config=self.client(registry).config,
             session=self.session_factory(),
             repository=refs[0].repository,
+            chunk_size=self.config.push_chunk_size,
         )
         pusher = Pusher(self, client, progress, self.config.max_concurrent_downloads)
         return [pusher.push(ref) for ref in refs]

@@ -55,9 +55,7 @@ def test_json_form_must_be_strings_else_shell_form():
 
 def test_lexer_expansion_quotes_and_escapes():
     env = {"X": "x", "EMPTY": ""}
-    words = split(
-        "a 'b $X' \"c $X\" \\$X ${X:+set} ${Y:-dflt} ${EMPTY:-e} ${EMPTY-e} $X$X", env
-    )
+    words = split("a 'b $X' \"c $X\" \\$X ${X:+set} ${Y:-dflt} ${EMPTY:-e} ${EMPTY-e} $X$X", env)
     assert words == ["a", "b $X", "c x", "$X", "set", "dflt", "e", "", "xx"]
     assert expand("${Y:?needs Y}x", {"Y": "y"}) == "yx"
     with pytest.raises(InvalidArgument, match="needs Y"):
@@ -77,7 +75,7 @@ def test_metadata_instructions():
     ed = ConfigEditor(cfg)
     for line in (
         "EXPOSE 80 53/udp 8000-8001",
-        'LABEL "a b"=c d=\'e f\'',
+        "LABEL \"a b\"=c d='e f'",
         "USER nobody",
         "WORKDIR /srv",
         "WORKDIR app",
