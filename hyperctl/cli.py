@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from hyperapi.errors import HyperError, InvalidArgument, NotFound
-from hyperctl import formatting, opts, streams
+from hyperctl import commands_images_out, formatting, opts, streams
 from hyperctl.client import APIClient, DaemonUnreachable, NotFoundError, PendingWait
 
 CLIENT_VERSION = "0.1.0"
@@ -952,6 +952,9 @@ def logout(client: APIClient, server) -> None:
         click.echo(f"Not logged in to {shown}")
         return
     click.echo(f"Removing login credentials for {shown}")
+
+
+commands_images_out.register(cli)  # commit, diff, export, import, history, push, build
 
 
 def main(argv: list[str] | None = None) -> None:
