@@ -1,5 +1,5 @@
 """``hyper commit|diff|export|import|history|push|build``: images going out of containers,
-into registries, and built from Dockerfiles. ``register(group)`` adds them to ``hyper``."""
+into registries, and built from Dockerfiles (registered lazily in hyperctl/cli.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from urllib.parse import quote
 import click
 
 from hyperapi.errors import InvalidArgument
-from hyperctl import formatting, opts, streams
+from hyperctl import opts
 
 KINDS = {0: "C", 1: "A", 2: "D"}
 _PROXY = ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY")
@@ -33,6 +33,8 @@ def _path(name: str) -> str:
 
 def _out_file(output: str | None):
     """Where a tar goes: the -o file, or stdout unless it is a terminal."""
+    from hyperctl import streams
+
     if output:
         return open(output, "wb")  # noqa: SIM115 - closed by the caller
     if streams.isatty(sys.stdout):
@@ -40,14 +42,14 @@ def _out_file(output: str | None):
     return os.fdopen(os.dup(sys.stdout.fileno()), "wb")
 
 
-@click.command()
+@click.command(name="commit")
 @click.option("-a", "--author", default="", help="Author (e.g. 'Jane <jane@example.com>').")
 @click.option("-c", "--change", multiple=True, help="Apply a Dockerfile instruction.")
 @click.option("-m", "--message", default="", help="Commit message.")
 @click.option("-p/--no-pause", "--pause", "pause", default=True, help="Pause while committing.")
 @click.argument("container")
 @click.argument("repository", required=False)
-def commit(author, change, message, pause, container, repository) -> None:
+def commit_(author, change, message, pause, container, repository) -> None:
     """Create a new image from a container's changes."""
     repo, tag = opts.split_repo_tag(repository) if repository else ("", None)
     params = [
@@ -62,18 +64,18 @@ def commit(author, change, message, pause, container, repository) -> None:
     click.echo(_client()._request("POST", "/commit", params)["Id"])
 
 
-@click.command()
+@click.command(name="diff")
 @click.argument("container")
-def diff(container) -> None:
+def diff_(container) -> None:
     """Inspect changes to files or directories on a container's filesystem."""
     for item in _client()._request("GET", f"/containers/{_path(container)}/changes") or []:
         click.echo(f"{KINDS.get(item['Kind'], '?')} {item['Path']}")
 
 
-@click.command()
+@click.command(name="export")
 @click.option("-o", "--output", help="Write to a file, instead of STDOUT.")
 @click.argument("container")
-def export(output, container) -> None:
+def export_(output, container) -> None:
     """Export a container's filesystem as a tar archive."""
     with _out_file(output) as out:
         for chunk in _client()._stream("GET", f"/containers/{_path(container)}/export"):
@@ -111,14 +113,16 @@ def import_(change, message, platform, source, repository) -> None:
             body.close()
 
 
-@click.command()
+@click.command(name="history")
 @click.option("-H", "--human/--no-human", default=True, help="Human readable sizes and dates.")
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
 @click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
 @click.option("--format", "fmt", help="A Go template ({{.ID}}, {{.CreatedBy}}, …).")
 @click.argument("image")
-def history(human, no_trunc, quiet, fmt, image) -> None:
+def history_(human, no_trunc, quiet, fmt, image) -> None:
     """Show the history of an image."""
+    from hyperctl import formatting
+
     items = _client()._request("GET", f"/images/{_path(image)}/history") or []
     if quiet:
         for h in items:
@@ -141,12 +145,14 @@ def history(human, no_trunc, quiet, fmt, image) -> None:
         click.echo(formatting.render_table(rows))
 
 
-@click.command()
+@click.command(name="push")
 @click.option("-a", "--all-tags", is_flag=True, help="Push every tag of the repository.")
 @click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output.")
 @click.argument("name")
-def push(all_tags, quiet, name) -> None:
+def push_(all_tags, quiet, name) -> None:
     """Push an image (or a repository's tags) to a registry: HOST[:PORT]/REPO[:TAG]."""
+    from hyperctl import streams
+
     repo, tag = opts.split_repo_tag(name) if "@" not in name else (name, None)
     if all_tags and tag:
         raise InvalidArgument("tag can't be used with --all-tags/-a")
@@ -190,7 +196,7 @@ def context_tar(path: str, dockerfile: str | None) -> tuple[tempfile.SpooledTemp
     return out, name
 
 
-@click.command()
+@click.command(name="build")
 @click.option("-t", "--tag", "tags", multiple=True, help="Name and optionally a tag.")
 @click.option("-f", "--file", "dockerfile", help="Name of the Dockerfile.")
 @click.option("--build-arg", multiple=True, help="Set a build-time variable (K=V).")
@@ -208,7 +214,7 @@ def context_tar(path: str, dockerfile: str | None) -> tuple[tempfile.SpooledTemp
 @click.option("--platform", help="Platform (os/arch).")
 @click.option("--cache-from", multiple=True, help="Images to consider as cache sources.")
 @click.argument("path")
-def build(tags, dockerfile, build_arg, label, no_cache, pull, quiet, target, network, add_host,
+def build_(tags, dockerfile, build_arg, label, no_cache, pull, quiet, target, network, add_host,
           shm_size, rm, force_rm, squash, platform, cache_from, path) -> int:  # fmt: skip
     """Build an image from a Dockerfile (PATH is the context directory, or - for a tar)."""
     buildargs = {}
@@ -248,9 +254,3 @@ def build(tags, dockerfile, build_arg, label, no_cache, pull, quiet, target, net
     if quiet:
         click.echo(image_id)
     return 0
-
-
-def register(group: click.Group) -> None:
-    """Add the commands to the ``hyper`` group."""
-    for command in (commit, diff, export, import_, history, push, build):
-        group.add_command(command)

@@ -1,4 +1,5 @@
-"""Tables, times and Go-like ``--format`` templates, shaped like the docker CLI's output."""
+"""Tables, times, sizes and Go-like ``--format`` templates, shaped like the docker CLI's
+output; ``hyperctl/formats/`` builds each command's rows from them."""
 
 from __future__ import annotations
 
@@ -78,15 +79,25 @@ def parse_timestamp(value: Any) -> float | None:
     return dt.timestamp() + (float(frac) if frac else 0.0)
 
 
-def human_size(n: float) -> str:
-    """Docker's units.HumanSizeWithPrecision(n, 3): decimal units."""
+def human_size(n: float, precision: int = 3) -> str:
+    """Docker's units.HumanSizeWithPrecision: decimal units (``HumanSize`` is precision 4)."""
     units = ["B", "kB", "MB", "GB", "TB", "PB"]
     i = 0
     n = float(n or 0)
     while abs(n) >= 1000 and i < len(units) - 1:
         n /= 1000
         i += 1
-    return f"{n:.3g}{units[i]}"
+    return f"{n:.{precision}g}{units[i]}"
+
+
+def bytes_size(n: float) -> str:
+    """Docker's units.BytesSize: binary units, 4 significant digits (``120.7MiB``)."""
+    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+    x, i = float(n or 0), 0
+    while abs(x) >= 1024 and i < len(units) - 1:
+        x /= 1024
+        i += 1
+    return f"{x:.4g}{units[i]}"
 
 
 def ellipsis(text: str, width: int) -> str:
@@ -105,6 +116,11 @@ def short_id(ident: str, trunc: bool = True) -> str:
     return ident[:12] if trunc else ident
 
 
+def format_labels(labels: Mapping[str, str] | None) -> str:
+    """Labels as Docker lists them: ``a=1,b=2``, sorted by key."""
+    return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items()))
+
+
 def go_quote(text: str) -> str:
     """Go's strconv.Quote, near enough."""
     return json.dumps(text, ensure_ascii=False)
@@ -112,9 +128,11 @@ def go_quote(text: str) -> str:
 
 # --- tables -------------------------------------------------------------------------------
 
+TABLE_MINWIDTH = 10  # the docker CLI's formatter: tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)
 
-def render_table(rows: Sequence[Sequence[str]], padding: int = 3) -> str:
-    """Align columns like Go's tabwriter (minwidth 0, padding 3); last column unpadded."""
+
+def render_table(rows: Sequence[Sequence[str]], padding: int = 3, minwidth: int = 0) -> str:
+    """Align columns like Go's tabwriter (padding 3 by default); last column unpadded."""
     if not rows:
         return ""
     ncols = max(len(r) for r in rows)
@@ -122,9 +140,10 @@ def render_table(rows: Sequence[Sequence[str]], padding: int = 3) -> str:
     for r in rows:
         for i, cell in enumerate(r[:-1]):
             widths[i] = max(widths[i], len(cell))
+    widths = [max(w + padding, minwidth) for w in widths]
     lines = []
     for r in rows:
-        parts = [cell.ljust(widths[i] + padding) for i, cell in enumerate(r[:-1])]
+        parts = [cell.ljust(widths[i]) for i, cell in enumerate(r[:-1])]
         parts.append(r[-1] if r else "")
         lines.append("".join(parts).rstrip())
     return "\n".join(lines)
@@ -291,171 +310,19 @@ def render_template_table(
         header_ctx.setdefault(name, name.upper())
     rows = [tpl.render(header_ctx).split("\t")]
     rows += [tpl.render(i).split("\t") for i in items]
-    return render_table(rows)
+    return render_table(rows, minwidth=TABLE_MINWIDTH)
 
 
-# --- containers (ps) ----------------------------------------------------------------------
-
-PS_HEADERS = {
-    "ID": "CONTAINER ID",
-    "Image": "IMAGE",
-    "Command": "COMMAND",
-    "CreatedAt": "CREATED AT",
-    "RunningFor": "CREATED",
-    "Status": "STATUS",
-    "State": "STATE",
-    "Ports": "PORTS",
-    "Names": "NAMES",
-    "Labels": "LABELS",
-    "Size": "SIZE",
-    "Mounts": "MOUNTS",
-    "Networks": "NETWORKS",
-    "LocalVolumes": "LOCAL VOLUMES",
-}
-
-PS_DEFAULT_TABLE = (
-    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
-)
-
-
-def format_ports(ports: Sequence[Mapping[str, Any]] | None) -> str:
-    out = []
-    for p in ports or []:
-        proto = p.get("Type", "tcp")
-        if p.get("PublicPort"):
-            out.append(
-                f"{p.get('IP', '0.0.0.0')}:{p['PublicPort']}->{p.get('PrivatePort')}/{proto}"
-            )
-        elif p.get("PrivatePort"):
-            out.append(f"{p['PrivatePort']}/{proto}")
-    return ", ".join(out)
-
-
-def format_labels(labels: Mapping[str, str] | None) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items()))
-
-
-def container_context(c: Mapping[str, Any], trunc: bool = True, now: float | None = None) -> dict:
-    """The fields a ``ps --format`` template sees (strings, as docker's ContainerContext)."""
-    names = [n.lstrip("/") for n in c.get("Names") or []]
-    image = c.get("Image") or ""
-    if trunc and image.startswith("sha256:"):
-        image = short_id(image)
-    command = c.get("Command") or ""
-    if trunc:
-        command = ellipsis(command, 20)
-    created = parse_timestamp(c.get("Created"))
-    return {
-        "ID": short_id(c.get("Id", ""), trunc),
-        "Names": ",".join(names),
-        "Image": image,
-        "Command": go_quote(command),
-        "CreatedAt": go_time(created),
-        "RunningFor": ago(created, now),
-        "Status": c.get("Status") or "",
-        "State": c.get("State") or "",
-        "Ports": format_ports(c.get("Ports")),
-        "Labels": format_labels(c.get("Labels")),
-        "Size": "",
-        "Mounts": "",
-        "Networks": "",
-        "LocalVolumes": "0",
-    }
-
-
-def format_containers(
-    containers: Sequence[Mapping[str, Any]],
-    fmt: str | None = None,
-    quiet: bool = False,
-    trunc: bool = True,
-    now: float | None = None,
+def format_listing(
+    rows: Sequence[Mapping[str, Any]],
+    fmt: str | None,
+    headers: Mapping[str, str],
+    default_table: str,
 ) -> str:
-    """The whole ``ps`` output (without a trailing newline)."""
-    ctxs = [container_context(c, trunc, now) for c in containers]
-    if quiet:
-        return "\n".join(c["ID"] for c in ctxs)
+    """A listing's ``--format``: ``table`` (the default columns), ``table TEMPLATE``,
+    ``json`` (one object a line) or a bare template (one line a row)."""
     if not fmt or fmt == "table":
-        fmt = PS_DEFAULT_TABLE
-    if fmt == "json":
-        return "\n".join(json.dumps(c, ensure_ascii=False, sort_keys=True) for c in ctxs)
-    return render_template_table(fmt, ctxs, PS_HEADERS)
-
-
-# --- images -------------------------------------------------------------------------------
-
-IMAGE_HEADERS = {
-    "ID": "IMAGE ID",
-    "Repository": "REPOSITORY",
-    "Tag": "TAG",
-    "Digest": "DIGEST",
-    "CreatedSince": "CREATED",
-    "CreatedAt": "CREATED AT",
-    "Size": "SIZE",
-}
-
-
-def _split_tag(ref: str) -> tuple[str, str]:
-    slash, colon = ref.rfind("/"), ref.rfind(":")
-    if colon > slash:
-        return ref[:colon], ref[colon + 1 :]
-    return ref, "<none>"
-
-
-def image_contexts(
-    images: Sequence[Mapping[str, Any]], trunc: bool = True, now: float | None = None
-) -> list[dict]:
-    """One row per (image, tag), docker images style."""
-    rows = []
-    for img in images:
-        created = parse_timestamp(img.get("Created"))
-        digests = {}
-        for d in img.get("RepoDigests") or []:
-            repo, _, dig = d.partition("@")
-            digests.setdefault(repo, dig)
-        base = {
-            "ID": short_id(img.get("Id", ""), trunc) if trunc else img.get("Id", ""),
-            "CreatedSince": ago(created, now),
-            "CreatedAt": go_time(created),
-            "Size": human_size(img.get("Size") or 0),
-        }
-        tags = [t for t in img.get("RepoTags") or [] if t != "<none>:<none>"]
-        if not tags:
-            if digests:
-                for repo, dig in digests.items():
-                    rows.append({**base, "Repository": repo, "Tag": "<none>", "Digest": dig})
-            else:
-                rows.append({**base, "Repository": "<none>", "Tag": "<none>", "Digest": "<none>"})
-            continue
-        for t in tags:
-            repo, tag = _split_tag(t)
-            rows.append(
-                {**base, "Repository": repo, "Tag": tag, "Digest": digests.get(repo, "<none>")}
-            )
-    return rows
-
-
-def format_images(
-    images: Sequence[Mapping[str, Any]],
-    fmt: str | None = None,
-    quiet: bool = False,
-    digests: bool = False,
-    trunc: bool = True,
-    now: float | None = None,
-) -> str:
-    rows = image_contexts(images, trunc, now)
-    if quiet:
-        seen, out = set(), []
-        for r in rows:
-            if r["ID"] not in seen:
-                seen.add(r["ID"])
-                out.append(r["ID"])
-        return "\n".join(out)
+        fmt = default_table
     if fmt == "json":
         return "\n".join(json.dumps(r, ensure_ascii=False, sort_keys=True) for r in rows)
-    if not fmt or fmt == "table":
-        cols = ["{{.Repository}}", "{{.Tag}}"]
-        if digests:
-            cols.append("{{.Digest}}")
-        cols += ["{{.ID}}", "{{.CreatedSince}}", "{{.Size}}"]
-        fmt = "table " + "\t".join(cols)
-    return render_template_table(fmt, rows, IMAGE_HEADERS)
+    return render_template_table(fmt, rows, headers)

@@ -6,6 +6,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 
 from hyperapi.errors import InvalidArgument
 from hyperapi.portspec import parse_ports
@@ -109,23 +110,60 @@ def parse_filters(items: Iterable[str]) -> dict[str, list[str]]:
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+_DATE_RE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:T(\d{2})(?::(\d{2})(?::(\d{2})(\.\d{1,9})?)?)?)?"
+    r"(Z|z|[+-]\d{2}:\d{2})?"
+)
 
 
-def parse_since(text: str, now: float | None = None) -> float:
-    """``--since``: a unix timestamp, or a Go duration (``10m``, ``1h30m``) before now."""
-    try:
-        return float(text)
-    except ValueError:
-        pass
+def _duration(text: str) -> float | None:
+    """Seconds of a Go duration (``10m``, ``1h30m``, ``1.5s``), or None."""
     pos, total = 0, 0.0
     for m in _DURATION_RE.finditer(text):
         if m.start() != pos:
-            break
+            return None
         total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
         pos = m.end()
-    if pos != len(text) or not text:
-        raise InvalidArgument(f"invalid value for --since: {text!r}")
-    return (time.time() if now is None else now) - total
+    return total if text and pos == len(text) else None
+
+
+def _date(text: str) -> float | None:
+    """Unix seconds of an RFC 3339 time or a shorter form of it (``2024-01-02``,
+    ``2024-01-02T15:04``); local time when it has no zone, as Docker's."""
+    m = _DATE_RE.fullmatch(text)
+    if not m:
+        return None
+    y, mo, d, h, mi, sec, frac, zone = m.groups()
+    parts = [int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(sec or 0)]
+    try:
+        stamp = datetime(*parts)
+    except ValueError:
+        return None
+    if zone is None:
+        seconds = time.mktime(stamp.timetuple())
+    else:
+        offset = 0 if zone in "Zz" else int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
+        seconds = stamp.replace(tzinfo=UTC).timestamp()
+        seconds -= offset if zone[0] != "-" else -offset
+    return seconds + (float(frac) if frac else 0.0)
+
+
+def parse_time(text: str, flag: str = "--since", now: float | None = None) -> float:
+    """Docker's timestamps for ``--since``/``--until``/``until=``: a Go duration before now
+    (``10m``), unix seconds (``1700000000.5``), or an RFC 3339 date/time (zone optional)."""
+    value = (text or "").strip()
+    seconds = _duration(value) if value != "0" else None
+    if seconds is not None:
+        return (time.time() if now is None else now) - seconds
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    stamp = _date(value)
+    if stamp is None:
+        raise InvalidArgument(
+            f"invalid value for {flag}: {text!r} (a duration like 10m, unix seconds or RFC 3339)"
+        )
+    return stamp
 
 
 def split_repo_tag(ref: str) -> tuple[str, str | None]:

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import BinaryIO, TextIO
 
-from hyperctl.client import STDERR, HijackedConnection
+from hyperctl.wire import STDERR, HijackedConnection
 
 DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q, Docker's default
 
@@ -249,6 +249,17 @@ class StreamPump:
             self.pump_output()
         finally:
             self.conn.close()
+
+
+def run_pump(pump: StreamPump, resize: Callable[[int, int], None] | None = None) -> None:
+    """Pump until the daemon closes; with ``resize`` (a tty), the remote window size
+    follows the local terminal's."""
+    if resize is None:
+        pump.run()
+        return
+    with ResizeMonitor(resize) as monitor:
+        monitor.send()
+        pump.run()
 
 
 def write_frames(frames: Iterable[tuple[int, bytes]], stdout=None, stderr=None) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from aiohttp import web
 
+from hyperd.containers import volumes as volume_ops
 from hyperd.errors import InvalidArgument, NotFound
 from hyperd.volumes import Volume
 from hyperd.volumes.store import DRIVER, FILTERS
@@ -104,3 +106,36 @@ def _labels_match(v: Volume, f: dict[str, list[str]]) -> bool:
         if k in v.labels and (not sep or v.labels[k] == val):
             return False
     return True
+
+
+# -- snapshots (a hyper extension) ---------------------------------------------------------
+
+
+def snapshot_view(s) -> dict:
+    return {"Name": s.name, "Volume": s.volume, "CreatedAt": s.created, "Size": s.size}
+
+
+@routes.post("/volumes/{name}/snapshot")
+async def snapshot(request):
+    svc = common.containers(request)
+    volume = request.match_info["name"]
+    await asyncio.to_thread(svc.volumes.get, volume)
+    name = request.query.get("name") or f"{volume}-{int(time.time())}"
+    check_volume_name(name, "snapshot name")
+    snap = await volume_ops.snapshot(svc, volume, name)
+    common.events(request).publish("volume", "snapshot", volume, snapshot=name)
+    return web.json_response(snapshot_view(snap), status=201)
+
+
+@routes.get("/snapshots")
+async def snapshots(request):
+    svc = common.containers(request)
+    items = await asyncio.to_thread(svc.volumes.snapshots.list, request.query.get("volume", ""))
+    return web.json_response([snapshot_view(s) for s in items])
+
+
+@routes.delete("/snapshots/{name}")
+async def remove_snapshot(request):
+    svc = common.containers(request)
+    await asyncio.to_thread(svc.volumes.snapshots.remove, request.match_info["name"])
+    return web.Response(status=204)

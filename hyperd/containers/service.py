@@ -382,7 +382,10 @@ class ContainerService:
             c.state.manually_stopped = True
             run = self.monitor.forget(c.id)
             if run is not None:
-                await self.sandboxes.release(run.sandbox, graceful=False)
+                # a volume or bind must get what the container wrote: the agent syncs and
+                # unmounts (bounded; a guest that does not answer is destroyed anyway)
+                durable = any(m.type != "tmpfs" for m in c.mounts)
+                await self.sandboxes.release(run.sandbox, graceful=durable)
                 await self.monitor.drain(run, 1)
                 if c.state.status != EXITED:
                     c.state.set_stopped(137)

@@ -4,6 +4,7 @@ VOLUMEs given anonymous volumes, VolumesFrom copied, bind sources checked."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -68,3 +69,24 @@ def users(svc: ContainerService, name: str) -> list[str]:
     return [
         c.id for c in svc.store if any(m.type == "volume" and m.source == name for m in c.mounts)
     ]
+
+
+async def snapshot(svc: ContainerService, volume: str, name: str):
+    """A consistent snapshot of a volume: the running VMs that mount it have their
+    filesystems synced by the agent and are paused while the disk is copied."""
+    users = [svc.store.get(cid) for cid in svc.volume_users(volume)]
+    runs = [(c, svc.monitor.run(c.id)) for c in users if svc.monitor.run(c.id) is not None]
+    async with contextlib.AsyncExitStack() as stack:
+        for c, _ in sorted(runs, key=lambda x: x[0].id):
+            await stack.enter_async_context(svc.lock(c.id))
+        paused = []
+        try:
+            for c, run in runs:
+                if not c.state.paused:
+                    await run.sandbox.agent.sync(c.id)
+                    await run.sandbox.pause()
+                    paused.append(run)
+            return await asyncio.to_thread(svc.volumes.snapshots.take, volume, name)
+        finally:
+            for run in paused:
+                await run.sandbox.resume()

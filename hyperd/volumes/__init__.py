@@ -5,6 +5,7 @@ An ext4 filesystem cannot be mounted by two kernels at once, so a volume is atta
 read-write to at most one running VM (read-only to any number while nobody writes it).
 """
 
+from .snapshots import Snapshot
 from .store import Volume, VolumeStore
 
-__all__ = ["Volume", "VolumeStore"]
+__all__ = ["Snapshot", "Volume", "VolumeStore"]

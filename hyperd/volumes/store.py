@@ -16,6 +16,8 @@ from hyperapi.units import parse_size
 from hyperd.containers.state import now_rfc3339
 from hyperd.errors import Conflict, HyperError, InvalidArgument, NotFound
 
+from .snapshots import Snapshots
+
 DISK = "disk.ext4"
 DRIVER = "local"
 FILTERS = {"dangling", "driver", "label", "name"}
@@ -43,31 +45,32 @@ class VolumeStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o711)  # QEMU (libvirt-qemu) must reach the disks
         self.default_size = parse_size(default_size)
-        self._db = sqlite3.connect(str(self.root / "volumes.db"), check_same_thread=False)
-        self._db.execute(SCHEMA)
-        self._db.commit()
-        self._lock = threading.Lock()
+        self.db = sqlite3.connect(str(self.root / "volumes.db"), check_same_thread=False)
+        self.db.execute(SCHEMA)
+        self.db.commit()
+        self.lock = threading.Lock()
+        self.snapshots = Snapshots(self)
 
     # -- records -----------------------------------------------------------------------
 
     def _put(self, v: Volume) -> None:
-        with self._lock, self._db:
-            self._db.execute(
+        with self.lock, self.db:
+            self.db.execute(
                 "INSERT OR REPLACE INTO volumes (name, data) VALUES (?, ?)",
                 (v.name, json.dumps(asdict(v))),
             )
 
     def get(self, name: str) -> Volume:
         """A volume by name."""
-        with self._lock:
-            row = self._db.execute("SELECT data FROM volumes WHERE name = ?", (name,)).fetchone()
+        with self.lock:
+            row = self.db.execute("SELECT data FROM volumes WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise NotFound(f"get {name}: no such volume")
         return Volume(**json.loads(row[0]))
 
     def all(self) -> list[Volume]:
-        with self._lock:
-            rows = self._db.execute("SELECT data FROM volumes ORDER BY name").fetchall()
+        with self.lock:
+            rows = self.db.execute("SELECT data FROM volumes ORDER BY name").fetchall()
         return [Volume(**json.loads(r[0])) for r in rows]
 
     def disk(self, name: str) -> Path:
@@ -85,13 +88,16 @@ class VolumeStore:
     ) -> Volume:
         """Create a volume, or return the existing one of that name (as Docker does)."""
         options = dict(options or {})
-        unknown = set(options) - {"size"}
+        unknown = set(options) - {"size", "snapshot"}
         if unknown:
             raise InvalidArgument(
                 f"invalid option {sorted(unknown)[0]!r} for the local volume driver "
-                "(hyper's volumes are disk images; the option is size=N)"
+                "(hyper's volumes are disk images; the options are size=N and snapshot=NAME)"
             )
+        snapshot = self.snapshots.get(options["snapshot"]) if "snapshot" in options else None
         size = parse_size(options["size"]) if "size" in options else self.default_size
+        if snapshot is not None:
+            size = snapshot.size
         if name:
             try:
                 return self.get(name)
@@ -100,11 +106,15 @@ class VolumeStore:
         else:
             name, anonymous = secrets.token_hex(32), True
         vol = Volume(name, now_rfc3339(), size, dict(labels or {}), options, anonymous)
+        vol.used = snapshot is not None  # a restored volume is not filled from an image
         vdir = self.root / name
         vdir.mkdir(parents=True, exist_ok=True)
         vdir.chmod(0o711)
         try:
-            _mkfs(self.disk(name), size)
+            if snapshot is not None:
+                self.snapshots.restore(snapshot.name, name)
+            else:
+                _mkfs(self.disk(name), size)
             self._put(vol)
         except BaseException:
             shutil.rmtree(vdir, ignore_errors=True)
@@ -123,8 +133,8 @@ class VolumeStore:
         self.get(name)
         if users:
             raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
-        with self._lock, self._db:
-            self._db.execute("DELETE FROM volumes WHERE name = ?", (name,))
+        with self.lock, self.db:
+            self.db.execute("DELETE FROM volumes WHERE name = ?", (name,))
         shutil.rmtree(self.root / name, ignore_errors=True)
 
     def usage(self, name: str) -> int:

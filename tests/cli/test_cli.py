@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hyperctl.cli import build_config, cli
+from hyperctl.cli import cli
+from hyperctl.commands.run import build_config
 
 
 def invoke(runner, args, host=None, **kw):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from hyperapi.errors import InvalidArgument
@@ -92,12 +94,35 @@ def test_labels_and_filters():
         opts.parse_filters(["status"])
 
 
-def test_since():
-    assert opts.parse_since("1700000000") == 1700000000.0
-    assert opts.parse_since("10m", now=1000.0) == 400.0
-    assert opts.parse_since("1h30m", now=10000.0) == 10000.0 - 5400
-    with pytest.raises(InvalidArgument):
-        opts.parse_since("soon")
+def test_parse_time_durations_and_unix_seconds():
+    assert opts.parse_time("1700000000") == 1700000000.0
+    assert opts.parse_time("1700000000.25") == 1700000000.25
+    assert opts.parse_time("10m", now=1000.0) == 400.0
+    assert opts.parse_time("1h30m", now=10000.0) == 10000.0 - 5400
+    assert opts.parse_time("1.5s", now=10.0) == 8.5
+    assert opts.parse_time("0") == 0.0  # unix 0, not a zero duration
+
+
+def test_parse_time_rfc3339_and_shorter_forms(monkeypatch):
+    assert opts.parse_time("2023-11-14T22:13:20Z") == 1_700_000_000.0
+    assert opts.parse_time("2023-11-14T22:13:20.5Z") == 1_700_000_000.5
+    assert opts.parse_time("2023-11-14T23:13:20+01:00") == 1_700_000_000.0
+    assert opts.parse_time("2023-11-14T21:13:20-01:00") == 1_700_000_000.0
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        assert opts.parse_time("2023-11-14T22:13:20") == 1_700_000_000.0  # local time
+        assert opts.parse_time("2023-11-14T22:13") == 1_700_000_000.0 - 20
+        assert opts.parse_time("2023-11-14") == 1_699_920_000.0
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+@pytest.mark.parametrize("text", ["soon", "", "10x", "2023-13-01", "2023-11-14T25:00", "-5m"])
+def test_parse_time_rejects(text):
+    with pytest.raises(InvalidArgument, match="--until"):
+        opts.parse_time(text, "--until")
 
 
 def test_split_repo_tag():

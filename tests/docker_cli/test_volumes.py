@@ -150,3 +150,34 @@ def test_cp_refuses_a_tar_that_leaves_its_place(docker, name, tmp_path):
         assert docker("exec", name, "ls", "/escaped").returncode != 0
     finally:
         docker.ok("rm", "-f", name)
+
+
+def test_rm_force_keeps_what_the_container_wrote_to_a_volume(docker, name):
+    vol = _vol()
+    docker.ok("run", "-d", "--name", name, "-v", f"{vol}:/d", IMG, "sleep", "600")
+    docker.ok("exec", name, "sh", "-c", "echo written > /d/f")
+    docker.ok("rm", "-f", name)  # no stop: the guest's page cache is synced anyway
+    assert docker.ok("run", "--rm", "-v", f"{vol}:/d", IMG, "cat", "/d/f") == "written\n"
+    docker.ok("volume", "rm", vol)
+
+
+def test_snapshot_of_a_volume_in_use_restores_the_old_content(docker, name):
+    """A snapshot taken while a container writes is consistent (synced, VM paused), and a
+    volume created from it has the content of that moment."""
+    api = docker.daemon.client().api
+    vol, snap, back = _vol(), _vol(), _vol()
+    docker.ok("run", "-d", "--name", name, "-v", f"{vol}:/d", IMG, "sh", "-c",
+              "echo before > /d/f; sleep 600")  # fmt: skip
+    wait = "until [ -s /d/f ]; do sleep 0.1; done; cat /d/f"
+    assert docker.ok("exec", name, "sh", "-c", wait) == "before\n"
+    res = api._post(api._url("/volumes/{0}/snapshot", vol), params={"name": snap})
+    assert res.status_code == 201 and res.json()["Volume"] == vol
+    docker.ok("exec", name, "sh", "-c", "echo after > /d/f")
+    docker.ok("rm", "-f", name)
+    docker.ok("volume", "create", "--opt", f"snapshot={snap}", back)
+    assert docker.ok("run", "--rm", "-v", f"{back}:/d", IMG, "cat", "/d/f") == "before\n"
+    assert docker.ok("run", "--rm", "-v", f"{vol}:/d", IMG, "cat", "/d/f") == "after\n"
+    listed = api._get(api._url("/snapshots"), params={"volume": vol}).json()
+    assert [s["Name"] for s in listed] == [snap]
+    assert api._delete(api._url("/snapshots/{0}", snap)).status_code == 204
+    docker.ok("volume", "rm", vol, back)

@@ -1,0 +1,205 @@
+"""HTTP to hyperd with the stdlib's http.client: a unix-socket connection, one request per
+connection, error answers turned into the client's exceptions, streamed and hijacked bodies.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import stat
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from hyperapi.errors import HyperError, InvalidArgument
+from hyperctl.errors import APIError, DaemonUnreachable, api_error
+from hyperctl.wire import CHUNK, HijackedConnection, check_stream_error, json_stream, read_body
+
+DEFAULT_HOST = "unix:///run/hyper/hyperd.sock"
+DEFAULT_TIMEOUT = 60.0
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """``HTTPConnection`` whose transport is a unix stream socket."""
+
+    def __init__(self, path: str, timeout: float | None = None):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self) -> None:
+        """Connect the unix socket (http.client calls this on the first request)."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.unix_path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def resolve_host(base_url: str | None = None) -> str:
+    """The daemon address: explicit, else ``$HYPER_HOST``, else the default socket."""
+    url = base_url or os.environ.get("HYPER_HOST") or DEFAULT_HOST
+    if url.startswith("/"):
+        url = "unix://" + url
+    return url
+
+
+def bool_param(v: bool) -> str:
+    """A boolean query parameter as the daemon reads it."""
+    return "1" if v else "0"
+
+
+class Transport:
+    """Requests to one daemon address; the endpoint mixins build on its ``_request``,
+    ``_send``, ``_stream``, ``_stream_json`` and ``_hijack``."""
+
+    def __init__(self, base_url: str | None = None, timeout: float | None = DEFAULT_TIMEOUT):
+        self.base_url = resolve_host(base_url)
+        self.timeout = timeout
+        parts = urlsplit(self.base_url)
+        if parts.scheme in ("unix", "http+unix"):
+            self._path, self._netloc = parts.path, None
+        elif parts.scheme in ("tcp", "http"):
+            self._path, self._netloc = None, parts.netloc
+        else:
+            raise InvalidArgument(f"unsupported daemon address: {self.base_url}")
+
+    @property
+    def address(self) -> str:
+        """The socket path (or host:port) for messages."""
+        return self._path or self._netloc or self.base_url
+
+    def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
+        if self._path is not None:
+            conn = UnixHTTPConnection(self._path, timeout=timeout)
+        else:
+            conn = http.client.HTTPConnection(self._netloc, timeout=timeout)
+        conn.blocksize = CHUNK
+        return conn
+
+    def _io_error(self, err: Exception, what: str) -> HyperError:
+        if isinstance(err, FileNotFoundError | ConnectionRefusedError):
+            return DaemonUnreachable(f"cannot connect to hyperd at {self.address}: is it running?")
+        if isinstance(err, PermissionError):
+            return DaemonUnreachable(f"permission denied connecting to hyperd at {self.address}")
+        if isinstance(err, TimeoutError):
+            return HyperError(f"timed out waiting for hyperd ({what})")
+        return HyperError(f"error talking to hyperd ({what}): {err}")
+
+    @staticmethod
+    def _url(path: str, params: dict | list | None) -> str:
+        if not params:
+            return path
+        items = params.items() if isinstance(params, dict) else params
+        query = urlencode([(k, v) for k, v in items if v is not None])
+        return path + ("?" + query if query else "")
+
+    def _open(
+        self,
+        method: str,
+        path: str,
+        params: dict | list | None = None,
+        body: Any = None,
+        headers: dict | None = None,
+        timeout: float | None = -1,
+    ) -> http.client.HTTPConnection:
+        """Connect and send a request (the response is not read yet)."""
+        if timeout == -1:
+            timeout = self.timeout
+        hdrs = dict(headers or {})
+        if isinstance(body, dict | list):
+            import json
+
+            body = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        elif body is not None and hasattr(body, "read"):
+            # a file: http.client streams it (Content-Length if regular, else chunked)
+            try:
+                st = os.fstat(body.fileno())
+                if stat.S_ISREG(st.st_mode):
+                    hdrs["Content-Length"] = str(st.st_size - body.tell())
+            except (OSError, AttributeError, ValueError):
+                pass
+        conn = self._connection(timeout)
+        try:
+            conn.request(method, self._url(path, params), body=body, headers=hdrs)
+        except (OSError, http.client.HTTPException) as e:
+            conn.close()
+            raise self._io_error(e, f"{method} {path}") from None
+        return conn
+
+    def _receive(self, conn: http.client.HTTPConnection, what: str) -> http.client.HTTPResponse:
+        """Read a response's status and headers; raise APIError for an error status."""
+        try:
+            resp = conn.getresponse()
+        except (OSError, http.client.HTTPException) as e:
+            conn.close()
+            raise self._io_error(e, what) from None
+        if resp.status >= 400:
+            try:
+                data = resp.read()
+            except (OSError, http.client.HTTPException):
+                data = b""
+            conn.close()
+            raise api_error(resp.status, data, resp.reason)
+        return resp
+
+    def _send(
+        self, method, path, params=None, body=None, headers=None, timeout=-1
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        """Send a request and read the answer's headers (the body is left to read)."""
+        conn = self._open(method, path, params, body, headers, timeout)
+        return conn, self._receive(conn, f"{method} {path}")
+
+    @staticmethod
+    def _decode(resp: http.client.HTTPResponse, data: bytes) -> Any:
+        if not data:
+            return None
+        ctype = resp.getheader("Content-Type", "") or ""
+        if "json" in ctype or data[:1] in (b"{", b"["):
+            import json
+
+            try:
+                return json.loads(data)
+            except ValueError:
+                pass
+        return data.decode("utf-8", "replace")
+
+    def _read(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> Any:
+        """The whole body of an answer, decoded; closes the connection."""
+        try:
+            data = resp.read()
+        except (OSError, http.client.HTTPException) as e:
+            raise HyperError(f"error reading hyperd's answer: {e}") from None
+        finally:
+            conn.close()
+        return self._decode(resp, data)
+
+    def _request(self, method, path, params=None, body=None, timeout=-1, headers=None) -> Any:
+        """One request, its decoded answer."""
+        conn, resp = self._send(method, path, params, body, headers=headers, timeout=timeout)
+        return self._read(conn, resp)
+
+    def _stream(self, method, path, params=None, body=None, headers=None) -> Iterator[bytes]:
+        """The answer's body as it arrives, in chunks."""
+        conn, resp = self._send(method, path, params, body, headers=headers, timeout=None)
+        return read_body(conn, resp)
+
+    def _stream_json(self, method, path, params=None, body=None, headers=None) -> Iterator[dict]:
+        """The answer's JSON documents as they arrive; an ``{"error"}`` one raises."""
+        for msg in json_stream(self._stream(method, path, params, body, headers)):
+            yield check_stream_error(msg)
+
+    def _hijack(self, path: str, params=None, body=None) -> HijackedConnection:
+        """POST with ``Upgrade: tcp``; the raw connection once the daemon agreed."""
+        headers = {"Connection": "Upgrade", "Upgrade": "tcp"}
+        conn = self._open("POST", path, params, body, headers)
+        sock = conn.sock
+        resp = self._receive(conn, f"POST {path}")
+        if resp.status not in (101, 200):
+            conn.close()
+            raise APIError(f"unexpected answer to {path}: {resp.status} {resp.reason}")
+        return HijackedConnection(conn, resp, sock)
