@@ -10,6 +10,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from pathlib import Path
 from urllib.parse import quote
 
 import click
@@ -171,27 +172,34 @@ def push_(all_tags, quiet, name) -> None:
 # -- build ---------------------------------------------------------------------------------
 
 
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+    tar.addfile(info, io.BytesIO(data))
+
+
 def context_tar(path: str, dockerfile: str | None) -> tuple[tempfile.SpooledTemporaryFile, str]:
     """The build context of the directory ``path`` as a tar (.dockerignore applied by the
-    daemon, which receives it too); a Dockerfile outside the context is added to it."""
+    daemon, which receives it too) and the Dockerfile's name in it. A Dockerfile outside the
+    context goes in under a random name that .dockerignore then names, as the docker CLI
+    does, so it is read but never copied."""
     out = tempfile.SpooledTemporaryFile(max_size=32 << 20)  # noqa: SIM115 - returned
-    name = dockerfile or "Dockerfile"
-    extra = None
-    if dockerfile and os.path.isabs(dockerfile) or dockerfile and dockerfile.startswith(".."):
+    name, extra = "Dockerfile", None
+    if dockerfile:  # -f is relative to the working directory, as the docker CLI takes it
         full = os.path.abspath(dockerfile)
-        if os.path.relpath(full, os.path.abspath(path)).startswith(".."):
+        name = os.path.relpath(full, os.path.abspath(path))
+        if name.startswith(".."):
             name, extra = f".dockerfile.{os.urandom(10).hex()}", full
-        else:
-            name = os.path.relpath(full, os.path.abspath(path))
+    ignore = os.path.join(path, ".dockerignore")
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for entry in sorted(os.listdir(path)):
-            tar.add(os.path.join(path, entry), arcname=entry)
+            if not (extra and entry == ".dockerignore"):
+                tar.add(os.path.join(path, entry), arcname=entry)
         if extra:
             with open(extra, "rb") as f:
-                data = f.read()
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
-            tar.addfile(info, io.BytesIO(data))
+                _add_bytes(tar, name, f.read())
+            rules = Path(ignore).read_bytes() if os.path.isfile(ignore) else b""
+            _add_bytes(tar, ".dockerignore", rules + f"\n{name}\n.dockerignore\n".encode())
     out.seek(0)
     return out, name
 

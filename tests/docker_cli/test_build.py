@@ -100,3 +100,26 @@ def test_custom_dockerfile_target_and_copy_from(docker, build, tmp_path, name):
         assert docker.ok("run", "--rm", f"{tag}:first", "cat", "/staged/data") == "payload"
     finally:
         docker("rmi", "-f", f"{tag}:all", f"{tag}:first")
+
+
+def test_hyper_build_with_a_dockerfile_outside_the_context(hyperd, docker, tmp_path, name):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "file.txt").write_text("in the context")
+    (ctx / ".dockerignore").write_text("*.log\n")
+    (ctx / "skip.log").write_text("ignored")
+    outside = tmp_path / "elsewhere" / "Dockerfile"
+    outside.parent.mkdir()
+    outside.write_text('FROM busybox\nCOPY . /src/\nCMD ["ls", "-a", "/src"]\n')
+    tag = f"hyper-built-{name}"
+    res = hyperd.hyper("build", "-q", "-f", str(outside), "-t", tag, str(ctx), timeout=600)
+    assert res.returncode == 0, res.stderr
+    image_id = res.stdout.decode().strip()
+    try:
+        assert image_id == docker.ok("image", "inspect", "-f", "{{.Id}}", tag).strip()
+        # neither the Dockerfile nor .dockerignore (which names it) is copied, as with docker
+        assert docker.ok("run", "--rm", tag).split() == [".", "..", "file.txt"]
+        history = hyperd.hyper("history", "--no-trunc", tag).stdout.decode()
+        assert image_id in history and "COPY dir:" in history
+    finally:
+        docker("rmi", "-f", tag)
