@@ -15,6 +15,7 @@ from hyperd.images.build.metadata import apply_changes
 from hyperd.images.commit import NewImage, commit_changes, lower_tree
 from hyperd.images.export import export
 from hyperd.images.layer import Changes
+from hyperd.images.reference import parse_reference
 
 from . import common
 from .fields import Fields, query_bool
@@ -24,11 +25,15 @@ CHUNK = 1 << 20
 
 
 def _names(repo: str, tag: str) -> list[str]:
+    """The name a commit gets (checked before anything is copied)."""
     if not repo:
         if tag:
             raise InvalidArgument("a tag needs a repository (repo=) to name the image")
         return []
-    return [f"{repo}:{tag}" if tag else repo]
+    name = f"{repo}:{tag}" if tag else repo
+    if parse_reference(name).digest:
+        raise InvalidArgument(f"cannot name a commit with a digest: {name!r}")
+    return [name]
 
 
 def _body_config(body: dict) -> dict:

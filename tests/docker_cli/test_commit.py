@@ -7,6 +7,9 @@ import json
 import subprocess
 import time
 
+import pytest
+from docker import errors as docker_errors
+
 # A container that adds, changes and deletes: a new tree, a changed file and a deleted
 # one of the image's, a whole directory of the image removed, a file added in /tmp.
 SCRIPT = (
@@ -90,11 +93,22 @@ def test_import_with_changes_and_from_stdin(docker, name, tmp_path):
         docker("rmi", "-f", f"{image}:a", f"{image}:b")
 
 
-def test_commit_refuses_a_device_node(docker, name):
+def test_commit_errors(docker, name, hyperd):
+    """A device node in the layer, a bad name, a bad change, an unknown container: clear
+    errors, and no image is left behind."""
     docker.ok("run", "--name", name, "busybox", "mknod", "/devnode", "c", "1", "3")
+    before = docker.ok("images", "-aq", "--no-trunc")
     res = docker("commit", name, f"dev-{name}")
     assert res.returncode != 0
     assert b"cannot commit /devnode: it is a device node" in res.stderr
+    api = hyperd.client().api
+    with pytest.raises(docker_errors.APIError, match="invalid reference format"):
+        api.commit(name, repository="Not/Lower:Case")
+    with pytest.raises(docker_errors.APIError, match="run is not a valid change command"):
+        api.commit(name, changes=["RUN echo no"])
+    with pytest.raises(docker_errors.NotFound):
+        api.commit("no-such-container")
+    assert docker.ok("images", "-aq", "--no-trunc") == before
 
 
 def test_push_and_pull_back_by_digest(docker, name, registry):
