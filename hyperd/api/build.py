@@ -17,6 +17,7 @@ from hyperd.errors import HyperError, InvalidArgument
 from hyperd.images.build.builder import Builder, BuildOptions, check_platform
 from hyperd.images.build.cache import prune as prune_cache
 from hyperd.images.build.context import BuildContext, unpack
+from hyperd.images.build.copy import is_archive
 from hyperd.images.build.run import BuildError, Runner, RunOptions
 from hyperd.images.reference import parse_reference
 
@@ -121,8 +122,11 @@ async def build(request):
                 f.write(chunk)
         root = workdir / "context"
         root.mkdir()
-        await asyncio.to_thread(unpack, tar, root)
-        tar.unlink()
+        if tar.stat().st_size and not is_archive(tar):
+            tar.rename(root / "Dockerfile")  # a bare Dockerfile as the body, as Docker takes it
+        else:
+            await asyncio.to_thread(unpack, tar, root)
+            tar.unlink()
         queue: asyncio.Queue = asyncio.Queue()
         runner = Runner(containers, images, run_options, queue.put_nowait)
         builder = Builder(images, runner, BuildContext(root), options, queue.put_nowait, workdir)

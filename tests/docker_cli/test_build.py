@@ -3,6 +3,7 @@ real VMs, the cache, .dockerignore, -f, --build-arg, --target and failures."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import time
 
@@ -123,3 +124,25 @@ def test_hyper_build_with_a_dockerfile_outside_the_context(hyperd, docker, tmp_p
         assert image_id in history and "COPY dir:" in history
     finally:
         docker("rmi", "-f", tag)
+
+
+def test_api_build_of_a_bare_dockerfile_and_a_dockerfile_error(hyperd, docker, name):
+    """docker-py's ``build(fileobj=..., custom_context=True)`` sends the Dockerfile itself as
+    the body; a parse error comes back in the stream."""
+    api = hyperd.client().api
+    tag = f"bare-{name}"
+    out = list(
+        api.build(
+            fileobj=io.BytesIO(b"FROM busybox\nLABEL made=bare\n"),
+            custom_context=True,
+            tag=tag,
+            decode=True,
+        )
+    )
+    try:
+        assert f"Successfully tagged {tag}:latest\n" in [m.get("stream") for m in out]
+        assert docker.ok("image", "inspect", "-f", "{{.Config.Labels.made}}", tag) == "bare\n"
+    finally:
+        docker("rmi", "-f", tag)
+    out = list(api.build(fileobj=io.BytesIO(b"FROM busybox\nFORM x\n"), decode=True))
+    assert out[-1]["error"] == "dockerfile parse error line 2: unknown instruction: FORM"

@@ -4,11 +4,15 @@ import, history and push (to a docker-registry on loopback, pulled back by diges
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 
 import pytest
 from docker import errors as docker_errors
+
+from tests.images.conftest import start_registry
+from tests.workdir import qemu_workdir
 
 # A container that adds, changes and deletes: a new tree, a changed file and a deleted
 # one of the image's, a whole directory of the image removed, a file added in /tmp.
@@ -130,3 +134,39 @@ def test_push_and_pull_back_by_digest(docker, name, registry):
                      "cat", "/p") == "pushed\n"  # fmt: skip
     res = docker("push", f"nohost-{name}:v1")
     assert res.returncode != 0
+
+
+@pytest.fixture(scope="module")
+def basic_registry():
+    """A docker-registry on loopback that wants alice:s3cret (htpasswd)."""
+    workdir = qemu_workdir("hyper-dockercli-authreg-")
+    htpasswd = workdir / "htpasswd"
+    htpasswd.write_text(
+        subprocess.run(
+            ["htpasswd", "-Bbn", "alice", "s3cret"], capture_output=True, check=True, text=True
+        ).stdout
+    )
+    reg = start_registry(workdir, htpasswd)
+    yield reg
+    reg.proc.terminate()
+    reg.proc.wait(10)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_push_with_docker_login_credentials(docker, name, basic_registry):
+    host = basic_registry.host
+    ref = f"{host}/hyper-test/{name}:v1"
+    docker.ok("tag", "busybox", ref)
+    res = docker("push", ref)
+    assert res.returncode != 0 and b"authentication required; log in first" in res.stderr
+    docker.ok("login", "-u", "alice", "--password-stdin", host, input=b"s3cret\n")
+    out = docker.ok("push", ref)
+    digest = json.loads(docker.ok("image", "inspect", ref))[0]["RepoDigests"][0].split("@")[1]
+    assert f"v1: digest: {digest}" in out
+    skopeo = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", "--creds", "alice:s3cret", f"docker://{ref}"],
+        capture_output=True,
+        check=True,
+    )
+    assert json.loads(skopeo.stdout)["Digest"] == digest
+    docker.ok("logout", host)

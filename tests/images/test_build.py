@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import gzip
 import io
+import lzma
 import tarfile
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from hyperd.errors import HyperError, NotFound
 from hyperd.images.build.builder import Builder, BuildOptions
@@ -179,3 +181,20 @@ def test_history_lines_of_build_steps(service, base, ctx):
     hist = load_json(service.store.read(service.resolve(image_id).config_digest), "c")["history"]
     assert hist[-2]["created_by"] == "/bin/sh -c #(nop)  ENV A=1" and hist[-2]["empty_layer"]
     assert hist[-1]["created_by"].startswith("/bin/sh -c #(nop) COPY file:")
+
+
+@pytest.mark.parametrize("compress", ["xz", "zst", "plain"])
+def test_add_unpacks_archives_of_any_compression(service, base, ctx, tmp_path, compress):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("inner/file")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"ok"))
+    raw = buf.getvalue()
+    data = {"xz": lzma.compress, "zst": zstandard.ZstdCompressor().compress}.get(
+        compress, lambda b: b
+    )(raw)
+    (ctx / f"a.{compress}").write_bytes(data)
+    image_id, _ = build(service, ctx, f"FROM base:1\nADD a.{compress} /x/\nCOPY a.{compress} /y\n")
+    t = tree(service, image_id, tmp_path / "t")
+    assert "x/inner/file" in t and "y" in t  # COPY never unpacks

@@ -9,8 +9,6 @@ is resolved in the image, following its symlinks, so entries land at real paths.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import lzma
 import posixpath
 import tarfile
@@ -19,7 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import zstandard
+
 from hyperd.errors import InvalidArgument
+from hyperd.images.importer import decompressed
 from hyperd.images.tree import DIR, Tree, normalize
 
 from .context import Source, walk
@@ -61,19 +62,9 @@ def is_archive(path: Path) -> bool:
         head = f.read(512)
     if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00":
         return True
+    if head[:4] == b"\x28\xb5\x2f\xfd":
+        return True  # zstd
     return len(head) == 512 and head[257:262] == b"ustar"
-
-
-def _open_archive(path: Path) -> BinaryIO:
-    with open(path, "rb") as f:
-        head = f.read(6)
-    if head[:2] == b"\x1f\x8b":
-        return gzip.open(path, "rb")
-    if head[:3] == b"BZh":
-        return bz2.open(path, "rb")
-    if head[:6] == b"\xfd7zXZ\x00":
-        return lzma.open(path, "rb")
-    return open(path, "rb")  # noqa: SIM115 - closed by the caller
 
 
 class CopyLayer:
@@ -157,8 +148,8 @@ class CopyLayer:
         self._parents(tar, self.target, made, include_self=True)
         try:
             with (
-                _open_archive(archive) as raw,
-                tarfile.open(fileobj=raw, mode="r|") as src,
+                open(archive, "rb") as raw,
+                tarfile.open(fileobj=decompressed(raw), mode="r|") as src,
             ):
                 for m in src:
                     rel = normalize(m.name)
@@ -170,7 +161,7 @@ class CopyLayer:
                     if m.isdir():
                         made.add(m.name)
                     tar.addfile(m, src.extractfile(m) if m.isreg() else None)
-        except (tarfile.TarError, OSError, EOFError, lzma.LZMAError) as e:
+        except (tarfile.TarError, OSError, EOFError, lzma.LZMAError, zstandard.ZstdError) as e:
             raise InvalidArgument(f"ADD {archive.name}: cannot unpack the archive: {e}") from None
 
 
