@@ -15,6 +15,7 @@ import zstandard
 
 from hyperd.errors import HyperError, NotFound
 from hyperd.images.build.builder import Builder, BuildOptions
+from hyperd.images.build.cache import prune
 from hyperd.images.build.context import BuildContext
 from hyperd.images.build.run import BuildError
 from hyperd.images.manifest import load_json
@@ -198,3 +199,14 @@ def test_add_unpacks_archives_of_any_compression(service, base, ctx, tmp_path, c
     image_id, _ = build(service, ctx, f"FROM base:1\nADD a.{compress} /x/\nCOPY a.{compress} /y\n")
     t = tree(service, image_id, tmp_path / "t")
     assert "x/inner/file" in t and "y" in t  # COPY never unpacks
+
+
+def test_build_prune_forgets_the_cache_and_the_unnamed_step_images(service, base, ctx):
+    first, _ = build(service, ctx, "FROM base:1\nENV A=1\nENV B=2\n")
+    middle = service.index.parent(first)
+    kept, _ = build(service, ctx, "FROM base:1\nENV C=3\n", tags=["keep:1"])
+    removed, _freed = prune(service)
+    assert set(removed) == {first, middle}
+    assert service.index.get(kept) is not None and service.index.get(base.id) is not None
+    _, events = build(service, ctx, "FROM base:1\nENV C=3\n")
+    assert "Using cache" not in stream(events)
