@@ -22,6 +22,7 @@ from hyperd.images.build.run import BuildError, Runner, RunOptions
 from hyperd.images.reference import parse_reference
 
 from . import common
+from .decode import MIN_MEMORY
 from .fields import query_bool, query_int
 
 log = logging.getLogger(__name__)
@@ -91,11 +92,14 @@ def decode(query) -> tuple[BuildOptions, RunOptions]:
         platform=query.get("platform") or "",
         squash=query_bool(query, "squash"),
     )
+    memory = query_int(query, "memory", 0, lo=0)
+    if memory and memory < MIN_MEMORY:
+        raise InvalidArgument("memory: minimum memory limit allowed is 64MB")
     run = RunOptions(
         network_mode=query.get("networkmode") or "default",
         extra_hosts=_extra_hosts(query),
         shm_size=query_int(query, "shmsize", 0, lo=0),
-        memory=query_int(query, "memory", 0, lo=0),
+        memory=memory,
         rm=query_bool(query, "rm", True),
         forcerm=query_bool(query, "forcerm"),
     )

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from multidict import MultiDict
 
+from hyperd.api.build import decode
 from hyperd.errors import HyperError, NotFound
 from hyperd.images.build.builder import Builder, BuildOptions
 from hyperd.images.build.cache import prune
@@ -210,3 +212,33 @@ def test_build_prune_forgets_the_cache_and_the_unnamed_step_images(service, base
     assert service.index.get(kept) is not None and service.index.get(base.id) is not None
     _, events = build(service, ctx, "FROM base:1\nENV C=3\n")
     assert "Using cache" not in stream(events)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"buildargs": "{not json"}, "buildargs must be JSON"),
+        ({"buildargs": '{"a": 1}'}, "must map strings to strings"),
+        ({"cachefrom": '{"a": "b"}'}, "cachefrom must be a list"),
+        ({"t": "Bad:Tag:x"}, "invalid reference format"),
+        ({"remote": "https://github.com/x/y.git"}, "remote build contexts are not supported"),
+        ({"platform": "foobar"}, "invalid platform"),
+        ({"platform": "linux/s390x"}, "this daemon builds for"),
+        ({"memory": "1000"}, "minimum memory limit"),
+        ({"extrahosts": "nocolon"}, "extrahosts: invalid entry"),
+    ],
+)
+def test_build_query_errors(query, message):
+    with pytest.raises(HyperError, match=message):
+        decode(MultiDict(query))
+
+
+def test_build_query_decoding():
+    q = MultiDict(
+        [("t", "a:1"), ("t", "b"), ("buildargs", '{"X": "1", "Y": null}'), ("q", "1"),
+         ("extrahosts", "h1:1.2.3.4,h2:5.6.7.8"), ("rm", "0"), ("networkmode", "none")]
+    )  # fmt: skip
+    options, run = decode(q)
+    assert options.tags == ["a:1", "b"] and options.buildargs == {"X": "1", "Y": None}
+    assert options.quiet and not run.rm and run.network_mode == "none"
+    assert run.extra_hosts == ["h1:1.2.3.4", "h2:5.6.7.8"]
