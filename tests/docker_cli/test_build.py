@@ -11,6 +11,8 @@ import pytest
 
 from .conftest import DOCKER
 
+pytestmark = pytest.mark.vm
+
 DOCKERFILE = """\
 FROM busybox AS base
 ARG GREETING=hello

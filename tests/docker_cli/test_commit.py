@@ -14,6 +14,8 @@ from docker import errors as docker_errors
 from tests.images.conftest import start_registry
 from tests.workdir import qemu_workdir
 
+pytestmark = pytest.mark.vm
+
 # A container that adds, changes and deletes: a new tree, a changed file and a deleted
 # one of the image's, a whole directory of the image removed, a file added in /tmp.
 SCRIPT = (

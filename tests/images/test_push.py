@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
@@ -17,7 +16,7 @@ from .imagebuilder import build_image, d, f
 from .localimage import local_image
 from .regproxy import RegistryFront
 
-pytestmark = pytest.mark.skipif(not shutil.which("skopeo"), reason="skopeo is not installed")
+pytestmark = pytest.mark.registry
 
 
 def _image(svc, name: str, big: int = 0):
