@@ -154,7 +154,8 @@ enum hyper_code {
 	 * mounts are left out. "changes": the overlay upper directory as an OCI
 	 * layer instead (path ignored, names relative to the root): whiteouts as
 	 * ".wh.NAME", opaque directories with "DIR/.wh..wh..opq", no
-	 * trusted.overlay.* xattrs.
+	 * trusted.overlay.* xattrs, a socket as an empty regular entry with the
+	 * PAX record "HYPER.socket=1" (other archives leave sockets out).
 	 */
 	HYPER_ARCHIVEOUT = 29,
 	/*

@@ -148,6 +148,7 @@ def commit_changes(
     """A container's changes tar (the agent's) on ``parent`` as a new image; ``lower`` is
     the parent's tree when the caller has it already."""
     changes = Changes(changes_tar, lower if lower is not None else lower_tree(svc, parent))
+    changes.check_committable()
     with svc.writing():
         desc, diff_id = store_layer(svc.store, changes.write_tar, layer_media_type(parent))
         new.layer = Layer(desc, diff_id)

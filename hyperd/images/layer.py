@@ -5,7 +5,8 @@ opaque directories as ``DIR/.wh..wh..opq``). Part of it is the agent's, not the 
 ``/etc/hosts``, ``/etc/hostname`` and ``/etc/resolv.conf`` (Docker bind-mounts these, so they
 never reach its layers), the ``/proc``, ``/sys`` and ``/dev`` mount points, and directories
 copied up only because such a file was written under them. :class:`Changes` drops those,
-refuses device nodes, and then answers ``diff`` or writes the layer into the content store.
+refuses device nodes (and, for a commit, sockets), then answers ``diff`` or writes the layer
+into the content store.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ from hyperd.images.tree import DIR, Tree, normalize
 
 AGENT_FILES = frozenset({"etc/hosts", "etc/hostname", "etc/resolv.conf"})
 AGENT_MOUNTS = frozenset({"proc", "sys", "dev"})
+SOCKET_RECORD = "HYPER.socket"
 CHANGED, ADDED, DELETED = 0, 1, 2  # Docker's change kinds
 GZIP_LEVEL = 6
 
 
 class UncommittableEntry(InvalidArgument):
-    """The container's changes hold something a layer cannot carry (a device node)."""
+    """The container's changes hold what a layer may not carry (a device node, a socket)."""
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Entry:
     path: str  # normalized; for a whiteout, the path it deletes
     whiteout: bool = False
     opaque: bool = False  # the opaque marker of directory ``path``
+    socket: bool = False  # stands for a socket (the agent's PAX record HYPER.socket)
 
 
 def _classify(m: tarfile.TarInfo) -> Entry:
@@ -52,7 +55,7 @@ def _classify(m: tarfile.TarInfo) -> Entry:
         return Entry(m, parent, opaque=True)
     if base.startswith(WHITEOUT_PREFIX) and not base.startswith(WHITEOUT_PREFIX * 2):
         return Entry(m, posixpath.join(parent, base[len(WHITEOUT_PREFIX) :]), whiteout=True)
-    return Entry(m, path)
+    return Entry(m, path, socket=m.pax_headers.get(SOCKET_RECORD) == "1")
 
 
 def _agents(path: str) -> bool:
@@ -134,8 +137,18 @@ class Changes:
 
     # -- the layer -------------------------------------------------------------------------
 
+    def check_committable(self) -> None:
+        """A layer cannot carry sockets (tar has no type for them): refuse, naming one."""
+        for e in self.entries:
+            if e.socket:
+                raise UncommittableEntry(
+                    f"cannot commit /{e.path}: it is a socket (a layer of changes may not hold "
+                    "sockets; remove it first, or stop what listens on it)"
+                )
+
     def write_tar(self, out: BinaryIO) -> None:
-        """Write the kept entries as an uncompressed layer tar to ``out``."""
+        """Write the kept entries as an uncompressed layer tar to ``out`` (sockets left out,
+        as ``docker export`` leaves them out)."""
         paths = {e.member.name for e in self.entries}
         with (
             tarfile.open(self.tar_path, "r:") as src,
@@ -143,8 +156,8 @@ class Changes:
         ):
             for e in self.entries:
                 m = e.member
-                if m.islnk() and m.linkname not in paths:
-                    continue  # its target was the agent's
+                if e.socket or (m.islnk() and m.linkname not in paths):
+                    continue  # a socket, or a link whose target was the agent's
                 dst.addfile(m, src.extractfile(m) if m.isreg() else None)
 
     @property

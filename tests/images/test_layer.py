@@ -145,3 +145,25 @@ def test_tree_resolves_symlinks_inside_the_root(lower):
     assert lower.resolve("/lib/x") == "usr/lib/x"
     assert lower.is_dir("/usr/bin") and not lower.is_dir("/etc/passwd")
     assert lower.resolve("/../../etc") == "etc"
+
+
+def test_a_socket_is_listed_by_diff_left_out_of_tars_and_refused_by_commit(tmp_path, lower):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tmp = tarfile.TarInfo("tmp")
+        tmp.type, tmp.mode = tarfile.DIRTYPE, 0o1777
+        tar.addfile(tmp)
+        sock = tarfile.TarInfo("tmp/app.sock")
+        sock.pax_headers = {"HYPER.socket": "1"}  # how the agent marks a socket
+        tar.addfile(sock)
+        tar.addfile(tarfile.TarInfo("kept"), io.BytesIO(b""))
+    path = tmp_path / "changes.tar"
+    path.write_bytes(buf.getvalue())
+    ch = Changes(path, lower)
+    assert {"Path": "/tmp/app.sock", "Kind": ADDED} in ch.diff()
+    out = io.BytesIO()
+    ch.write_tar(out)
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as tar:
+        assert "tmp/app.sock" not in tar.getnames() and "kept" in tar.getnames()
+    with pytest.raises(UncommittableEntry, match="cannot commit /tmp/app.sock: it is a socket"):
+        ch.check_committable()
