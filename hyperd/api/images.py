@@ -1,4 +1,4 @@
-"""Image endpoints: pull, list, inspect, tag, remove, save, load, prune."""
+"""Image endpoints: pull, import, list, inspect, history, tag, push, remove, save, load."""
 
 from __future__ import annotations
 
