@@ -111,6 +111,8 @@ COMMANDS = {
     "version": _C + "system:version",
     "cp": _C + "cp:cp",
     "volume": _C + "volume:volume",
+    **{n: f"hyperctl.commands_images_out:{n}_" for n in ("build", "commit", "diff", "export")},
+    **{n: f"hyperctl.commands_images_out:{n}_" for n in ("history", "import", "push")},
     # a subject's group registers here, one line each
     "network": "hyperctl.network:network",
 }
@@ -120,9 +122,12 @@ CONTAINER_COMMANDS = {
         name: COMMANDS[name]
         for name in [
             "attach",
+            "commit",
             "cp",
             "create",
+            "diff",
             "exec",
+            "export",
             "kill",
             "logs",
             "pause",
@@ -146,6 +151,7 @@ CONTAINER_COMMANDS = {
 }
 
 IMAGE_COMMANDS = {
+    **{n: COMMANDS[n] for n in ("build", "history", "import", "push")},
     "inspect": _C + "observe:image_inspect",
     "load": COMMANDS["load"],
     "ls": COMMANDS["images"],

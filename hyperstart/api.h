@@ -154,7 +154,8 @@ enum hyper_code {
 	 * mounts are left out. "changes": the overlay upper directory as an OCI
 	 * layer instead (path ignored, names relative to the root): whiteouts as
 	 * ".wh.NAME", opaque directories with "DIR/.wh..wh..opq", no
-	 * trusted.overlay.* xattrs.
+	 * trusted.overlay.* xattrs, a socket as an empty regular entry with the
+	 * PAX record "HYPER.socket=1" (other archives leave sockets out).
 	 */
 	HYPER_ARCHIVEOUT = 29,
 	/*
@@ -167,6 +168,12 @@ enum hyper_code {
 	 * are refused.
 	 */
 	HYPER_ARCHIVEIN = 30,
+	/*
+	 * {"container": ID, "frozen": bool} -> ACK once every process of the
+	 * container (those whose root is its root) got SIGSTOP (frozen) or
+	 * SIGCONT; a commit copies the layer of changes of a frozen container
+	 */
+	HYPER_FREEZE = 31,
 };
 
 /*

@@ -118,7 +118,8 @@ static int whiteout(struct out_job *j, const char *name, const struct stat *st)
 	return hs_tar_header(&e, &j->out) < 0 ? job_fail(j, ENOMEM, "archive", name) : 0;
 }
 
-/* fills e's type and type-specific fields from st; 1 for a socket (not archived) */
+/* fills e's type and type-specific fields from st; 1 for what is not archived (a socket,
+ * except in a layer of changes, where it is an empty entry marked HYPER.socket) */
 static int describe(struct out_job *j, int dfd, const char *base, const struct stat *st,
 		    struct hs_tar_entry *e, char *link, size_t linklen)
 {
@@ -158,6 +159,13 @@ static int describe(struct out_job *j, int dfd, const char *base, const struct s
 		return 0;
 	case S_IFIFO:
 		e->type = HS_TAR_FIFO;
+		return 0;
+	case S_IFSOCK:
+		if (!j->changes)
+			return 1;
+		/* tar has no sockets: the layer of changes says where one is, the host decides */
+		e->type = HS_TAR_REG;
+		e->socket = 1;
 		return 0;
 	default:
 		return 1;

@@ -276,6 +276,18 @@ static int do_sync(json_t *req, const unsigned char *raw, size_t rawlen, struct 
 	return c ? hs_container_sync(c, &r->err) : -1;
 }
 
+static int do_freeze(json_t *req, const unsigned char *raw, size_t rawlen, struct reply *r)
+{
+	struct hs_container *c = container_arg(req, "container", &r->err);
+	int frozen = 0;
+
+	(void)raw, (void)rawlen;
+	if (!c || hs_json_bool(req, "frozen", &frozen, &r->err) < 0)
+		return -1;
+	hs_ps_signal_root(c->root, frozen ? SIGSTOP : SIGCONT);
+	return 0;
+}
+
 static int do_statpath(json_t *req, const unsigned char *raw, size_t rawlen, struct reply *r)
 {
 	struct hs_container *c = container_arg(req, "container", &r->err);
@@ -334,6 +346,7 @@ static const struct {
 	[HYPER_STATPATH] = { "STATPATH", do_statpath },
 	[HYPER_ARCHIVEOUT] = { "ARCHIVEOUT", do_archiveout },
 	[HYPER_ARCHIVEIN] = { "ARCHIVEIN", do_archivein },
+	[HYPER_FREEZE] = { "FREEZE", do_freeze },
 };
 
 /* an empty payload reads as {}; WRITEFILE's JSON is followed by raw bytes */

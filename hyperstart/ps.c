@@ -57,6 +57,16 @@ void hs_ps_kill_root(const char *root)
 	each_in_root(root, kill_one, NULL);
 }
 
+static void signal_one(pid_t pid, void *arg)
+{
+	kill(pid, *(int *)arg);
+}
+
+void hs_ps_signal_root(const char *root, int sig)
+{
+	each_in_root(root, signal_one, &sig);
+}
+
 static char *proc_file(pid_t pid, const char *name)
 {
 	char path[64];

@@ -14,5 +14,7 @@ struct json_t;
 int hs_ps(const char *root, struct json_t **out, struct hs_err *err);
 /* SIGKILLs every process whose root is root (daemons that left the agent's tree) */
 void hs_ps_kill_root(const char *root);
+/* sends sig (SIGSTOP, SIGCONT) to every process whose root is root */
+void hs_ps_signal_root(const char *root, int sig);
 
 #endif

@@ -100,6 +100,8 @@ static int pax_records(const struct hs_tar_entry *e, struct hs_buf *pax)
 		snprintf(key, sizeof(key), XATTR_KEY "%s", e->xattrs.v[i].name);
 		rc |= pax_add(pax, key, e->xattrs.v[i].value, e->xattrs.v[i].len);
 	}
+	if (e->socket)
+		rc |= pax_add(pax, "HYPER.socket", "1", 1);
 	return rc ? -1 : 0;
 }
 

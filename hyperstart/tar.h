@@ -38,6 +38,7 @@ struct hs_tar_entry {
 	unsigned devmajor, devminor;
 	struct timespec mtime;
 	struct hs_xattrs xattrs;
+	int socket;     /* writer: an empty entry standing for a socket (PAX "HYPER.socket") */
 };
 
 /* appends the header blocks of e (a PAX header first when needed) to out */

@@ -125,6 +125,11 @@ class Agent:
         """Resize a process's terminal."""
         await self.client.call(p.Code.WINSIZE, p.winsize(cid, process_id, rows, cols), timeout)
 
+    async def freeze(self, cid: str, frozen: bool, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Stop (SIGSTOP) or continue (SIGCONT) every process of a container."""
+        payload = {"container": cid, "frozen": frozen}
+        await self.client.call(p.Code.FREEZE, payload, timeout)
+
     async def processes(self, cid: str, *, timeout: float = DEFAULT_TIMEOUT) -> list[p.ProcessInfo]:
         """The processes of a container (`docker top`)."""
         answer = json.loads(await self.client.call(p.Code.PS, p.ps(cid), timeout))

@@ -74,6 +74,7 @@ class Code(enum.IntEnum):
     STATPATH = 28
     ARCHIVEOUT = 29
     ARCHIVEIN = 30
+    FREEZE = 31
 
 
 class ProtocolError(Exception):

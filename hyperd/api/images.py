@@ -1,17 +1,23 @@
-"""Image endpoints: pull, list, inspect, tag, remove, save, load, prune."""
+"""Image endpoints: pull, import, list, inspect, history, tag, push, remove, save, load."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import json
 import os
 import tempfile
+from pathlib import Path
 
 from aiohttp import web
 
 from hyperd.containers.state import parse_rfc3339
 from hyperd.errors import InvalidArgument
+from hyperd.images import importer
 from hyperd.images.errors import InvalidReference
 from hyperd.images.filters import LIST_FILTERS, PRUNE_FILTERS, Matcher, created
+from hyperd.images.manifest import parse_platform
 from hyperd.images.reference import is_image_id, parse_reference
 
 from . import common, decode
@@ -22,9 +28,11 @@ routes = web.RouteTableDef()
 
 @routes.post("/images/create")
 async def image_pull(request):
+    if request.query.get("fromSrc"):
+        return await image_import(request)
     ref = request.query.get("fromImage")
     if not ref:
-        raise InvalidArgument("fromImage is required (image import is not supported)")
+        raise InvalidArgument("fromImage or fromSrc is required")
     tag = request.query.get("tag")
     if tag:
         ref = f"{ref}@{tag}" if tag.startswith("sha256:") else f"{ref}:{tag}"
@@ -35,12 +43,58 @@ async def image_pull(request):
     )
 
 
+async def image_import(request):
+    """``docker import``: the body (fromSrc=-) or a loopback URL as a one-layer image."""
+    q = request.query
+    images = common.images(request)
+    src = q["fromSrc"]
+    if q.get("platform"):
+        parse_platform(q["platform"])
+    repo, tag = q.get("repo", ""), q.get("tag", "")
+    names = [f"{repo}:{tag}" if tag else repo] if repo else []
+    for name in names:
+        parse_reference(name)
+    if src != "-":
+        importer.check_url(src)
+    fd, path = tempfile.mkstemp(dir=images.store.ingest_dir, suffix=".tar")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if src == "-":
+                async for chunk in request.content.iter_chunked(1 << 20):
+                    f.write(chunk)
+
+        def work(progress):
+            if src != "-":
+                importer.fetch(src, Path(path), progress)
+            rec = importer.import_tarball(
+                images, Path(path), source=src, names=names, message=q.get("message", ""),
+                changes=q.getall("changes", []),
+            )  # fmt: skip
+            progress({"status": rec.id})
+
+        return await common.in_thread_streaming(request, work)
+    finally:
+        os.unlink(path)
+
+
+def _hidden(rec, children: set[str]) -> bool:
+    """Docker's ``images`` (without all=1) leaves out unnamed parents: build steps."""
+    return not rec.tags and not rec.digests and rec.id in children
+
+
 @routes.get("/images/json")
 async def image_list(request):
     images = common.images(request)
     match = _matcher(request, LIST_FILTERS)
     out = []
-    for rec in await asyncio.to_thread(images.list):
+    records = await asyncio.to_thread(images.list)
+    children = set()
+    if not query_bool(request.query, "all"):
+        parents = await asyncio.to_thread(lambda: [images.index.parent(r.id) for r in records])
+        children = {p for p in parents if p}
+    for rec in records:
+        if _hidden(rec, children):
+            continue
         data = await asyncio.to_thread(images.inspect, rec.id)
         if not match(rec, data):
             continue
@@ -134,6 +188,35 @@ async def image_load(request):
         return await common.in_thread_streaming(request, work)
     finally:
         os.unlink(path)
+
+
+@routes.get(r"/images/{name:.+}/history")
+async def image_history(request):
+    data = await asyncio.to_thread(common.images(request).history, request.match_info["name"])
+    return web.json_response(data)
+
+
+@routes.post(r"/images/{name:.+}/push")
+async def image_push(request):
+    images = common.images(request)
+    name, tag = request.match_info["name"], request.query.get("tag") or None
+    credentials = registry_auth(request.headers.get("X-Registry-Auth", ""))
+    return await common.in_thread_streaming(
+        request, lambda progress: images.push(name, tag, progress, credentials)
+    )
+
+
+def registry_auth(header: str) -> tuple[str, str] | None:
+    """The (user, password) of Docker's X-Registry-Auth header (base64url JSON), if any."""
+    if not header:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    except (ValueError, binascii.Error):
+        raise InvalidArgument("X-Registry-Auth is not base64-encoded JSON") from None
+    if not isinstance(data, dict) or not data.get("username"):
+        return None
+    return str(data["username"]), str(data.get("password") or "")
 
 
 @routes.get(r"/images/{name:.+}/json")

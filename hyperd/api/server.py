@@ -13,12 +13,12 @@ from hyperd.errors import HyperError
 from hyperd.events import EventBus
 from hyperd.images.service import ImageService
 
-from . import archive, attach, containers, exec, images, networks, system, volumes
+from . import archive, attach, build, changes, containers, exec, images, networks, system, volumes
 from .common import MAX_BODY
 
 log = logging.getLogger(__name__)
 API_VERSION = system.API_VERSION
-MODULES = (system, images, containers, attach, archive, exec, volumes, networks)
+MODULES = (system, images, build, containers, attach, archive, changes, exec, volumes, networks)
 
 
 @web.middleware

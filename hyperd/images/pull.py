@@ -59,6 +59,19 @@ def check_config(config: dict, layers, where: str) -> None:
         )
 
 
+def run_all(fn: Callable, items, workers: int) -> None:
+    """``fn(item)`` for every item on ``workers`` threads; the first failure cancels what
+    has not started and is raised."""
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(fn, item) for item in items]
+        _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for f in pending:
+            f.cancel()
+        for f in futures:
+            if f.done() and not f.cancelled() and f.exception():
+                raise f.exception()
+
+
 class Puller:
     """One pull of one reference into a content store and image index."""
 
@@ -123,14 +136,7 @@ class Puller:
             )
 
     def _fetch_layers(self, repo: str, layers) -> None:
-        with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
-            futures = [pool.submit(self._fetch, repo, d) for d in layers]
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            for f in pending:
-                f.cancel()
-            for f in futures:
-                if f.done() and not f.cancelled() and f.exception():
-                    raise f.exception()
+        run_all(lambda d: self._fetch(repo, d), layers, self.max_workers)
 
     def _fetch(self, repo: str, desc: Descriptor) -> None:
         sid = short_id(desc.digest)

@@ -121,13 +121,15 @@ class RegistryClient:
     def _basic_auth(self):
         return self.credentials if self._basic and self.credentials else None
 
-    def _fetch_token(self, params: dict[str, str], scope: str) -> None:
+    def _fetch_token(self, params: dict[str, str], scope: str, key: str | None = None) -> None:
+        """Get a bearer token for ``scope`` (several scopes space-separated), kept under
+        ``key`` (default: the scope)."""
         realm = params.get("realm")
         if not realm:
             raise AuthError(f"{self.registry}: bearer challenge without realm")
-        query = {"service": params["service"]} if params.get("service") else {}
+        query: dict = {"service": params["service"]} if params.get("service") else {}
         if scope:
-            query["scope"] = scope
+            query["scope"] = scope.split()
         try:
             resp = self.session.get(
                 realm, params=query, auth=self.credentials, timeout=self.config.timeout
@@ -147,13 +149,13 @@ class RegistryClient:
             raise RegistryError(f"{self.registry}: token server sent no token")
         ttl = max(int(body.get("expires_in") or 60), 60) - 10
         with self._lock:
-            self._tokens[scope] = (token, time.monotonic() + ttl)
+            self._tokens[scope if key is None else key] = (token, time.monotonic() + ttl)
 
     def _answer_challenge(self, resp: requests.Response, scope: str) -> None:
         header = resp.headers.get("WWW-Authenticate", "")
         scheme, params = parse_challenge(header)
         if scheme == "bearer":
-            self._fetch_token(params, params.get("scope") or scope)
+            self._fetch_token(params, scope or params.get("scope") or "", key=scope)
             return
         if scheme == "basic" and self.credentials:
             self._basic = True

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import requests
 
-from hyperd.images import archive
+from hyperd.images import archive, history
 from hyperd.images.auth import CredentialStore
 from hyperd.images.errors import ImageInUse, ImageNotFound, InvalidReference
 from hyperd.images.manifest import load_json, parse_platform
 from hyperd.images.pull import Progress, Puller, config_summary
+from hyperd.images.push import PushClient, Pusher, push_targets
 from hyperd.images.reference import Reference, is_image_id, parse_reference
 from hyperd.images.registry import RegistryClient, RegistryConfig
 from hyperd.images.rootfs import FSTYPES, build_image
@@ -33,6 +34,7 @@ class ImageServiceConfig:
     insecure_registries: list[str] = field(default_factory=list)
     platform: str | None = None  # default pull platform, e.g. "linux/amd64"
     max_concurrent_downloads: int = 3
+    push_chunk_size: int = 16 << 20  # larger blobs are pushed in PATCH chunks of this size
     rootfs_fstype: str = "erofs"  # measured faster to build and smaller than ext4
     build_dir: str | None = None  # where layers are flattened (default: <root>/rootfs)
     credentials_path: str | None = None  # default: <root>/config.json
@@ -119,6 +121,36 @@ class ImageService:
             progress({"status": f"Status: {state} for {ref.familiar()}"})
         return self.index.get(rec.id)
 
+    def push(
+        self,
+        name: str,
+        tag: str | None = None,
+        progress: Progress | None = None,
+        credentials: tuple[str, str] | None = None,
+    ) -> list[str]:
+        """Push ``name`` (one tag, or every local tag of the repository); returns the
+        manifest digests. ``credentials`` (from the request) win over the stored ones."""
+        refs = push_targets(self.index, name, tag)
+        emit = progress or (lambda _event: None)
+        emit({"status": f"The push refers to repository [{refs[0].familiar_name()}]"})
+        registry = refs[0].registry
+        client = PushClient(
+            registry,
+            credentials=credentials or self.credentials.get(registry),
+            config=self.client(registry).config,
+            session=self.session_factory(),
+            repository=refs[0].repository,
+            chunk_size=self.config.push_chunk_size,
+        )
+        pusher = Pusher(self, client, progress, self.config.max_concurrent_downloads)
+        return [pusher.push(ref) for ref in refs]
+
+    @contextlib.contextmanager
+    def writing(self):
+        """Hold off garbage collection while new blobs are written and recorded."""
+        with self._gc_lock:
+            yield
+
     # -- lookup ---------------------------------------------------------------------------
 
     def resolve(self, ref_or_id: str) -> ImageRecord:
@@ -165,6 +197,20 @@ class ImageService:
         """All local images, newest first."""
         return self.index.all()
 
+    def full_config(self, ref_or_id: str) -> dict:
+        """The whole image config JSON (``config``, ``history``, ``rootfs``, …)."""
+        rec = self.resolve(ref_or_id)
+        return load_json(self.store.read(rec.config_digest), "image config")
+
+    def history(self, ref_or_id: str) -> list[dict]:
+        """``docker history``: the image's history entries, newest first."""
+        return history.history(self, ref_or_id)
+
+    @staticmethod
+    def familiar(full: str) -> str:
+        """Docker's short form of a stored name (``busybox:latest``)."""
+        return _familiar(full)
+
     def image_config(self, ref_or_id: str) -> dict:
         """Entrypoint, Cmd, Env, WorkingDir, User, ExposedPorts, Volumes, Labels, StopSignal…"""
         rec = self.resolve(ref_or_id)
@@ -184,6 +230,10 @@ class ImageService:
             "Architecture": rec.architecture,
             "Variant": rec.variant,
             "Author": config.get("author", ""),
+            "Comment": config.get("comment", ""),
+            "Parent": self.index.parent(rec.id) or "",
+            "Container": config.get("container", ""),
+            "DockerVersion": config.get("docker_version", ""),
             "Config": config_summary(config),
             "RootFS": {"Type": "layers", "Layers": (config.get("rootfs") or {}).get("diff_ids")},
             "Descriptor": {
@@ -237,14 +287,33 @@ class ImageService:
         return out
 
     def _delete(self, rec: ImageRecord) -> list[dict]:
+        """Delete an image record, and as Docker its unnamed parents (build steps, commits)
+        that have no other child and no container."""
+        parent = self.index.parent(rec.id)
         self.index.delete(rec.id)
-        return [*({"Untagged": _familiar(n)} for n in rec.tags + rec.digests), {"Deleted": rec.id}]
+        out = [*({"Untagged": _familiar(n)} for n in rec.tags + rec.digests), {"Deleted": rec.id}]
+        return out + self._remove_unnamed_parents(parent)
+
+    def _remove_unnamed_parents(self, image_id: str | None) -> list[dict]:
+        out = []
+        while image_id is not None:
+            rec = self.index.get(image_id)
+            if rec is None or rec.tags or rec.digests or self.index.children(image_id):
+                break
+            if self.in_use(image_id):
+                break
+            image_id = self.index.parent(rec.id)
+            self.index.delete(rec.id)
+            out.append({"Deleted": rec.id})
+        return out
 
     def prune(self, match: Callable[[ImageRecord, dict], bool]) -> tuple[list[dict], int]:
         """Delete the images no container uses that ``match(record, inspect data)`` selects;
         (Docker's ImagesDeleted, bytes freed)."""
         deleted: list[dict] = []
         for rec in self.list():
+            if self.index.get(rec.id) is None:  # went with a child deleted before it
+                continue
             if not self.in_use(rec.id) and match(rec, self.inspect(rec.id)):
                 deleted += self._delete(rec)
         return deleted, self.gc()

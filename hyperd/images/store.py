@@ -223,6 +223,17 @@ CREATE TABLE IF NOT EXISTS tags (
     kind TEXT NOT NULL CHECK (kind IN ('tag', 'digest'))
 );
 CREATE INDEX IF NOT EXISTS tags_image ON tags(image_id);
+CREATE TABLE IF NOT EXISTS parents (
+    id TEXT PRIMARY KEY,
+    parent TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS parents_parent ON parents(parent);
+CREATE TABLE IF NOT EXISTS build_cache (
+    parent TEXT NOT NULL,
+    key TEXT NOT NULL,
+    image_id TEXT NOT NULL,
+    PRIMARY KEY (parent, key)
+);
 """
 
 _COLUMNS = (
@@ -342,10 +353,62 @@ class ImageIndex:
             return row[0] if row else None
 
     def delete(self, image_id: str) -> None:
-        """Remove an image and every name pointing at it."""
+        """Remove an image, every name pointing at it and the build cache entries naming it."""
         with self._db() as db:
             db.execute("DELETE FROM tags WHERE image_id = ?", (image_id,))
             db.execute("DELETE FROM images WHERE id = ?", (image_id,))
+            db.execute("DELETE FROM parents WHERE id = ?", (image_id,))
+            db.execute("DELETE FROM build_cache WHERE image_id = ?", (image_id,))
+
+    # -- local history: parents (commit, build) and the build cache ----------------------------
+
+    def set_parent(self, image_id: str, parent: str) -> None:
+        """Record that ``image_id`` was made on top of the local image ``parent``."""
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO parents (id, parent) VALUES (?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET parent=excluded.parent",
+                (image_id, parent),
+            )
+
+    def parent(self, image_id: str) -> str | None:
+        """The local parent of an image (committed or built here), if known."""
+        with self._db() as db:
+            row = db.execute("SELECT parent FROM parents WHERE id = ?", (image_id,)).fetchone()
+            return row[0] if row else None
+
+    def children(self, image_id: str) -> list[str]:
+        """Local images made on top of ``image_id``."""
+        with self._db() as db:
+            rows = db.execute("SELECT id FROM parents WHERE parent = ?", (image_id,)).fetchall()
+            return [r[0] for r in rows]
+
+    def cache_get(self, parent: str, key: str) -> str | None:
+        """The image a build step with ``key`` made on ``parent`` before."""
+        with self._db() as db:
+            row = db.execute(
+                "SELECT image_id FROM build_cache WHERE parent = ? AND key = ?", (parent, key)
+            ).fetchone()
+            return row[0] if row else None
+
+    def cache_put(self, parent: str, key: str, image_id: str) -> None:
+        """Remember the image a build step made."""
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO build_cache (parent, key, image_id) VALUES (?, ?, ?) "
+                "ON CONFLICT(parent, key) DO UPDATE SET image_id=excluded.image_id",
+                (parent, key, image_id),
+            )
+
+    def cache_images(self) -> set[str]:
+        """The images the build cache names."""
+        with self._db() as db:
+            return {row[0] for row in db.execute("SELECT image_id FROM build_cache")}
+
+    def cache_clear(self) -> int:
+        """Forget every build cache entry; returns how many there were."""
+        with self._db() as db:
+            return db.execute("DELETE FROM build_cache").rowcount
 
     def referenced_blobs(self) -> set[str]:
         """Digests still needed by some image."""

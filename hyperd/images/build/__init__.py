@@ -1,0 +1,1 @@
+"""The Dockerfile builder (docker build, legacy API): parser, context, steps, cache."""
