@@ -177,6 +177,7 @@ async def logs(request):
 async def attach(request):
     svc = common.containers(request)
     c = svc.store.get(request.match_info["id"])
+    svc.check_responsive(c)
     q = request.query
     output = svc.io(c).output
     queue = output.subscribe() if query_bool(q, "stream") or not query_bool(q, "logs") else None

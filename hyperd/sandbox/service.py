@@ -55,7 +55,7 @@ class Sandboxes:
 
     async def create(self, spec: SandboxSpec, prepare: Prepare | None = None) -> Sandbox:
         """Reserve the network (a port clash fails before any VM boots), then boot."""
-        sb = Sandbox(spec, self._machine(spec, []))
+        sb = Sandbox(spec, self._machine(spec, []), self.config.agent_timeout)
         if spec.network and self.network is not None:
             await self._connect(sb)
         sb.machine = self._machine(spec, self._nics(sb))
@@ -88,7 +88,7 @@ class Sandboxes:
         state = await asyncio.to_thread(self.hv.state, spec.id)
         if state not in ("running", "paused"):
             return None
-        sb = Sandbox(spec, self._machine(spec, []))
+        sb = Sandbox(spec, self._machine(spec, []), self.config.agent_timeout)
         if spec.network and self.network is not None:
             sb.endpoint = await asyncio.to_thread(self.network.endpoint, spec.owner)
             sb.published = await asyncio.to_thread(self.network.ports, spec.owner)
