@@ -579,10 +579,10 @@ class ContainerService:
             await self.sandboxes.destroy_vm(vm)
         if self.sandboxes.network is not None:
             await asyncio.to_thread(self.sandboxes.network.setup)
+        # together: a guest that does not answer costs its own bound, not everyone's
+        await asyncio.gather(*(booting.readopt(self, c) for c in self.store if c.running))
         for c in self.store:
-            if c.running:
-                await booting.readopt(self, c)
-            elif c.sandbox in vms:
+            if not c.running and c.sandbox in vms:
                 log.warning("destroying VM %s of stopped container %s", c.sandbox, c.id[:12])
                 await self.sandboxes.destroy_vm(c.sandbox)
         await booting.reconcile_network(self)
