@@ -11,6 +11,8 @@ memory = "256m"                  # default memory per container
 tb_cache_mib = 32                # TCG translation cache per VM
 libvirt_uri = "qemu:///system"
 libvirt_wait = 120               # seconds to wait for libvirtd at start
+agent_timeout = 30               # seconds a guest's agent gets to answer; then the VM is
+                                 # reported unresponsive (it is probed every half of it)
 log_level = "info"
 log_opts = {max-size = "20m", max-file = "5"}   # json-file defaults of every container
 volume_size = "10g"              # size of a new volume's (sparse) disk
@@ -49,6 +51,7 @@ class Config:
     tb_cache_mib: int = 32
     libvirt_uri: str = "qemu:///system"
     libvirt_wait: float = 120.0
+    agent_timeout: float = 30.0
     log_level: str = "info"
     log_opts: dict[str, str] = field(default_factory=lambda: {"max-size": "20m", "max-file": "5"})
     volume_size: str = "10g"

@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from aiohttp import web
@@ -118,8 +119,17 @@ async def wait_for_libvirt(hv: virt.Hypervisor, timeout: float) -> None:
         await asyncio.sleep(0.5)
 
 
+# Threads for blocking work (libvirt, disks, netlink). Python's default (cores + 4) would
+# let a few calls stuck on one sick VM (a QEMU that is slow to die) hold up every other
+# container's work.
+WORKER_THREADS = 64
+
+
 async def serve(config: Config) -> None:
     """Run the daemon until SIGTERM/SIGINT."""
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="hyperd")
+    )
     log_limits(config.log_opts)  # a bad default in the config stops the daemon here, clearly
     lock = _lock(Path(config.run_dir))
     virt.use_asyncio_events()

@@ -47,11 +47,24 @@
  *     piles up. Archive data going in is written to disk as it arrives.
  *   - Events produced while the host is disconnected are kept and sent after
  *     the next READY.
+ *
+ * Isolation (version 3): each container's processes run in PID, mount, IPC
+ * and UTS namespaces of its own. Its main process is PID 1 there (a container
+ * created without one gets a holder of the agent's as PID 1); execs join
+ * them. The container's root is its only root (pivot_root): the agent, the
+ * virtio ports, the raw disks and other containers are out of its view. Its
+ * mounts are nodev (its /dev holds null, zero, full, random, urandom, tty,
+ * pts, shm only), /sys is read-only and parts of /proc are masked or
+ * read-only as in Docker, unless the container is privileged. Each process
+ * gets Docker's default capabilities (changed by capAdd/capDrop), the default
+ * seccomp filter (see seccomp.h) and no_new_privs if asked (PROCESS below).
+ * As in Docker, PID 1 ignores the signals it has no handler for, SIGKILL
+ * aside, and when it exits every other process of the container is killed.
  */
 #ifndef HYPERSTART_API_H
 #define HYPERSTART_API_H
 
-#define HYPER_API_VERSION 2
+#define HYPER_API_VERSION 3
 
 #define HYPER_CONTROL_PORT "sh.hyper.channel.0"
 #define HYPER_STREAM_PORT  "sh.hyper.channel.1"
@@ -104,6 +117,8 @@ enum hyper_code {
 	 *                            wrote /etc/hosts, /etc/hostname, resolv.conf
 	 *   "process": PROCESS       optional: the container's main process
 	 *   "sysctl": {key: value}   optional, written under /proc/sys
+	 *   "privileged": bool       optional: mounts not nodev, /sys writable,
+	 *                            nothing of /proc masked (Docker's --privileged)
 	 * }
 	 */
 	HYPER_NEWCONTAINER = 17,
@@ -216,7 +231,15 @@ enum hyper_code {
  *   "stdio": u64,               seq of stdin (host->guest) and stdout
  *   "stderr": u64,              seq of stderr (ignored with a terminal)
  *                               a seq of 0 (pipes) means /dev/null
- *   "rlimits": [{"type": "RLIMIT_NOFILE", "soft": N, "hard": N}]
+ *   "rlimits": [{"type": "RLIMIT_NOFILE", "soft": N, "hard": N}],
+ *   "capAdd": [str], "capDrop": [str],   capability names ("NET_ADMIN" or
+ *                               "CAP_NET_ADMIN", any case, or "ALL") changing
+ *                               Docker's default set as Docker does: ALL in
+ *                               capAdd wins, then ALL in capDrop, else
+ *                               default - capDrop + capAdd
+ *   "privileged": bool,         every capability, no seccomp filter
+ *   "noNewPrivileges": bool,    no_new_privs (setuid and file caps give nothing)
+ *   "seccomp": bool             the default filter (default true)
  * }
  * A program that cannot be found (127) or executed (126) is answered ERROR
  * with that exitCode and Docker's text, e.g.

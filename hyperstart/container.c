@@ -16,6 +16,7 @@
 #include "mount.h"
 #include "net.h"
 #include "process.h"
+#include "spawn.h"
 #include "util.h"
 
 #define RUN_DIR "/run/hs"
@@ -100,7 +101,9 @@ static int write_etc(struct hs_container *c, struct hs_err *err)
 	return 0;
 }
 
-static int write_sysctls(json_t *sysctl, struct hs_err *err)
+/* checks (write 0) or writes the "sysctl" object: written by the container's init, so
+   that those of its IPC and UTS namespaces apply to it (net.* are the guest's) */
+static int sysctls(json_t *sysctl, int write, struct hs_err *err)
 {
 	const char *key;
 	json_t *v;
@@ -123,10 +126,15 @@ static int write_sysctls(json_t *sysctl, struct hs_err *err)
 		for (char *s = path + 10; *s; s++)
 			if (*s == '.')
 				*s = '/';
-		if (hs_write_text(path, text) < 0)
+		if (write && hs_write_text(path, text) < 0)
 			return hs_fail(err, "sysctl %s: %s", key, strerror(errno));
 	}
 	return 0;
+}
+
+int hs_container_sysctls(struct hs_container *c, struct hs_err *err)
+{
+	return sysctls(c->sysctl, 1, err);
 }
 
 /* ---- containers ---- */
@@ -139,8 +147,16 @@ struct hs_container *hs_container_find(const char *id)
 	return NULL;
 }
 
+void hs_container_reaped(pid_t pid)
+{
+	for (struct hs_container *c = containers; c; c = c->next)
+		if (c->init_pid == pid)
+			c->init_pid = 0;
+}
+
 static void container_free(struct hs_container *c)
 {
+	hs_ns_close(&c->ns); /* held namespaces would keep the filesystems mounted */
 	hs_mount_undo(c);
 	if (c->rootfd >= 0)
 		close(c->rootfd);
@@ -164,7 +180,8 @@ static int build(struct hs_container *c, json_t *req, struct hs_err *err)
 	int n = 0, ro = 0;
 
 	if (hs_mounts_parse(json_object_get(req, "mounts"), mounts, &n, err) < 0 ||
-	    hs_json_bool(req, "readOnly", &ro, err) < 0)
+	    hs_json_bool(req, "readOnly", &ro, err) < 0 ||
+	    hs_json_bool(req, "privileged", &c->privileged, err) < 0)
 		return -1;
 	snprintf(c->dir, sizeof(c->dir), RUN_DIR "/%s", c->id);
 	snprintf(c->root, sizeof(c->root), "%s/root", c->dir);
@@ -175,18 +192,26 @@ static int build(struct hs_container *c, json_t *req, struct hs_err *err)
 		return hs_fail(err, "open %s: %s", c->root, strerror(errno));
 	if (hs_mount_kernel_fs(c, err) < 0 || write_etc(c, err) < 0 ||
 	    hs_mount_volumes(c, mounts, n, err) < 0 ||
-	    write_sysctls(json_object_get(req, "sysctl"), err) < 0)
+	    sysctls(json_object_get(req, "sysctl"), 0, err) < 0)
 		return -1;
 	if (ro && mount(NULL, c->root, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
 		return hs_fail(err, "remount %s read-only: %s", c->root, strerror(errno));
 	return 0;
 }
 
-static int start_main(struct hs_container *c, json_t *proc, struct hs_err *err)
+/* the init of the container's namespaces: its main process, or a holder without one */
+static int start_init(struct hs_container *c, json_t *proc, struct hs_err *err)
 {
-	if (!proc || json_is_null(proc))
+	if (!proc || json_is_null(proc)) {
+		pid_t pid = hs_spawn_holder(c, err);
+
+		if (pid < 0)
+			return -1;
+		c->init_pid = pid;
+		c->holder = 1;
 		return 0;
-	if (hs_proc_start(c, proc, err) < 0)
+	}
+	if (hs_proc_start(c, proc, 1, err) < 0)
 		return -1;
 	c->main_proc = strdup(json_string_value(json_object_get(proc, "id")));
 	return c->main_proc ? 0 : hs_fail(err, "out of memory");
@@ -209,11 +234,14 @@ int hs_container_new(json_t *req, struct hs_err *err)
 		return hs_fail(err, "out of memory");
 	}
 	c->rootfd = -1;
-	if (build(c, req, err) < 0 || start_main(c, json_object_get(req, "process"), err) < 0) {
+	hs_ns_reset(&c->ns);
+	c->sysctl = json_object_get(req, "sysctl");
+	if (build(c, req, err) < 0 || start_init(c, json_object_get(req, "process"), err) < 0) {
 		hs_proc_kill_container(c);
 		container_free(c);
 		return -1;
 	}
+	c->sysctl = NULL; /* it was the request's */
 	c->next = containers;
 	containers = c;
 	hs_log("container %s: ready", id);
@@ -225,6 +253,8 @@ int hs_container_sync(struct hs_container *c, struct hs_err *err)
 	for (int i = c->nmounts; i-- > 0;) {
 		int fd = open(c->mounts[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
+		if (fd < 0 && errno == ENOTDIR)
+			continue; /* a device node bound on /dev: nothing to sync */
 		if (fd < 0 || syncfs(fd) < 0) {
 			int e = errno;
 
@@ -257,6 +287,8 @@ int hs_container_remove(const char *id, struct hs_err *err)
 
 void hs_container_unmount_all(void)
 {
-	for (struct hs_container *c = containers; c; c = c->next)
+	for (struct hs_container *c = containers; c; c = c->next) {
+		hs_ns_close(&c->ns);
 		hs_mount_undo(c);
+	}
 }

@@ -100,7 +100,7 @@ static int do_execcmd(json_t *req, const unsigned char *raw, size_t rawlen, stru
 		return -1;
 	if (!proc)
 		return hs_fail(&r->err, "missing field \"process\"");
-	return hs_proc_start(c, proc, &r->err);
+	return hs_proc_start(c, proc, 0, &r->err);
 }
 
 static int do_winsize(json_t *req, const unsigned char *raw, size_t rawlen, struct reply *r)
@@ -258,7 +258,7 @@ static int do_ps(json_t *req, const unsigned char *raw, size_t rawlen, struct re
 	json_t *out;
 
 	(void)raw, (void)rawlen;
-	if (!c || hs_ps(c->root, &out, &r->err) < 0)
+	if (!c || hs_ps(c, &out, &r->err) < 0)
 		return -1;
 	return reply_json(r, out);
 }
@@ -284,7 +284,7 @@ static int do_freeze(json_t *req, const unsigned char *raw, size_t rawlen, struc
 	(void)raw, (void)rawlen;
 	if (!c || hs_json_bool(req, "frozen", &frozen, &r->err) < 0)
 		return -1;
-	hs_ps_signal_root(c->root, frozen ? SIGSTOP : SIGCONT);
+	hs_ps_signal(c, frozen ? SIGSTOP : SIGCONT);
 	return 0;
 }
 

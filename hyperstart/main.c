@@ -12,7 +12,9 @@
 #include "channel.h"
 #include "event.h"
 #include "loop.h"
+#include "ns.h"
 #include "process.h"
+#include "spawn.h"
 #include "system.h"
 #include "util.h"
 
@@ -26,12 +28,16 @@ static void sigchld_cb(struct hs_watch *w, uint32_t revents)
 	hs_proc_reap();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	static struct hs_watch sigchld = { .cb = sigchld_cb };
 	sigset_t mask;
 
+	(void)argc;
+	hs_spawn_title(argv[0]);
 	hs_system_init();
+	if (hs_ns_boot() < 0)
+		hs_log("no pid namespace of its own: %m");
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);

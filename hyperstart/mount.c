@@ -152,6 +152,12 @@ static int resolve_source(const struct hs_mount *m, struct source *s, struct hs_
 	return 0;
 }
 
+/* a container opens device nodes only in /dev (see hs_mount_kernel_fs) */
+static unsigned long nodev(const struct hs_container *c)
+{
+	return c->privileged ? 0 : MS_NODEV;
+}
+
 /* every failure names the mount it belongs to */
 static int mount_fail(const struct hs_mount *m, struct hs_err *err)
 {
@@ -261,7 +267,7 @@ int hs_mount_root(struct hs_container *c, const struct hs_mount *m, int n, struc
 	if (hs_mkdir_p(c->upper, 0755) < 0 || hs_mkdir_p(work, 0755) < 0)
 		return hs_fail(err, "mkdir %s: %s", stage, hs_strerror(errno));
 	snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s", lowers, c->upper, work);
-	return mount_guest(c, "overlay", c->root, "overlay", 0, opts, err);
+	return mount_guest(c, "overlay", c->root, "overlay", nodev(c), opts, err);
 }
 
 static const struct { const char *name; mode_t mode; int major, minor; } dev_nodes[] = {
@@ -274,17 +280,75 @@ static const struct { const char *name, *target; } dev_links[] = {
 	{ "stdout", "/proc/self/fd/1" }, { "stderr", "/proc/self/fd/2" }, { "core", "/proc/kcore" },
 };
 
-/* dev: the fresh tmpfs on the container's /dev */
-static int populate_dev(int dev, struct hs_err *err)
+#define NDEV_NODES (sizeof(dev_nodes) / sizeof(dev_nodes[0]))
+
+static int make_nodes(int dir, struct hs_err *err)
 {
-	for (size_t i = 0; i < sizeof(dev_nodes) / sizeof(dev_nodes[0]); i++) {
+	for (size_t i = 0; i < NDEV_NODES; i++) {
 		const char *name = dev_nodes[i].name;
 
-		if (mknodat(dev, name, S_IFCHR | dev_nodes[i].mode,
+		if (mknodat(dir, name, S_IFCHR | dev_nodes[i].mode,
 			    makedev(dev_nodes[i].major, dev_nodes[i].minor)) < 0 ||
-		    fchmodat(dev, name, dev_nodes[i].mode, 0) < 0)
+		    fchmodat(dir, name, dev_nodes[i].mode, 0) < 0)
 			return hs_fail(err, "mknod /dev/%s: %s", name, hs_strerror(errno));
 	}
+	return 0;
+}
+
+/* binds the file src on a new empty file dir/name (dir: the real path of fd dirfd) */
+static int bind_file(struct hs_container *c, const char *src, int dirfd, const char *dir,
+		     const char *name, struct hs_err *err)
+{
+	char fdpath[64], target[HS_PATH];
+	int fd = openat(dirfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0666);
+
+	if (fd < 0)
+		return hs_fail(err, "create /dev/%s: %s", name, hs_strerror(errno));
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
+	if (mount(src, fdpath, NULL, MS_BIND, NULL) < 0) {
+		int e = errno;
+
+		close(fd);
+		return hs_fail(err, "bind /dev/%s: %s", name, hs_strerror(e));
+	}
+	close(fd);
+	if (snprintf(target, sizeof(target), "%s/%s", dir, name) >= (int)sizeof(target)) {
+		umount2(fdpath, MNT_DETACH);
+		return hs_fail(err, "bind /dev/%s: path too long", name);
+	}
+	return track(c, target, err);
+}
+
+/*
+ * The container's /dev is nodev: a node it makes there (CAP_MKNOD, as Docker allows)
+ * cannot be opened, so the guest's disks and virtio ports stay out of reach. The
+ * nodes it may open are made on a tmpfs of the agent's and bound one by one.
+ */
+static int bind_nodes(struct hs_container *c, int dev, const char *devpath, struct hs_err *err)
+{
+	char stage[HS_MAX_ID + 48], src[HS_MAX_ID + 96];
+	int nodes, rc;
+
+	snprintf(stage, sizeof(stage), "%s/devnodes", c->dir);
+	if (mount_guest(c, "tmpfs", stage, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=64k", err) < 0)
+		return -1;
+	nodes = open(stage, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (nodes < 0)
+		return hs_fail(err, "open %s: %s", stage, hs_strerror(errno));
+	rc = make_nodes(nodes, err);
+	close(nodes);
+	for (size_t i = 0; rc == 0 && i < NDEV_NODES; i++) {
+		snprintf(src, sizeof(src), "%s/%s", stage, dev_nodes[i].name);
+		rc = bind_file(c, src, dev, devpath, dev_nodes[i].name, err);
+	}
+	return rc;
+}
+
+/* dev: the fresh tmpfs on the container's /dev, devpath: its real path */
+static int populate_dev(struct hs_container *c, int dev, const char *devpath, struct hs_err *err)
+{
+	if (c->privileged ? make_nodes(dev, err) < 0 : bind_nodes(c, dev, devpath, err) < 0)
+		return -1;
 	for (size_t i = 0; i < sizeof(dev_links) / sizeof(dev_links[0]); i++)
 		if (symlinkat(dev_links[i].target, dev, dev_links[i].name) < 0)
 			return hs_fail(err, "symlink /dev/%s: %s", dev_links[i].name, hs_strerror(errno));
@@ -305,16 +369,20 @@ static int kernel_fs(struct hs_container *c, const char *fstype, const char *tar
 int hs_mount_kernel_fs(struct hs_container *c, struct hs_err *err)
 {
 	const unsigned long nsd = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+	char devpath[HS_PATH];
 	int dev, rc;
 
-	if (kernel_fs(c, "proc", "/proc", nsd, NULL, err) < 0 ||
-	    kernel_fs(c, "sysfs", "/sys", nsd | MS_RDONLY, NULL, err) < 0 ||
-	    kernel_fs(c, "tmpfs", "/dev", MS_NOSUID, "mode=755,size=65536k", err) < 0)
+	/* /proc is mounted by the container's init, in its own PID namespace */
+	if (hs_mkdir_in_root(c->rootfd, "/proc", 0555) < 0)
+		return hs_fail(err, "mkdir /proc: %s", hs_strerror(errno));
+	if (kernel_fs(c, "sysfs", "/sys", nsd | (c->privileged ? 0 : MS_RDONLY), NULL, err) < 0 ||
+	    kernel_fs(c, "tmpfs", "/dev", MS_NOSUID | nodev(c), "mode=755,size=65536k", err) < 0)
 		return -1;
+	snprintf(devpath, sizeof(devpath), "%s", c->mounts[c->nmounts - 1]);
 	dev = hs_open_in_root(c->rootfd, "/dev", O_RDONLY | O_DIRECTORY, 0);
 	if (dev < 0)
 		return hs_fail(err, "open /dev: %s", hs_strerror(errno));
-	rc = populate_dev(dev, err);
+	rc = populate_dev(c, dev, devpath, err);
 	close(dev);
 	if (rc < 0 ||
 	    kernel_fs(c, "devpts", "/dev/pts", MS_NOSUID | MS_NOEXEC,
@@ -356,6 +424,7 @@ static int mount_volume(struct hs_container *c, const struct hs_mount *m, struct
 
 	if (resolve_source(m, &s, err) < 0)
 		return -1;
+	s.flags |= nodev(c);
 	if (!m->populate)
 		return mount_in_root(c, s.dev, m->target, s.fstype, s.flags, s.data, NULL, err);
 	/* filled first, then made read-only: a bind remount touches this mount only */

@@ -27,7 +27,7 @@ struct json_t;
 int hs_mounts_parse(struct json_t *arr, struct hs_mount *m, int *n, struct hs_err *err);
 /* overlay of the lowers and the upper (a tmpfs when there is none) on c->root */
 int hs_mount_root(struct hs_container *c, const struct hs_mount *m, int n, struct hs_err *err);
-/* /proc /sys /dev /dev/pts /dev/shm like Docker's defaults, and /tmp */
+/* /sys /dev /dev/pts /dev/shm like Docker's defaults, and /tmp (/proc: ns.h) */
 int hs_mount_kernel_fs(struct hs_container *c, struct hs_err *err);
 /* the non-root entries, in list order, inside the root */
 int hs_mount_volumes(struct hs_container *c, const struct hs_mount *m, int n, struct hs_err *err);

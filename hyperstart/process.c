@@ -310,6 +310,8 @@ static void discard(struct proc *p)
 static int launch(struct hs_container *c, json_t *spec, struct spawn *s, struct proc *p,
 		  struct hs_err *err)
 {
+	if (!s->init && !c->init_pid)
+		return hs_fail(err, "container %s is not running: its main process has exited", c->id);
 	uint64_t out_seq = 0, err_seq = 0;
 	pid_t pid;
 
@@ -325,12 +327,14 @@ static int launch(struct hs_container *c, json_t *spec, struct spawn *s, struct 
 		return -1;
 	}
 	p->pid = pid;
+	if (s->init)
+		c->init_pid = pid;
 	return 0;
 }
 
-int hs_proc_start(struct hs_container *c, json_t *spec, struct hs_err *err)
+int hs_proc_start(struct hs_container *c, json_t *spec, int init, struct hs_err *err)
 {
-	struct spawn s = { .fd = {-1, -1, -1, -1} };
+	struct spawn s = { .fd = {-1, -1, -1, -1}, .init = init };
 	struct proc *p, *old;
 	const char *id = NULL;
 	int r = -1;
@@ -402,6 +406,7 @@ static void finish(struct proc *p)
 
 static void exited(pid_t pid, int wstatus)
 {
+	hs_container_reaped(pid);
 	for (struct proc *p = procs; p; p = p->next) {
 		if (p->pid != pid)
 			continue;
@@ -486,6 +491,8 @@ int hs_proc_sync(void)
 
 static int has_live(struct hs_container *c)
 {
+	if (c->init_pid)
+		return 1;
 	for (struct proc *p = procs; p; p = p->next)
 		if (p->c == c && p->pid)
 			return 1;
@@ -496,10 +503,12 @@ void hs_proc_kill_container(struct hs_container *c)
 {
 	uint64_t deadline = hs_now_ms() + 2000;
 
+	if (c->init_pid)
+		kill(c->init_pid, SIGKILL);
 	for (struct proc *p = procs; p; p = p->next)
 		if (p->c == c && p->pid)
 			kill(p->pid, SIGKILL);
-	hs_ps_kill_root(c->root);
+	hs_ps_kill(c);
 	while (has_live(c) && hs_now_ms() < deadline) {
 		usleep(5000);
 		hs_proc_reap();

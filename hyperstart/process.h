@@ -12,12 +12,15 @@ struct hs_container;
 struct hs_err;
 struct json_t;
 
-/* starts a PROCESS object in c; returns -1 with err before anything ran */
-int hs_proc_start(struct hs_container *c, struct json_t *spec, struct hs_err *err);
+/*
+ * starts a PROCESS object in c: its init (PID 1 of new namespaces) or an exec
+ * that joins them; returns -1 with err before anything ran
+ */
+int hs_proc_start(struct hs_container *c, struct json_t *spec, int init, struct hs_err *err);
 /* a finished process is signalled (or resized) as a no-op */
 int hs_proc_signal(struct hs_container *c, const char *id, int sig, struct hs_err *err);
 int hs_proc_winsize(struct hs_container *c, const char *id, int row, int col, struct hs_err *err);
-/* SIGKILLs every process of c (and anything running in its root), waits, forgets them */
+/* SIGKILLs every process of c (its init first: that ends its PID namespace), waits, forgets them */
 void hs_proc_kill_container(struct hs_container *c);
 
 /* stream input from the host */

@@ -11,26 +11,18 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "container.h"
 #include "util.h"
 
 /* /proc/<pid>/stat after "(comm) ": field 3 (state) is index 0 */
 enum { S_STATE, S_PPID, S_TTY = 4, S_UTIME = 11, S_STIME, S_START = 19, S_VSIZE, S_RSS, S_COUNT };
 
-static int in_root(pid_t pid, const char *root)
-{
-	char link[64], target[PATH_MAX];
-	ssize_t n;
-
-	snprintf(link, sizeof(link), "/proc/%d/root", pid);
-	n = readlink(link, target, sizeof(target) - 1);
-	if (n < 0)
-		return 0;
-	target[n] = '\0';
-	return strcmp(target, root) == 0;
-}
-
-/* calls fn for each process whose root is root; the agent (pid 1) never matches */
-static void each_in_root(const char *root, void (*fn)(pid_t pid, void *arg), void *arg)
+/*
+ * calls fn for each process of c: those in its PID namespace (pid as the guest
+ * sees it); a holder init is the agent's, not the container's, unless asked for
+ */
+static void each_in_container(struct hs_container *c, int holder, void (*fn)(pid_t pid, void *arg),
+			      void *arg)
 {
 	DIR *d = opendir("/proc");
 	struct dirent *e;
@@ -40,7 +32,7 @@ static void each_in_root(const char *root, void (*fn)(pid_t pid, void *arg), voi
 	while ((e = readdir(d))) {
 		pid_t pid = atoi(e->d_name);
 
-		if (pid > 1 && in_root(pid, root))
+		if (pid > 1 && (holder || !c->holder || pid != c->init_pid) && hs_ns_has(&c->ns, pid))
 			fn(pid, arg);
 	}
 	closedir(d);
@@ -52,9 +44,9 @@ static void kill_one(pid_t pid, void *arg)
 	kill(pid, SIGKILL);
 }
 
-void hs_ps_kill_root(const char *root)
+void hs_ps_kill(struct hs_container *c)
 {
-	each_in_root(root, kill_one, NULL);
+	each_in_container(c, 1, kill_one, NULL);
 }
 
 static void signal_one(pid_t pid, void *arg)
@@ -62,9 +54,9 @@ static void signal_one(pid_t pid, void *arg)
 	kill(pid, *(int *)arg);
 }
 
-void hs_ps_signal_root(const char *root, int sig)
+void hs_ps_signal(struct hs_container *c, int sig)
 {
-	each_in_root(root, signal_one, &sig);
+	each_in_container(c, 0, signal_one, &sig);
 }
 
 static char *proc_file(pid_t pid, const char *name)
@@ -172,7 +164,7 @@ static double boot_time(void)
 	return t;
 }
 
-int hs_ps(const char *root, json_t **out, struct hs_err *err)
+int hs_ps(struct hs_container *c, json_t **out, struct hs_err *err)
 {
 	struct ps_ctx ctx = {
 		.list = json_array(),
@@ -183,7 +175,7 @@ int hs_ps(const char *root, json_t **out, struct hs_err *err)
 
 	if (!ctx.list)
 		return hs_fail(err, "out of memory");
-	each_in_root(root, describe, &ctx);
+	each_in_container(c, 0, describe, &ctx);
 	*out = json_pack("{s:o}", "processes", ctx.list);
 	return *out ? 0 : hs_fail(err, "out of memory");
 }

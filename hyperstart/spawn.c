@@ -12,10 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "container.h"
+#include "ns.h"
 #include "util.h"
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -87,8 +89,48 @@ static void __attribute__((noreturn)) child_exec(struct spawn *s)
 	child_fail(127, "exec: \"%s\": executable file not found in $PATH", prog);
 }
 
+static char *title;
+
+void hs_spawn_title(char *argv0)
+{
+	title = argv0;
+}
+
+/* PID 1 of a container without a main process: the kernel reaps the orphans it gets */
+static void __attribute__((noreturn)) hold(void)
+{
+	if (title) { /* its command line, as the container's ps shows it */
+		size_t n = strlen(title);
+
+		memset(title, 0, n);
+		memcpy(title, "pause", n < 5 ? n : 5);
+	}
+	prctl(PR_SET_NAME, "pause", 0, 0, 0);
+	close_range(0, ~0U, 0); /* the report pipe too: its EOF tells the agent all is set */
+	signal(SIGCHLD, SIG_IGN);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	for (;;)
+		pause();
+}
+
+/* the container's init: into its root, its sysctls set, kernel paths hidden */
+static void enter_root(struct hs_container *c)
+{
+	struct hs_err err = {0};
+	const char *what;
+
+	if (hs_ns_enter_root(c->root, &what) < 0)
+		child_fail(126, "container namespaces: %s: %s", what, hs_strerror(errno));
+	if (hs_container_sysctls(c, &err) < 0)
+		child_fail(126, "%s", err.msg);
+	if (!c->privileged && hs_ns_hide_kernel_paths(&what) < 0)
+		child_fail(126, "hide %s: %s", what, hs_strerror(errno));
+}
+
 static void __attribute__((noreturn)) child(struct spawn *s)
 {
+	struct hs_container *c = s->c;
+	const char *what;
 	sigset_t none;
 
 	sigemptyset(&none);
@@ -100,13 +142,22 @@ static void __attribute__((noreturn)) child(struct spawn *s)
 			child_fail(126, "dup2: %s", hs_strerror(errno));
 	if (s->tty && ioctl(0, TIOCSCTTY, 0) < 0)
 		child_fail(126, "TIOCSCTTY: %s", hs_strerror(errno));
-	if (chroot(s->root) < 0 || chdir("/") < 0)
-		child_fail(126, "chroot %s: %s", s->root, hs_strerror(errno));
+	/* none of the agent's descriptors (ports, disks, namespaces) may reach the program */
+	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		child_fail(126, "close_range: %s", hs_strerror(errno));
+	if (s->init)
+		enter_root(c);
+	else if (hs_ns_join(&c->ns, &what) < 0)
+		child_fail(126, "container namespaces: %s: %s", what, hs_strerror(errno));
+	if (!s->argv)
+		hold();
 	if (hs_mkdir_p(s->workdir, 0755) < 0)
 		child_fail(126, "mkdir %s: %s", s->workdir, hs_strerror(errno));
 	for (int i = 0; i < s->nrl; i++)
 		if (setrlimit(s->rl[i].res, &s->rl[i].rl) < 0)
 			child_fail(126, "setrlimit: %s", hs_strerror(errno));
+	if (hs_security_apply(&s->sec, &what) < 0)
+		child_fail(126, "%s: %s", what, hs_strerror(errno));
 	if (setgroups(s->user.ngroups, s->user.groups) < 0 || setgid(s->user.gid) < 0 ||
 	    setuid(s->user.uid) < 0)
 		child_fail(126, "cannot switch to uid %u: %s", s->user.uid, hs_strerror(errno));
@@ -241,7 +292,7 @@ int hs_spawn_parse(struct hs_container *c, json_t *spec, struct spawn *s, const 
 		   struct hs_err *err)
 {
 	s->workdir = "/";
-	s->root = c->root;
+	s->c = c;
 	if (!json_is_object(spec))
 		return hs_fail(err, "field \"process\": expected an object");
 	if (hs_json_str(spec, "id", 1, id, err) < 0 || hs_json_str(spec, "workdir", 0, &s->workdir, err) < 0)
@@ -253,7 +304,7 @@ int hs_spawn_parse(struct hs_container *c, json_t *spec, struct spawn *s, const 
 	if (*s->workdir != '/')
 		return hs_fail(err, "workdir %s is not absolute", s->workdir);
 	if (parse_argv(spec, s, err) < 0 || parse_rlimits(spec, s, err) < 0 ||
-	    parse_user(spec, c, s, err) < 0)
+	    parse_user(spec, c, s, err) < 0 || hs_security_parse(spec, &s->sec, err) < 0)
 		return -1;
 	return 0;
 }
@@ -307,23 +358,87 @@ static int await_exec(pid_t pid, int fd, struct hs_err *err)
 	return hs_fail(err, "%s", ce.msg);
 }
 
+/* a cloned init waits until the agent holds its namespaces (a quick exit would lose them) */
+static void await_go(int fd)
+{
+	char go;
+	ssize_t n;
+
+	do
+		n = read(fd, &go, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1)
+		_exit(126);
+	close(fd);
+}
+
+/* the agent's side of a cloned init: keep its namespaces, then let it go on */
+static int release_init(struct spawn *s, pid_t pid, int go, struct hs_err *err)
+{
+	int rc = hs_ns_open(&s->c->ns, pid, err);
+
+	if (rc == 0 && write(go, "g", 1) != 1)
+		rc = hs_fail(err, "start the container's init: %s", hs_strerror(errno));
+	close(go);
+	if (rc < 0) {
+		hs_ns_close(&s->c->ns);
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	return rc;
+}
+
 pid_t hs_spawn_run(struct spawn *s, struct hs_err *err)
 {
-	int report[2];
+	int report[2], go[2] = {-1, -1};
 	pid_t pid;
 
 	if (pipe2(report, O_CLOEXEC) < 0)
 		return hs_fail(err, "pipe: %s", strerror(errno));
-	pid = fork();
+	if (s->init && pipe2(go, O_CLOEXEC) < 0) {
+		close(report[0]);
+		close(report[1]);
+		return hs_fail(err, "pipe: %s", strerror(errno));
+	}
+	pid = s->init ? hs_ns_clone() : hs_ns_fork_into(&s->c->ns, err);
 	if (pid == 0) {
 		close(report[0]);
 		report_fd = report[1];
+		if (s->init) {
+			close(go[1]);
+			await_go(go[0]);
+		}
 		child(s);
 	}
 	close(report[1]);
+	if (s->init)
+		close(go[0]);
 	if (pid < 0) {
 		close(report[0]);
-		return hs_fail(err, "fork: %s", strerror(errno));
+		if (s->init) {
+			close(go[1]);
+			hs_fail(err, "clone: %s", strerror(errno));
+		}
+		return -1;
+	}
+	if (s->init && release_init(s, pid, go[1], err) < 0) {
+		close(report[0]);
+		return -1;
 	}
 	return await_exec(pid, report[0], err) < 0 ? -1 : pid;
+}
+
+pid_t hs_spawn_holder(struct hs_container *c, struct hs_err *err)
+{
+	struct spawn s = { .c = c, .init = 1 };
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	pid_t pid;
+
+	if (null < 0)
+		return hs_fail(err, "open /dev/null: %s", strerror(errno));
+	s.fd[0] = s.fd[1] = s.fd[2] = s.fd[3] = null;
+	pid = hs_spawn_run(&s, err);
+	close(null);
+	return pid;
 }

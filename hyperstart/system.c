@@ -59,12 +59,35 @@ static void seed_json(void)
 	json_object_seed(seed ? seed : 1);
 }
 
+/*
+ * pivot_root(2) cannot leave the initramfs (rootfs), and containers pivot into their
+ * roots; so the agent moves onto a tmpfs of its own, as switch_root does, and empties
+ * the initramfs first: below a container's root nothing of the guest stays reachable.
+ */
+static void leave_initramfs(void)
+{
+	static const char *const dirs[] = { "dev", "proc", "sys", "run", "etc", "tmp" };
+
+	if (mkdir("/agent", 0755) < 0 || mount("tmpfs", "/agent", "tmpfs", MS_NOSUID, "mode=755") < 0) {
+		hs_log("tmpfs root: %m");
+		return;
+	}
+	unlink("/init"); /* this program: it runs on, its pages are mapped */
+	unlink("/dev/console");
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		rmdir(dirs[i]);
+	if (chdir("/agent") < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 ||
+	    chdir("/") < 0)
+		hs_log("move to the tmpfs root: %m");
+}
+
 void hs_system_init(void)
 {
 	const unsigned long nsd = MS_NOSUID | MS_NODEV | MS_NOEXEC;
 
 	seed_json();
 	umask(022);
+	leave_initramfs();
 	mount_one("proc", "/proc", "proc", nsd, NULL);
 	mount_one("sysfs", "/sys", "sysfs", nsd, NULL);
 	mount_one("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");

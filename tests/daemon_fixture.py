@@ -9,6 +9,7 @@ containers are kept under build/test-logs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -28,9 +29,9 @@ LOG_DIR = BUILD / "test-logs"
 
 
 class Daemon:
-    """A hyperd process under test."""
+    """A hyperd process under test; ``extra_config`` is appended to its config file."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, extra_config: str = ""):
         self.workdir = workdir
         self.root = workdir / "root"
         self.run_dir = workdir / "run"
@@ -42,6 +43,7 @@ class Daemon:
             f'kernel = "{BUILD / "vmlinux"}"\ninitrd = "{BUILD / "initrd.img"}"\n'
             'log_level = "debug"\n'
             'bridge = ""\n'  # no host networking here: tests/net runs it in a namespace
+            + extra_config
         )
         self.proc: subprocess.Popen | None = None
 
@@ -89,10 +91,12 @@ class Daemon:
         )
 
 
-@pytest.fixture(scope="session")
-def daemon(libvirt_up, guest_assets):
-    workdir = qemu_workdir("hyperd-test-")
-    d = Daemon(workdir)
+@contextlib.contextmanager
+def running_daemon(prefix: str, extra_config: str = ""):
+    """A started daemon with the built-in busybox loaded; its containers, process and files
+    are gone afterwards."""
+    workdir = qemu_workdir(prefix)
+    d = Daemon(workdir, extra_config)
     d.start()
     archive = workdir / "busybox.tar"
     subprocess.run(
@@ -109,6 +113,12 @@ def daemon(libvirt_up, guest_assets):
         finally:
             d.stop()
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def daemon(libvirt_up, guest_assets):
+    with running_daemon("hyperd-test-") as d:
+        yield d
 
 
 @pytest.fixture

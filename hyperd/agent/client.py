@@ -2,30 +2,53 @@
 
 One AgentClient per VM: it owns the two channel sockets, answers commands in order,
 multiplexes process output by stream seq and delivers exit events.
+
+The guest is not trusted. What it sends is bounded (frame sizes, output held for readers,
+the rate of frames it sends on its own) and checked; a guest that breaks the protocol is
+*fenced*: its channels are closed, every waiter fails, and the owner destroys its VM. A
+guest that does not answer in time is *unresponsive*: calls fail at once (no queue of
+commands grows behind it) until it answers a probe again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 from hyperd.errors import HyperError
 
 from . import protocol as p
+from .io import OutputStream, ProcessIO, Transfer
+
+__all__ = [
+    "AgentClient",
+    "AgentError",
+    "AgentTimeout",
+    "AgentUnresponsive",
+    "OutputStream",
+    "ProcessIO",
+    "Transfer",
+]
 
 log = logging.getLogger(__name__)
 
-# Output chunks buffered per stream before the reader stops taking frames from the
-# guest (back-pressure reaches the guest through virtio-serial).
-STREAM_QUEUE_CHUNKS = 256
+# Output bytes buffered for all the streams of a VM before the reader stops taking frames
+# from the guest (back-pressure reaches the guest through virtio-serial).
+MAX_BUFFERED = 16 << 20
 # How long a command may wait for its answer unless the caller says otherwise.
 DEFAULT_TIMEOUT = 30.0
+# Commands waiting for an answer, those given up on included (a late answer is theirs).
+MAX_PENDING = 256
+# Frames the guest sends on its own (events, READY): a burst, then so many per second.
+EVENT_BURST, EVENT_RATE = 4096, 1024.0
+# READY is sent once per connection; a few more are tolerated.
+MAX_READY = 8
+# Frames a reader handles before it lets the rest of the daemon run.
+YIELD_EVERY = 64
 
 
 class AgentError(HyperError):
@@ -50,64 +73,55 @@ class AgentTimeout(AgentError):
     """A command got no answer in time (a hung or overloaded guest)."""
 
 
-@dataclass
-class OutputStream:
-    """Chunks of one guest->host seq; None marks EOF."""
-
-    queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(STREAM_QUEUE_CHUNKS))
-    done: bool = False
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """Yield data until EOF."""
-        while True:
-            chunk = await self.queue.get()
-            if chunk is None:
-                return
-            yield chunk
-
-    async def read_all(self) -> bytes:
-        """Everything until EOF."""
-        return b"".join([c async for c in self.chunks()])
+class AgentUnresponsive(AgentTimeout):
+    """The guest did not answer an earlier command in time and has not answered since."""
 
 
-@dataclass
-class Transfer:
-    """Host end of an archive transfer: its guest->host stream (ARCHIVEOUT only) and
-    its "finished" event."""
+class _Budget:
+    """A token bucket: ``burst`` frames at once, ``rate`` more per second."""
 
-    container: str
-    job: str
-    seq: int
-    stream: OutputStream | None
-    finished: asyncio.Future  # of protocol.Event
+    def __init__(self, burst: float, rate: float):
+        self.burst, self.rate = burst, rate
+        self.tokens, self.stamp = burst, time.monotonic()
 
-
-@dataclass
-class ProcessIO:
-    """Host end of one guest process: its output streams and its exit status."""
-
-    container: str
-    process: str
-    stdio: int
-    stderr: int
-    stdout_stream: OutputStream
-    stderr_stream: OutputStream | None
-    exited: asyncio.Future
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 class AgentClient:
-    """Talks to hyperstart over the control and stream sockets of one VM."""
+    """Talks to hyperstart over the control and stream sockets of one VM.
+
+    ``default_timeout`` bounds every call that gives none; ``on_health(reason)`` hears
+    when the guest becomes unresponsive (the reason) and answers again (""), and
+    ``on_fence(reason)`` when it is fenced.
+    """
 
     def __init__(self, control_path: str, stream_path: str):
         self.control_path = control_path
         self.stream_path = stream_path
+        self.default_timeout = DEFAULT_TIMEOUT
+        self.on_health: Callable[[str], None] | None = None
+        self.on_fence: Callable[[str], None] | None = None
+        self.unresponsive = ""  # why, while the guest does not answer
+        self.fenced = ""  # why the guest was cut off
         self._ctl_w: asyncio.StreamWriter | None = None
         self._str_w: asyncio.StreamWriter | None = None
         self._tasks: list[asyncio.Task] = []
         self._pending: list[asyncio.Future] = []
         self._lock = asyncio.Lock()
         self._ready = asyncio.Event()
+        self._readies = 0
+        self._budget = _Budget(EVENT_BURST, EVENT_RATE)
         self._streams: dict[int, OutputStream] = {}
+        self._buffered = 0
+        self._room = asyncio.Event()
+        self._room.set()
         self._exits: dict[tuple[str, str], asyncio.Future] = {}
         self._transfers: dict[tuple[str, str], Transfer] = {}
         self._closed: asyncio.Future | None = None
@@ -133,10 +147,13 @@ class AgentClient:
         if wait_ready:
             await self._until(self._ready.wait(), deadline, "agent READY")
         answer = await self._until(self.call(p.Code.GETVERSION), deadline, "GETVERSION")
-        version = json.loads(answer or b"{}").get("version")
+        try:
+            version = json.loads(answer or b"{}").get("version")
+        except (ValueError, AttributeError):
+            version = None
         if version != p.API_VERSION:
             await self.close()
-            raise AgentError(f"agent speaks protocol {version}, hyperd {p.API_VERSION}")
+            raise AgentError(f"agent speaks protocol {version!r:.40}, hyperd {p.API_VERSION}")
         return version
 
     async def _until(self, aw, deadline: float, what: str):
@@ -153,15 +170,41 @@ class AgentClient:
         raise AgentError(f"timed out waiting for {what}")
 
     async def close(self) -> None:
-        """Close both channels; pending calls and waiters fail with AgentError."""
+        """Close both channels; pending calls and waiters fail with AgentError.
+
+        Data the guest has not taken is dropped: a guest that reads nothing cannot hold
+        the close up.
+        """
         for task in self._tasks:
             task.cancel()
         for w in (self._ctl_w, self._str_w):
             if w is not None:
                 w.close()
-                with contextlib.suppress(Exception):
-                    await w.wait_closed()
+                try:
+                    await asyncio.wait_for(w.wait_closed(), 1)
+                except (Exception, asyncio.CancelledError):  # timed out or broken: drop it
+                    w.transport.abort()
+                    if asyncio.current_task().cancelling():
+                        raise
         self._fail_all("agent connection closed")
+
+    def fence(self, reason: str) -> None:
+        """Cut the guest off: it broke the protocol. Its channels close, every waiter
+        fails, and ``on_fence`` tells the owner (who destroys the VM)."""
+        if self.fenced:
+            return
+        self.fenced = reason
+        log.warning("agent at %s fenced: %s", self.control_path, reason)
+        self._fail_all(f"agent fenced: {reason}")
+        for w in (self._ctl_w, self._str_w):
+            if w is not None:
+                w.transport.abort()
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        if self.on_fence is not None:
+            self.on_fence(reason)
 
     @property
     def connected(self) -> bool:
@@ -171,26 +214,40 @@ class AgentClient:
     # -- commands ----------------------------------------------------------------------
 
     async def call(
-        self, code: int, payload: dict | bytes | None = None, timeout: float = DEFAULT_TIMEOUT
+        self,
+        code: int,
+        payload: dict | bytes | None = None,
+        timeout: float | None = None,
+        probe: bool = False,
     ) -> bytes:
         """Send one command and return the ACK payload.
 
         ERROR raises AgentError (with the guest's message, exit code and errno); no
-        answer within ``timeout`` seconds raises AgentTimeout.
+        answer within ``timeout`` seconds (default: ``default_timeout``) raises
+        AgentTimeout; when that was the full default bound, from then on every call
+        raises AgentUnresponsive at once until the guest answers again (a ``probe``, the
+        watchdog's PING, is sent regardless).
         """
         if not self.connected:
-            raise AgentError("agent is not connected")
+            raise AgentError(
+                f"agent fenced: {self.fenced}" if self.fenced else "agent is not connected"
+            )
+        if self.unresponsive and not probe:
+            raise AgentUnresponsive(f"the VM's agent is not responding ({self.unresponsive})")
+        if len(self._pending) >= MAX_PENDING:
+            raise AgentUnresponsive(f"{len(self._pending)} commands wait for the agent's answers")
         if isinstance(payload, dict):
             payload = p.json_payload(payload)
-        ok, data = await self._exchange(p.encode_control(code, payload or b""), code, timeout)
+        frame = p.encode_control(code, payload or b"")
+        ok, data = await self._exchange(frame, code, timeout or self.default_timeout)
         if not ok:
             info = p.decode_error(data)
             raise AgentError(info.message, process_exit_code=info.exit_code, errno=info.errno)
         return data
 
-    async def send_raw(self, frame: bytes, timeout: float = DEFAULT_TIMEOUT) -> tuple[bool, bytes]:
+    async def send_raw(self, frame: bytes, timeout: float | None = None) -> tuple[bool, bytes]:
         """Send a pre-built (possibly malformed) frame; return (acked, payload)."""
-        return await self._exchange(frame, None, timeout)
+        return await self._exchange(frame, None, timeout or self.default_timeout)
 
     async def _exchange(self, frame: bytes, code, timeout: float) -> tuple[bool, bytes]:
         # A future we give up on stays queued (cancelled): the late answer is matched to
@@ -205,7 +262,18 @@ class AgentClient:
                 return await fut
         except TimeoutError:
             name = getattr(code, "name", "command")
+            if timeout >= self.default_timeout:  # not just a caller in a hurry
+                self._set_health(f"no answer to {name} within {timeout:g} s")
             raise AgentTimeout(f"agent did not answer {name} within {timeout:g} s") from None
+
+    def _set_health(self, reason: str) -> None:
+        if bool(reason) == bool(self.unresponsive) or not self.connected:
+            return
+        self.unresponsive = reason
+        if reason:
+            log.warning("agent at %s is not responding: %s", self.control_path, reason)
+        if self.on_health is not None:
+            self.on_health(reason)
 
     async def ping(self) -> None:
         """PING the agent."""
@@ -217,10 +285,16 @@ class AgentClient:
 
     # -- processes ---------------------------------------------------------------------
 
+    def _stream(self, seq: int) -> OutputStream:
+        stream = self._streams.get(seq)
+        if stream is None:
+            stream = self._streams[seq] = OutputStream(taken=self._taken)
+        return stream
+
     def open_process(self, container: str, process: str, stdio: int, stderr: int = 0) -> ProcessIO:
         """Register a process's streams and exit before the command that starts it."""
-        out = self._streams.setdefault(stdio, OutputStream())
-        err = self._streams.setdefault(stderr, OutputStream()) if stderr else None
+        out = self._stream(stdio)
+        err = self._stream(stderr) if stderr else None
         fut = self._exits.get((container, process))
         if fut is None:
             fut = asyncio.get_running_loop().create_future()
@@ -240,7 +314,7 @@ class AgentClient:
 
     def open_transfer(self, container: str, job: str, seq: int, outgoing: bool) -> Transfer:
         """Register an archive transfer before ARCHIVEOUT (``outgoing``) or ARCHIVEIN."""
-        stream = self._streams.setdefault(seq, OutputStream()) if outgoing else None
+        stream = self._stream(seq) if outgoing else None
         fut = asyncio.get_running_loop().create_future()
         xfer = Transfer(container, job, seq, stream, fut)
         self._transfers[(container, job)] = xfer
@@ -256,62 +330,71 @@ class AgentClient:
 
     @staticmethod
     def _end_stream(stream: OutputStream | None) -> None:
-        """EOF now for a stream the guest has not ended (what it sent is dropped, and a
-        frame reader blocked on the full queue moves on); an ended stream keeps its
-        queued data for a slow reader."""
-        if stream is None or stream.done:
-            return
-        stream.done = True
-        while not stream.queue.empty():
-            stream.queue.get_nowait()
-        stream.queue.put_nowait(None)
+        """EOF now for a stream the guest has not ended (what it sent is dropped); an
+        ended stream keeps its queued data for a slow reader."""
+        if stream is not None:
+            stream.end()
 
     async def write_stdin(self, seq: int, data: bytes) -> None:
-        """Send stdin data in frames (empty data sends nothing; see close_stdin)."""
+        """Send stdin data in frames (empty data sends nothing; see close_stdin); waits
+        while the guest is not taking it."""
         for off in range(0, len(data), p.MAX_STREAM_DATA):
             self._str_w.write(p.encode_stream(seq, data[off : off + p.MAX_STREAM_DATA]))
             await self._str_w.drain()
 
-    async def close_stdin(self, seq: int) -> None:
-        """Send EOF on a process's stdin."""
+    async def close_stdin(self, seq: int, timeout: float | None = None) -> None:
+        """Send EOF on a process's stdin; AgentTimeout if the guest takes nothing for
+        ``timeout`` seconds."""
         self._str_w.write(p.encode_stream(seq))
-        await self._str_w.drain()
+        timeout = timeout or self.default_timeout
+        try:
+            await asyncio.wait_for(self._str_w.drain(), timeout)
+        except TimeoutError:
+            raise AgentTimeout(f"the agent took no stream data for {timeout:g} s") from None
 
     # -- readers -----------------------------------------------------------------------
 
     async def _read_control(self, reader: asyncio.StreamReader) -> None:
         try:
-            while True:
+            for n in itertools.count(1):
                 code, size = p.decode_control_header(
                     await reader.readexactly(p.CONTROL_HEADER.size)
                 )
                 self._on_control(code, await reader.readexactly(size))
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
         except (asyncio.IncompleteReadError, ConnectionError):
             self._fail_all("agent control channel closed")
         except p.ProtocolError as exc:
-            self._fail_all(f"agent broke the protocol: {exc}")
+            self.fence(str(exc))
+        except Exception as exc:  # noqa: BLE001 - whatever the guest sent, the daemon goes on
+            log.exception("control frame from %s", self.control_path)
+            self.fence(f"unreadable control frame: {exc!r:.200}")
 
     def _on_control(self, code: int, payload: bytes) -> None:
         if code in (p.Code.ACK, p.Code.ERROR):
             if not self._pending:
-                log.warning("agent answered %s with no command pending", code)
-                return
+                raise p.ProtocolError(f"answer {code} with no command pending")
             fut = self._pending.pop(0)
             if not fut.done():
                 fut.set_result((code == p.Code.ACK, payload))
-        elif code == p.Code.READY:
+            self._set_health("")
+            return
+        if not self._budget.take():
+            raise p.ProtocolError("flood of frames sent unasked")
+        if code == p.Code.READY:
+            self._readies += 1
+            if self._readies > MAX_READY:
+                raise p.ProtocolError("READY sent again and again")
             self._ready.set()
         elif code == p.Code.PROCESSASYNCEVENT:
-            self._on_event(payload)
+            self._on_event(p.decode_event(payload))
         else:
-            log.warning("agent sent unexpected code %d", code)
+            raise p.ProtocolError(f"unexpected code {code} from the guest")
 
-    def _on_event(self, payload: bytes) -> None:
-        try:
-            ev = p.decode_event(payload)
-        except p.ProtocolError as exc:
-            log.warning("%s", exc)
-            return
+    def _on_event(self, ev: p.Event) -> None:
+        # Events of processes nobody waits for (forgotten, or never started by this
+        # daemon) are dropped: the guest cannot grow this client's tables.
         key = (ev.container, ev.process)
         xfer = self._transfers.get(key)
         if xfer is not None:
@@ -319,27 +402,43 @@ class AgentClient:
                 xfer.finished.set_result(ev)
             return
         fut = self._exits.get(key)
-        if fut is None:
-            fut = asyncio.get_running_loop().create_future()
-            self._exits[key] = fut
-        if not fut.done():
+        if fut is not None and not fut.done():
             fut.set_result(ev.status)
 
     async def _read_streams(self, reader: asyncio.StreamReader) -> None:
         try:
-            while True:
+            for n in itertools.count(1):
                 seq, size = p.decode_stream_header(await reader.readexactly(p.STREAM_HEADER.size))
                 data = await reader.readexactly(size)
-                stream = self._streams.get(seq)
-                if stream is None or stream.done:
-                    continue
-                if not data:
-                    stream.done = True
-                await stream.queue.put(data or None)
+                await self._on_stream(seq, data)
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
         except (asyncio.IncompleteReadError, ConnectionError):
             self._fail_all("agent stream channel closed")
         except p.ProtocolError as exc:
-            self._fail_all(f"agent broke the stream protocol: {exc}")
+            self.fence(f"stream channel: {exc}")
+        except Exception as exc:  # noqa: BLE001 - whatever the guest sent, the daemon goes on
+            log.exception("stream frame from %s", self.stream_path)
+            self.fence(f"unreadable stream frame: {exc!r:.200}")
+
+    async def _on_stream(self, seq: int, data: bytes) -> None:
+        stream = self._streams.get(seq)
+        if stream is None or stream.done:
+            return  # a stream nobody reads (any more): dropped
+        if not data:
+            stream.done = True
+            await stream.queue.put(None)
+            return
+        self._buffered += len(data)
+        await stream.queue.put(data)
+        while self._buffered > MAX_BUFFERED:
+            self._room.clear()
+            await self._room.wait()
+
+    def _taken(self, n: int) -> None:
+        self._buffered -= n
+        if self._buffered <= MAX_BUFFERED:
+            self._room.set()
 
     def _fail_all(self, reason: str) -> None:
         if self._closed is not None and not self._closed.done():

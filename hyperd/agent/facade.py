@@ -3,7 +3,8 @@
 The daemon talks to a guest through ``Agent``; the wire codes and payloads stay in
 ``protocol`` and ``AgentClient``. Every method raises AgentError with the guest's
 message (and exit code / errno where the guest gives them), AgentTimeout when the
-guest does not answer within ``timeout`` seconds.
+guest does not answer within ``timeout`` seconds (by default the client's
+``default_timeout``), AgentUnresponsive at once while an earlier call went unanswered.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 from collections.abc import AsyncIterable, AsyncIterator
 
 from . import protocol as p
-from .client import DEFAULT_TIMEOUT, AgentClient, AgentError, AgentTimeout, ProcessIO, Transfer
+from .client import AgentClient, AgentError, AgentTimeout, ProcessIO, Transfer
 
 
 class Agent:
@@ -30,14 +31,22 @@ class Agent:
         """True until a channel to the guest closes."""
         return self.client.connected
 
+    def _answer(self, what: str, answer: bytes, build):
+        """``build(obj)`` of a JSON answer; a malformed one fences the guest."""
+        try:
+            return build(json.loads(answer))
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            self.client.fence(f"malformed answer to {what}: {answer[:80]!r}")
+            raise AgentError(f"the agent sent a malformed answer to {what}") from exc
+
     # -- pod and guest ------------------------------------------------------------------
 
-    async def version(self, *, timeout: float = DEFAULT_TIMEOUT) -> int:
+    async def version(self, *, timeout: float | None = None) -> int:
         """The protocol version the agent speaks."""
         answer = await self.client.call(p.Code.GETVERSION, timeout=timeout)
-        return int(json.loads(answer or b"{}").get("version", 0))
+        return self._answer("GETVERSION", answer or b"{}", lambda obj: int(obj.get("version", 0)))
 
-    async def ping(self, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    async def ping(self, *, timeout: float | None = None) -> None:
         """Check that the agent answers."""
         await self.client.call(p.Code.PING, timeout=timeout)
 
@@ -47,16 +56,16 @@ class Agent:
         dns: list[str] | None = None,
         search: list[str] | None = None,
         *,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | None = None,
     ) -> None:
         """Set the pod's hostname and DNS settings (STARTPOD)."""
         await self.client.call(p.Code.STARTPOD, p.startpod(hostname, dns, search), timeout)
 
-    async def destroy_pod(self, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    async def destroy_pod(self, *, timeout: float | None = None) -> None:
         """Kill everything, sync and power the guest off (DESTROYPOD)."""
         await self.client.call(p.Code.DESTROYPOD, timeout=timeout)
 
-    async def online_cpu_mem(self, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    async def online_cpu_mem(self, *, timeout: float | None = None) -> None:
         """Bring hot-plugged CPUs and memory online."""
         await self.client.call(p.Code.ONLINECPUMEM, timeout=timeout)
 
@@ -67,21 +76,21 @@ class Agent:
         mtu: int = 0,
         new_name: str = "",
         *,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | None = None,
     ) -> None:
         """Address and bring up a NIC (by name or MAC)."""
         payload = p.setupinterface(device, addresses, mtu, new_name)
         await self.client.call(p.Code.SETUPINTERFACE, payload, timeout)
 
-    async def delete_interface(self, device: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    async def delete_interface(self, device: str, *, timeout: float | None = None) -> None:
         """Flush a NIC's addresses and bring it down."""
         await self.client.call(p.Code.DELETEINTERFACE, {"device": device}, timeout)
 
-    async def setup_routes(self, routes: list[dict], *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    async def setup_routes(self, routes: list[dict], *, timeout: float | None = None) -> None:
         """Add routes ({dest, gateway?, device} each)."""
         await self.client.call(p.Code.SETUPROUTE, p.setuproute(routes), timeout)
 
-    async def sync(self, cid: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    async def sync(self, cid: str | None = None, *, timeout: float | None = None) -> None:
         """Flush the guest's filesystems (or only those of container cid) to disk."""
         await self.client.call(p.Code.SYNC, p.sync(cid), timeout)
 
@@ -94,46 +103,50 @@ class Agent:
         process: p.Process | None = None,
         read_only: bool = False,
         sysctl: dict[str, str] | None = None,
+        privileged: bool = False,
         *,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | None = None,
     ) -> None:
-        """Mount a container and start its main process (NEWCONTAINER)."""
-        payload = p.newcontainer(cid, mounts, process, read_only, sysctl)
+        """Mount a container and start its main process (NEWCONTAINER): PID 1 of the
+        container's namespaces (without one, a holder of the agent's is)."""
+        payload = p.newcontainer(cid, mounts, process, read_only, sysctl, privileged)
         await self.client.call(p.Code.NEWCONTAINER, payload, timeout)
 
-    async def remove_container(self, cid: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    async def remove_container(self, cid: str, *, timeout: float | None = None) -> None:
         """Kill what is left of a container, unmount and forget it."""
         await self.client.call(p.Code.REMOVECONTAINER, {"container": cid}, timeout)
 
-    async def exec(self, cid: str, process: p.Process, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    async def exec(self, cid: str, process: p.Process, *, timeout: float | None = None) -> None:
         """Start a process in a container; returns once its program has been exec'd."""
         await self.client.call(p.Code.EXECCMD, p.execcmd(cid, process), timeout)
 
     async def signal(
-        self, cid: str, process_id: str, sig: int, *, timeout: float = DEFAULT_TIMEOUT
+        self, cid: str, process_id: str, sig: int, *, timeout: float | None = None
     ) -> None:
         """Send a signal to one process."""
         await self.client.call(p.Code.SIGNALPROCESS, p.signalprocess(cid, process_id, sig), timeout)
 
-    async def kill_container(self, cid: str, sig: int, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    async def kill_container(self, cid: str, sig: int, *, timeout: float | None = None) -> None:
         """Send a signal to a container's main process."""
         await self.client.call(p.Code.KILLCONTAINER, p.killcontainer(cid, sig), timeout)
 
     async def winsize(
-        self, cid: str, process_id: str, rows: int, cols: int, *, timeout: float = DEFAULT_TIMEOUT
+        self, cid: str, process_id: str, rows: int, cols: int, *, timeout: float | None = None
     ) -> None:
         """Resize a process's terminal."""
         await self.client.call(p.Code.WINSIZE, p.winsize(cid, process_id, rows, cols), timeout)
 
-    async def freeze(self, cid: str, frozen: bool, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    async def freeze(self, cid: str, frozen: bool, *, timeout: float | None = None) -> None:
         """Stop (SIGSTOP) or continue (SIGCONT) every process of a container."""
         payload = {"container": cid, "frozen": frozen}
         await self.client.call(p.Code.FREEZE, payload, timeout)
 
-    async def processes(self, cid: str, *, timeout: float = DEFAULT_TIMEOUT) -> list[p.ProcessInfo]:
+    async def processes(self, cid: str, *, timeout: float | None = None) -> list[p.ProcessInfo]:
         """The processes of a container (`docker top`)."""
-        answer = json.loads(await self.client.call(p.Code.PS, p.ps(cid), timeout))
-        return [p.ProcessInfo.from_json(x) for x in answer["processes"]]
+        answer = await self.client.call(p.Code.PS, p.ps(cid), timeout)
+        return self._answer(
+            "PS", answer, lambda obj: [p.ProcessInfo.from_json(x) for x in obj["processes"]]
+        )
 
     # -- process I/O (registration stays in the client) ------------------------------------
 
@@ -166,25 +179,23 @@ class Agent:
         data: bytes,
         mode: int | None = None,
         *,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | None = None,
     ) -> None:
         """Write a small file in a container ("" for the guest's own root)."""
         payload = p.writefile_payload(cid, path, data, mode)
         await self.client.call(p.Code.WRITEFILE, payload, timeout)
 
-    async def read_file(self, cid: str, path: str, *, timeout: float = DEFAULT_TIMEOUT) -> bytes:
+    async def read_file(self, cid: str, path: str, *, timeout: float | None = None) -> bytes:
         """Read a small file of a container (at most one control frame)."""
         return await self.client.call(p.Code.READFILE, {"container": cid, "path": path}, timeout)
 
-    async def stat_path(
-        self, cid: str, path: str, *, timeout: float = DEFAULT_TIMEOUT
-    ) -> p.PathStat:
+    async def stat_path(self, cid: str, path: str, *, timeout: float | None = None) -> p.PathStat:
         """lstat of a path in a container; a missing one raises AgentError with errno 2."""
         answer = await self.client.call(p.Code.STATPATH, p.statpath(cid, path), timeout)
-        return p.PathStat.from_json(json.loads(answer))
+        return self._answer("STATPATH", answer, p.PathStat.from_json)
 
     async def archive_out(
-        self, cid: str, path: str, changes: bool = False, *, timeout: float = DEFAULT_TIMEOUT
+        self, cid: str, path: str, changes: bool = False, *, timeout: float | None = None
     ) -> tuple[p.PathStat, AsyncIterator[bytes]]:
         """A tar of path in a container (or, with changes, its layer of changes).
 
@@ -194,6 +205,7 @@ class Agent:
         AgentTimeout when no data came for ``timeout`` seconds.
         """
         job, seq = f"archive-out-{next(self._jobs)}", self.client.new_seq()
+        timeout = timeout or self.client.default_timeout
         xfer = self.client.open_transfer(cid, job, seq, outgoing=True)
         try:
             answer = await self.client.call(
@@ -202,13 +214,18 @@ class Agent:
         except BaseException:
             self.client.forget_transfer(xfer)
             raise
-        return p.PathStat.from_json(json.loads(answer)), self._receive(xfer, timeout)
+        try:
+            stat = self._answer("ARCHIVEOUT", answer, p.PathStat.from_json)
+        except AgentError:
+            self.client.forget_transfer(xfer)
+            raise
+        return stat, self._receive(xfer, timeout)
 
     async def _receive(self, xfer: Transfer, timeout: float) -> AsyncIterator[bytes]:
         try:
             while True:
                 try:
-                    chunk = await asyncio.wait_for(xfer.stream.queue.get(), timeout)
+                    chunk = await asyncio.wait_for(xfer.stream.get(), timeout)
                 except TimeoutError:
                     raise AgentTimeout(
                         f"no archive data from the agent for {timeout:g} s"
@@ -227,7 +244,7 @@ class Agent:
         chunks: AsyncIterable[bytes],
         no_overwrite_dir_non_dir: bool = False,
         *,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | None = None,
     ) -> None:
         """Extract a tar (given as chunks) under the directory path of a container.
 
@@ -235,6 +252,7 @@ class Agent:
         AgentTimeout when the guest takes no data for ``timeout`` seconds.
         """
         job, seq = f"archive-in-{next(self._jobs)}", self.client.new_seq()
+        timeout = timeout or self.client.default_timeout
         xfer = self.client.open_transfer(cid, job, seq, outgoing=False)
         try:
             payload = p.archivein(cid, job, path, seq, no_overwrite_dir_non_dir)

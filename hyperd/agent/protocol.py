@@ -21,6 +21,9 @@ Lengths count their header. A stream frame without data is EOF for its seq.
 
 Every command is answered, in order, by ACK or ERROR; the ERROR payload is a JSON
 object ``{"message": str, "exitCode": N (opt.), "errno": N (opt.)}`` (version 2).
+Version 3: each container's processes run in its own PID, mount, IPC and UTS
+namespaces; PROCESS carries what the process may do (``Security``) and NEWCONTAINER
+whether the container is privileged.
 Processes and archive transfers end with a PROCESSASYNCEVENT
 ``{"container", "process", "event": "finished", "status": N, "error": str (opt.)}``
 sent after the EOF of their streams.
@@ -34,7 +37,7 @@ import stat
 import struct
 from dataclasses import dataclass, field
 
-API_VERSION = 2
+API_VERSION = 3
 
 CONTROL_PORT = "sh.hyper.channel.0"
 STREAM_PORT = "sh.hyper.channel.1"
@@ -122,6 +125,51 @@ def json_payload(obj: dict) -> bytes:
 
 # -- payloads --------------------------------------------------------------------------
 
+# Capability names the agent knows (Linux 6.1), without the CAP_ prefix.
+CAPABILITIES = (
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
+    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
+    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
+    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
+    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+)  # fmt: skip
+
+
+def capability_name(name: str) -> str | None:
+    """A capability as the agent spells it ("NET_ADMIN", or "ALL"); None when unknown."""
+    upper = name.upper()
+    bare = upper[4:] if upper.startswith("CAP_") else upper
+    return bare if bare == "ALL" or bare in CAPABILITIES else None
+
+
+@dataclass
+class Security:
+    """What a process may do (PROCESS fields): Docker's default capabilities changed by
+    ``cap_add``/``cap_drop`` (names, or "ALL"), everything when ``privileged``, the
+    default seccomp filter unless ``seccomp`` is False, and no_new_privs on request."""
+
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    privileged: bool = False
+    no_new_privileges: bool = False
+    seccomp: bool = True
+
+    def to_json(self) -> dict:
+        """The wire fields that differ from the defaults."""
+        out: dict = {}
+        if self.cap_add:
+            out["capAdd"] = list(self.cap_add)
+        if self.cap_drop:
+            out["capDrop"] = list(self.cap_drop)
+        if self.privileged:
+            out["privileged"] = True
+        if self.no_new_privileges:
+            out["noNewPrivileges"] = True
+        if not self.seccomp:
+            out["seccomp"] = False
+        return out
+
 
 @dataclass
 class Process:
@@ -139,6 +187,7 @@ class Process:
     terminal: bool = False
     rows: int = 0
     columns: int = 0
+    security: Security = field(default_factory=Security)
 
     def to_json(self) -> dict:
         """The wire form."""
@@ -159,6 +208,7 @@ class Process:
             out["additionalGroups"] = list(self.additional_groups)
         if self.terminal and self.rows and self.columns:
             out["row"], out["column"] = self.rows, self.columns
+        out.update(self.security.to_json())
         return out
 
 
@@ -217,9 +267,13 @@ def newcontainer(
     process: Process | None = None,
     read_only: bool = False,
     sysctl: dict[str, str] | None = None,
+    privileged: bool = False,
 ) -> dict:
-    """NEWCONTAINER payload: the root and volumes as a list of mounts."""
+    """NEWCONTAINER payload: the root and volumes as a list of mounts. A privileged
+    container may open any device node and write /sys, and hides nothing of /proc."""
     out = {"id": cid, "mounts": [m.to_json() for m in mounts], "readOnly": read_only}
+    if privileged:
+        out["privileged"] = True
     if process is not None:
         out["process"] = process.to_json()
     if sysctl:
@@ -322,7 +376,7 @@ def decode_error(payload: bytes) -> ErrorInfo:
     """Decode an ERROR payload; text that is not the JSON object is kept as the message."""
     try:
         obj = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         obj = None
     if not isinstance(obj, dict) or not isinstance(obj.get("message"), str):
         return ErrorInfo(payload.decode(errors="replace") or "unknown agent error")
@@ -351,7 +405,7 @@ def decode_event(payload: bytes) -> Event:
         return Event(
             str(ev["container"]), str(ev["process"]), int(ev["status"]), str(ev.get("error", ""))
         )
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise ProtocolError(f"malformed process event: {payload[:200]!r}") from exc
 
 

@@ -51,6 +51,7 @@ class Session:
     def __init__(self, request: web.Request):
         self.svc = common.containers(request)
         self.c: Container = self.svc.store.get(request.match_info["id"])
+        self.svc.check_responsive(self.c)
         self.opts = Options.of(request, self.c.config.tty)
         # subscribed before the connection is taken over, so no output falls in between
         self.output = self.svc.io(self.c).output

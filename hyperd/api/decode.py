@@ -22,6 +22,7 @@ from . import detach
 from .fields import Fields
 from .mounts import mounts as mount_specs
 from .mounts import volumes_from
+from .security import capabilities, security_opts
 
 MIN_MEMORY = 64 << 20  # a guest kernel and agent need this much
 HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?$")
@@ -56,7 +57,6 @@ PASSTHROUGH = (
     "OomScoreAdj",
     "PidMode",
     "PidsLimit",
-    "SecurityOpt",
     "StorageOpt",
     "UTSMode",
     "Ulimits",
@@ -188,6 +188,7 @@ def host_spec(f: Fields) -> s.HostSpec:
     auto_remove = f.bool("AutoRemove")
     if auto_remove and restart.name != "no":
         raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
+    security = security_opts(f)
     return s.HostSpec(
         auto_remove=auto_remove,
         restart=restart,
@@ -205,8 +206,11 @@ def host_spec(f: Fields) -> s.HostSpec:
         dns_options=f.str_list("DnsOptions"),
         log_config=_log_config(f.sub("LogConfig")),
         privileged=f.bool("Privileged"),
-        cap_add=f.str_list("CapAdd"),
-        cap_drop=f.str_list("CapDrop"),
+        cap_add=capabilities(f, "CapAdd"),
+        cap_drop=capabilities(f, "CapDrop"),
+        security_opt=security.given,
+        no_new_privileges=security.no_new_privileges,
+        seccomp=security.seccomp,
         readonly_rootfs=f.bool("ReadonlyRootfs"),
         tmpfs=_tmpfs(f),
         shm_size=f.int("ShmSize"),

@@ -35,18 +35,39 @@ class _Upgraded(web.StreamResponse):
     _length_check = False
 
 
+# Stdin bytes taken from a client and not yet passed on: past this, the connection is not
+# read until the process (or a guest that never reads) takes some.
+STDIN_BUFFER = 1 << 20
+
+
 class _StdinReader:
     """Parser installed on the upgraded connection: collects the client's raw bytes."""
 
     def __init__(self):
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.transport: asyncio.Transport | None = None
+        self.buffered = 0
+        self.paused = False
 
     def feed_data(self, data: bytes):
         self.queue.put_nowait(bytes(data))
+        self.buffered += len(data)
+        if self.buffered > STDIN_BUFFER and self.transport is not None and not self.paused:
+            self.transport.pause_reading()
+            self.paused = True
         return False, b""
 
     def feed_eof(self) -> None:
         self.queue.put_nowait(None)
+
+    async def get(self) -> bytes | None:
+        chunk = await self.queue.get()
+        if chunk:
+            self.buffered -= len(chunk)
+            if self.paused and self.buffered <= STDIN_BUFFER // 2:
+                self.paused = False
+                self.transport.resume_reading()
+        return chunk
 
 
 class Hijacked:
@@ -57,7 +78,7 @@ class Hijacked:
 
     async def read(self) -> bytes | None:
         """Next chunk of stdin from the client; None at EOF (half-close or disconnect)."""
-        return await self._stdin.queue.get()
+        return await self._stdin.get()
 
     async def write(self, data: bytes) -> bool:
         """Send output; False once the client is gone."""
@@ -124,6 +145,7 @@ async def hijack(request: web.Request, tty: bool) -> Hijacked:
     request.protocol.set_parser(stdin)
     transport = request.transport
     transport.set_protocol(_KeepHalfOpen(transport.get_protocol(), stdin))
+    stdin.transport = transport
     await _answer_read(transport)
     return Hijacked(request, resp, stdin)
 

@@ -212,6 +212,7 @@ def _host_config(c: Container) -> dict:
         "Privileged": h.privileged,
         "CapAdd": h.cap_add or None,
         "CapDrop": h.cap_drop or None,
+        "SecurityOpt": h.security_opt or None,
         "ReadonlyRootfs": h.readonly_rootfs,
         "Tmpfs": h.tmpfs or None,
         "ShmSize": h.shm_size or 64 << 20,

@@ -212,6 +212,17 @@ def make_bind_sources(c: Container) -> None:
             os.makedirs(m.source, exist_ok=True)
 
 
+def _preparer(svc: ContainerService, c: Container, opened: dict):
+    """The hook run before the agent connects: c's main process is registered (in
+    ``opened["io"]``) and the VM's health goes to the monitor."""
+
+    def prepare(agent: Agent) -> None:
+        opened["io"] = agent.open_process(c.id, INIT, c.stdio_seq, c.stderr_seq)
+        agent.client.on_health = lambda reason: svc.monitor.vm_health(c, reason)
+
+    return prepare
+
+
 async def boot(svc: ContainerService, c: Container) -> Run:
     """Boot c's sandbox and start its main process; the run is not watched yet."""
     check_resources(c)
@@ -221,9 +232,7 @@ async def boot(svc: ContainerService, c: Container) -> Run:
     c.stdio_seq = svc.new_seq()
     c.stderr_seq = 0 if c.config.tty else svc.new_seq()
     opened = {}
-
-    def prepare(agent: Agent) -> None:
-        opened["io"] = agent.open_process(c.id, INIT, c.stdio_seq, c.stderr_seq)
+    prepare = _preparer(svc, c, opened)
 
     sb = await svc.sandboxes.create(sandbox_spec(svc, c, disks, shares), prepare)
     return await _run_in(svc, c, sb, mounts, opened["io"])
@@ -250,7 +259,9 @@ async def _run_in(svc: ContainerService, c: Container, sb: Sandbox, mounts, io) 
     try:
         _record_network(c, sb)
         proc = svc.main_process(c)
-        await sb.agent.create_container(c.id, mounts, proc, c.host.readonly_rootfs)
+        await sb.agent.create_container(
+            c.id, mounts, proc, c.host.readonly_rootfs, privileged=c.host.privileged
+        )
         if not c.config.open_stdin and not c.config.tty:
             await sb.agent.close_stdin(c.stdio_seq)
     except BaseException as exc:
@@ -307,9 +318,7 @@ async def readopt(svc: ContainerService, c: Container) -> None:
         return
     _, disks, shares = await asyncio.to_thread(devices, svc, c)
     opened = {}
-
-    def prepare(agent: Agent) -> None:
-        opened["io"] = agent.open_process(c.id, INIT, c.stdio_seq, c.stderr_seq)
+    prepare = _preparer(svc, c, opened)
 
     spec = sandbox_spec(svc, c, disks, shares)
     try:

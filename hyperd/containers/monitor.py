@@ -82,8 +82,27 @@ class Monitor:
         try:
             status = await run.io.exited
         except AgentError:
-            status, reason = 137, await self.service.sandboxes.end_reason(run.sandbox)
+            status = 137
+            if run.sandbox.fenced:  # the guest broke the protocol: its VM is destroyed
+                reason = f"agent fenced: {run.sandbox.fenced}"
+            elif run.sandbox.unresponsive:
+                reason = f"VM not responding ({run.sandbox.unresponsive}), destroyed"
+            else:
+                reason = await self.service.sandboxes.end_reason(run.sandbox)
         await self.handle_exit(c, run, status, reason)
+
+    def vm_health(self, c: Container, reason: str) -> None:
+        """The agent of c's VM stopped answering (``reason``) or answers again (""):
+        recorded on c, and a ``vm_unresponsive`` / ``vm_responsive`` event."""
+        run = self._runs.get(c.id)
+        if run is None or run.sandbox.paused:
+            return
+        svc = self.service
+        c.state.set_vm_health(reason)
+        action = "vm_unresponsive" if reason else "vm_responsive"
+        extra = {"reason": reason} if reason else {}
+        svc.events.publish("container", action, c.id, **svc.event_attrs(c), **extra)
+        svc.spawn(svc.store.save(c))
 
     async def drain(self, run: Run, timeout: float = DRAIN_TIMEOUT) -> None:
         """Let the pump log what the process printed (bounded: a VM may die mid-way)."""

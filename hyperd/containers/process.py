@@ -49,6 +49,19 @@ def _env(config: ContainerConfig, tty: bool, extra, linked=()) -> dict[str, str]
     )
 
 
+def security(c: Container, exec_privileged: bool = False) -> p.Security:
+    """What c's processes may do; ``exec --privileged`` adds every capability to one exec
+    (the container's seccomp and no_new_privs stay, as in Docker)."""
+    h = c.host
+    return p.Security(
+        cap_add=["ALL"] if exec_privileged and not h.privileged else list(h.cap_add),
+        cap_drop=list(h.cap_drop),
+        privileged=h.privileged,
+        no_new_privileges=h.no_new_privileges,
+        seccomp=h.seccomp,
+    )
+
+
 def main_process(c: Container, size: tuple[int, int], extra_env: list[str] = ()) -> p.Process:
     """The container's own process (``extra_env``: what its links give it, under its own)."""
     cfg = c.config
@@ -67,6 +80,7 @@ def main_process(c: Container, size: tuple[int, int], extra_env: list[str] = ())
         terminal=cfg.tty,
         rows=rows,
         columns=cols,
+        security=security(c),
     )
 
 
@@ -88,4 +102,5 @@ def exec_process(
         terminal=spec.tty,
         rows=rows,
         columns=cols,
+        security=security(c, spec.privileged),
     )

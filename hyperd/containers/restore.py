@@ -38,8 +38,8 @@ async def restore(svc: ContainerService) -> None:
         if c.sandbox in vms and (not c.running or c.state.status == RESTARTING):
             log.warning("destroying VM %s of %s container %s", c.sandbox, c.state.status, c.id[:12])
             await svc.sandboxes.destroy_vm(c.sandbox)
-        if c.running:
-            await booting.readopt(svc, c)
+    # together: a guest that does not answer costs its own bound, not everyone's
+    await asyncio.gather(*(booting.readopt(svc, c) for c in svc.store if c.running))
     await booting.reconcile_network(svc)
 
 

@@ -15,7 +15,7 @@ import shutil
 import time
 from pathlib import Path
 
-from hyperd.agent.client import AgentError
+from hyperd.agent.client import AgentError, AgentTimeout
 from hyperd.config import Config
 from hyperd.errors import Conflict, HyperError, InvalidArgument
 from hyperd.events import EventBus
@@ -250,26 +250,39 @@ class ContainerService:
             return True
 
     async def _stop_run(self, c: Container, run: Run, timeout: float) -> None:
+        """The stop signal, then SIGKILL, then the VM is destroyed: at once when its guest
+        does not answer, so a hung guest is stopped within the agent's bound."""
         if c.state.paused:
             await self._set_paused(c, run, False)
         self._event(c, "kill", signal=parse_signal(c.config.stop_signal or "SIGTERM"))
         steps = ((parse_signal(c.config.stop_signal or "SIGTERM"), timeout), (9, 5))
         for sig, wait in steps:
-            with contextlib.suppress(AgentError, asyncio.TimeoutError):
-                await asyncio.wait_for(run.sandbox.agent.kill_container(c.id, sig), 10)
-            if await self._ended(run, None if wait < 0 else wait):
+            if run.sandbox.unresponsive:
                 break
-        else:
-            await run.sandbox.destroy()
-            await self._ended(run, 10)
+            with contextlib.suppress(AgentError):  # bounded by the agent's timeout
+                await run.sandbox.agent.kill_container(c.id, sig)
+            if await self._ended(run, None if wait < 0 else wait):
+                self._event(c, "stop")
+                return
+        await run.sandbox.destroy()
+        with contextlib.suppress(asyncio.TimeoutError):  # the monitor records the exit
+            await asyncio.wait_for(asyncio.shield(run.watcher), 10)
         self._event(c, "stop")
 
     @staticmethod
     async def _ended(run: Run, timeout: float | None) -> bool:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(run.watcher), timeout)
-            return True
-        return False
+        """Did the run end within ``timeout`` s (None: ever)? False as soon as its VM is
+        found unresponsive: a hung guest will not end it."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not run.sandbox.unresponsive:
+            step = 1.0 if deadline is None else min(1.0, deadline - loop.time())
+            if step <= 0:
+                return False
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(run.watcher), step)
+                return True
+        return run.watcher.done()
 
     async def kill(self, ref: str, signal: str | int = "SIGKILL") -> None:
         """Send a signal to the main process."""
@@ -288,6 +301,10 @@ class ContainerService:
             await self._set_paused(c, run, False)  # a suspended guest cannot take a signal
         try:
             await run.sandbox.agent.kill_container(c.id, sig)
+        except AgentTimeout as exc:
+            if sig != 9:
+                raise Conflict(f"cannot signal container {c.id}: {exc.message}") from exc
+            await run.sandbox.destroy()  # SIGKILL always works: the VM goes
         except AgentError as exc:
             raise Conflict(f"cannot signal container {c.id}: {exc.message}") from exc
         self._event(c, "kill", signal=sig)
@@ -391,6 +408,9 @@ class ContainerService:
         """Remove a container; a running one only with force (its VM is destroyed); with
         ``volumes``, its anonymous volumes too."""
         c = self.store.get(ref)
+        run = self.monitor.run(c.id)
+        if force and run is not None and self.lock(c.id).locked():
+            await run.sandbox.destroy()  # a stop waiting for the process ends now
         async with self.lock(c.id):
             if c.running and not force:
                 raise Conflict(
@@ -522,6 +542,16 @@ class ContainerService:
             raise Conflict(f"Container {c.id} is not running")
         if c.state.paused:
             raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
+        self.check_responsive(c)
+
+    def check_responsive(self, c: Container) -> None:
+        """Conflict when c's VM does not answer (exec and attach would wait in vain)."""
+        run = self.monitor.run(c.id)
+        if run is not None and run.sandbox.unresponsive:
+            raise Conflict(
+                f"Container {c.id}'s VM is not responding ({run.sandbox.unresponsive}): "
+                "stop, kill or remove it"
+            )
 
     def main_process(self, c: Container):
         """The agent's PROCESS for c's main process (its links' variables included)."""

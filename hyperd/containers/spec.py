@@ -154,6 +154,9 @@ class HostSpec:
     privileged: bool = False
     cap_add: list[str] = field(default_factory=list)
     cap_drop: list[str] = field(default_factory=list)
+    security_opt: list[str] = field(default_factory=list)  # as given; decoded below
+    no_new_privileges: bool = False
+    seccomp: bool = True  # the default profile; False: seccomp=unconfined
     readonly_rootfs: bool = False
     tmpfs: dict[str, str] = field(default_factory=dict)  # target -> options
     shm_size: int = 0

@@ -124,6 +124,14 @@ class State:
         """The VM was suspended or resumed."""
         self.status = PAUSED if paused else RUNNING
 
+    def set_vm_health(self, reason: str) -> None:
+        """The run's VM stopped answering (why: State.Error and Hyper.Reason say it), or
+        answers again ("")."""
+        if reason:
+            self.error = self.reason = f"VM not responding: {reason}"
+        elif self.error.startswith("VM not responding"):
+            self.error = self.reason = ""
+
     def set_removing(self) -> None:
         self.status = REMOVING
 

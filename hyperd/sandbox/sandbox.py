@@ -1,4 +1,9 @@
-"""One sandbox: a VM (Machine), its network endpoints and published ports, and its agent."""
+"""One sandbox: a VM (Machine), its network endpoints and published ports, and its agent.
+
+The guest is watched: a PING every ``timeout / 2`` seconds (while it is not paused) finds
+a guest that stopped answering even when nobody asks it anything; the agent client then
+reports it unresponsive (``on_health``) until it answers again.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hyperd.agent.client import AgentError
+from hyperd.agent import protocol as p
+from hyperd.agent.client import DEFAULT_TIMEOUT, AgentError
 from hyperd.agent.facade import Agent
 from hyperd.network import Endpoint, PortBinding
 from hyperd.vm.designer import DiskSpec, ShareSpec
@@ -45,15 +51,21 @@ class SandboxSpec:
 
 
 class Sandbox:
-    """A running VM with its agent connection and network endpoint."""
+    """A running VM with its agent connection and network endpoint.
 
-    def __init__(self, spec: SandboxSpec, machine: Machine):
+    ``agent_timeout`` bounds every agent call that gives no bound of its own.
+    """
+
+    def __init__(self, spec: SandboxSpec, machine: Machine, agent_timeout: float = DEFAULT_TIMEOUT):
         self.spec = spec
         self.machine = machine
+        self.agent_timeout = agent_timeout
         self.endpoints: list[Endpoint] = []  # in the order of the guest's NICs (eth0 first)
         self.published: list[PortBinding] = []
         self.agent: Agent | None = None
         self.containers: set[str] = set()
+        self.paused = False
+        self._watchdog: asyncio.Task | None = None
 
     @property
     def id(self) -> str:
@@ -64,17 +76,50 @@ class Sandbox:
         """The endpoint on the first network (published ports go there), or None."""
         return self.endpoints[0] if self.endpoints else None
 
+    @property
+    def unresponsive(self) -> str:
+        """Why the guest is not answering ("" while it does)."""
+        return self.agent.client.unresponsive if self.agent is not None else ""
+
+    @property
+    def fenced(self) -> str:
+        """Why the guest was cut off for breaking the protocol ("" if it was not)."""
+        return self.agent.client.fenced if self.agent is not None else ""
+
     def _wrap(self, prepare: Prepare | None):
         def hook(client) -> None:
+            client.default_timeout = self.agent_timeout
             self.agent = Agent(client)
             if prepare is not None:
                 prepare(self.agent)
 
         return hook
 
+    def _watch(self) -> None:
+        if self._watchdog is None:
+            self._watchdog = asyncio.create_task(self._probe())
+
+    async def _probe(self) -> None:
+        """PING now and then, so a guest that stopped answering is noticed."""
+        while self.connected:
+            await asyncio.sleep(self.agent_timeout / 2)
+            if not self.paused:
+                await self._ping()
+
+    async def _ping(self) -> None:
+        if self.connected:
+            with contextlib.suppress(AgentError):
+                await self.agent.client.call(p.Code.PING, timeout=self.agent_timeout, probe=True)
+
+    def _unwatch(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
     async def boot(self, prepare: Prepare | None = None, timeout: float = 120) -> None:
         """Start the VM, wait for its agent, name the pod and set up its network."""
         await self.machine.boot(timeout=timeout, prepare=self._wrap(prepare))
+        self._watch()
         await self.agent.start_pod(self.spec.hostname, self.spec.dns, self.spec.dns_search)
         for ep in self.endpoints:
             await self.setup_nic(ep)
@@ -106,6 +151,7 @@ class Sandbox:
     async def adopt(self, prepare: Prepare | None = None, timeout: float = 10) -> None:
         """Re-connect to the agent of a VM that kept running while hyperd was away."""
         await self.machine.attach(timeout=timeout, prepare=self._wrap(prepare))
+        self._watch()
 
     @property
     def connected(self) -> bool:
@@ -113,20 +159,34 @@ class Sandbox:
         return self.agent is not None and self.agent.connected
 
     async def power_off(self, timeout: float = 5) -> None:
-        """Sync and power off through the agent; destroy the VM if that does not work."""
-        await self.machine.power_off(timeout=timeout)
+        """Sync and power off through the agent; destroy the VM if that does not work
+        (at once when the guest does not answer)."""
+        self._unwatch()
+        if self.unresponsive or self.fenced:
+            await self.machine.destroy()
+        else:
+            await self.machine.power_off(timeout=timeout)
 
     async def destroy(self) -> None:
         """Hard-stop the VM."""
+        self._unwatch()
         await self.machine.destroy()
 
     async def pause(self) -> None:
         """Suspend the VM (``docker pause``)."""
-        await self.machine.pause()
+        self.paused = True
+        try:
+            await self.machine.pause()
+        except BaseException:
+            self.paused = False
+            raise
 
     async def resume(self) -> None:
         """Resume a suspended VM."""
         await self.machine.resume()
+        self.paused = False
+        if self.unresponsive:  # a call made while it was paused went unanswered
+            await self._ping()
 
     async def write_file(self, cid: str, path: str, data: bytes) -> None:
         """Write a file into a container, ignoring a VM that is going away."""

@@ -61,7 +61,7 @@ class Sandboxes:
 
     async def create(self, spec: SandboxSpec, prepare: Prepare | None = None) -> Sandbox:
         """Reserve the network (a port clash fails before any VM boots), then boot."""
-        sb = Sandbox(spec, self._machine(spec, []))
+        sb = Sandbox(spec, self._machine(spec, []), self.config.agent_timeout)
         if spec.networks and self.network is not None:
             await self._connect(sb)
         sb.machine = self._machine(spec, self._nics(sb))
@@ -99,7 +99,7 @@ class Sandboxes:
         state = await asyncio.to_thread(self.hv.state, spec.id)
         if state not in ("running", "paused"):
             return None
-        sb = Sandbox(spec, self._machine(spec, []))
+        sb = Sandbox(spec, self._machine(spec, []), self.config.agent_timeout)
         if spec.networks and self.network is not None:
             endpoints = await asyncio.to_thread(self.network.endpoints, spec.owner)
             sb.endpoints = _with_mac(endpoints, spec)

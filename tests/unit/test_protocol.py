@@ -146,7 +146,7 @@ def test_new_codes_are_the_next_free_numbers():
         29,
         30,
     ]
-    assert p.API_VERSION == 2
+    assert p.API_VERSION == 3  # 3: namespaces, capabilities and seccomp per process
 
 
 def test_mount_payload_leaves_defaults_out():

@@ -46,10 +46,15 @@ def boot(loop_thread, libvirt_up, guest_assets, busybox_image, vm_workdir, reque
 
 
 @pytest.fixture(scope="module")
-def shared_guest(loop_thread, libvirt_up, guest_assets, busybox_image, vm_workdir):
-    """One VM shared by a module's tests: each runs its own processes in it."""
+def shared_guest(request, loop_thread, libvirt_up, guest_assets, busybox_image, vm_workdir):
+    """One VM shared by a module's tests: each runs its own processes in it. A module
+    whose tests act as the guest's root (mknod and mount its disks) sets
+    ``PRIVILEGED_CONTAINER = True``."""
     name = f"hyper-test-{uuid.uuid4().hex[:10]}"
-    guest = loop_thread.run(boot_guest(name, guest_assets, busybox_image, vm_workdir))
+    privileged = getattr(request.module, "PRIVILEGED_CONTAINER", False)
+    guest = loop_thread.run(
+        boot_guest(name, guest_assets, busybox_image, vm_workdir, privileged=privileged)
+    )
     yield guest
     loop_thread.run(guest.machine.destroy())
 

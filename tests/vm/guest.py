@@ -108,13 +108,18 @@ async def _empty() -> bytes:
 
 
 class Guest:
-    """A booted VM with container CONTAINER set up; start processes in it."""
+    """A booted VM with container CONTAINER set up; start processes in it.
+
+    In a privileged container (``privileged``) processes are privileged too unless a
+    test gives them a ``security`` of their own.
+    """
 
     _ids = itertools.count(1)
 
-    def __init__(self, machine: Machine):
+    def __init__(self, machine: Machine, privileged: bool = False):
         self.machine = machine
         self.agent = Agent(machine.agent)
+        self.privileged = privileged
 
     @property
     def client(self):
@@ -127,6 +132,8 @@ class Guest:
         terminal = kw.get("terminal", False)
         out_seq, err_seq = a.new_seq(), (0 if terminal else a.new_seq())
         pid = f"p{next(self._ids)}"
+        if self.privileged:
+            kw.setdefault("security", p.Security(privileged=True))
         io = a.open_process(container, pid, out_seq, err_seq)
         proc = p.Process(pid, list(args), stdio=out_seq, stderr=err_seq, **kw)
         try:
@@ -146,10 +153,17 @@ class Guest:
 
 
 async def boot_guest(
-    name: str, assets, image: Path, workdir: Path, extra_disks=(), memory_mib: int = 0
+    name: str,
+    assets,
+    image: Path,
+    workdir: Path,
+    extra_disks=(),
+    memory_mib: int = 0,
+    privileged: bool = False,
 ) -> Guest:
     """Boot a VM with `image` as read-only root image, a fresh writable disk (the
-    container CONTAINER on them) and ``extra_disks`` (DiskSpecs) after them."""
+    container CONTAINER on them, privileged if asked) and ``extra_disks`` (DiskSpecs)
+    after them."""
     rw = new_rw_disk(workdir / f"{name}-rw.ext4")
     run_dir = Path("/run/hyper-test") / name
     spec = designer.VMSpec(
@@ -172,10 +186,11 @@ async def boot_guest(
         Hypervisor(), spec, accel.domain_type(accel.choose()), designer.DEFAULT_TB_CACHE_MIB
     )
     await machine.boot(timeout=60)
-    guest = Guest(machine)
+    guest = Guest(machine, privileged)
     try:
         await guest.agent.start_pod(name)
-        await guest.agent.create_container(CONTAINER, p.root_mounts("image", "ext4", "rw"))
+        mounts = p.root_mounts("image", "ext4", "rw")
+        await guest.agent.create_container(CONTAINER, mounts, privileged=privileged)
     except BaseException:
         await machine.destroy()
         raise

@@ -2,8 +2,8 @@
 
 Disks and NICs are hot-plugged into (and unplugged from) the module's shared VM; a 9p
 share, which QEMU cannot hot-plug, gets a VM of its own booted with it. The guest side is
-checked with busybox run as root in the container (mknod, mount), so the tests do not depend
-on how the agent mounts volumes.
+checked with busybox run as root in a privileged container (mknod, mount), so the tests do
+not depend on how the agent mounts volumes.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from hyperd.vm.virt import VirtError
 from .guest import CONTAINER, Guest, new_rw_disk
 
 pytestmark = pytest.mark.vm
+# The tests mknod and mount the hot-plugged disks themselves: only --privileged may.
+PRIVILEGED_CONTAINER = True
 
 MiB = 1 << 20
 # Waits (20 s at most) until the guest has a disk with serial $1; its sysfs dir in $dev.
