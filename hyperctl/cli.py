@@ -111,8 +111,8 @@ COMMANDS = {
     "version": _C + "system:version",
     "cp": _C + "cp:cp",
     "volume": _C + "volume:volume",
-    **{n: f"hyperctl.commands_images_out:{n}_" for n in ("build", "commit", "diff", "export")},
-    **{n: f"hyperctl.commands_images_out:{n}_" for n in ("history", "import", "push")},
+    **{n: f"hyperctl.commands.images_out:{n}_" for n in ("build", "commit", "diff", "export")},
+    **{n: f"hyperctl.commands.images_out:{n}_" for n in ("history", "import", "push")},
     # a subject's group registers here, one line each
     "network": "hyperctl.network:network",
 }

@@ -40,7 +40,7 @@ class Options:
             logs=query_bool(q, "logs"),
             stream=query_bool(q, "stream") or not query_bool(q, "logs"),
             stdin=query_bool(q, "stdin"),
-            want={s for s in ("stdout", "stderr") if query_bool(q, s, True)},
+            want={s for s in ("stdout", "stderr") if query_bool(q, s)},  # Docker: off unless asked
             detach_keys=detach.parse(keys) if tty else b"",
         )
 
