@@ -4,7 +4,7 @@ LIBDIR ?= $(PREFIX)/lib/hyper
 VENV ?= /opt/hyper/venv
 BUILD := build
 
-.PHONY: all deps kernel initrd install services daemon demo setup test lint clean
+.PHONY: all deps kernel initrd install services daemon demo setup test lint compat clean
 
 all: kernel initrd
 
@@ -43,6 +43,11 @@ lint:
 
 test: lint
 	$(VENV)/bin/python -m pytest -q
+
+# docker-py's own integration suite against a throwaway hyperd (boots many VMs; ~30 min).
+SUITE ?= ../shared/suites/docker-py
+compat: all
+	VENV=$(VENV) tools/compat.sh $(SUITE)
 
 clean:
 	rm -rf $(BUILD)
