@@ -14,7 +14,7 @@ from aiohttp import web
 from hyperd.containers.networking import remove_network
 from hyperd.containers.spec import EndpointSpec
 from hyperd.containers.state import parse_rfc3339
-from hyperd.errors import InvalidArgument
+from hyperd.errors import InvalidArgument, NotFound
 from hyperd.network import Network, NetworkRecord, NetworkSpec
 from hyperd.network.records import endpoint_id
 
@@ -166,7 +166,10 @@ async def list_(request):
 
 @routes.get("/networks/{id}")
 async def inspect(request):
-    rec = _manager(request).get(request.match_info["id"])
+    ref = request.match_info["id"]
+    if common.containers(request).sandboxes.network is None:
+        raise NotFound(f"network {ref} not found")  # a daemon without networking has none
+    rec = _manager(request).get(ref)
     return web.json_response(view(rec, common.containers(request)))
 
 
