@@ -1,5 +1,6 @@
 """``volume create|ls|inspect|rm|prune``: volumes as Docker's ``local`` driver shows them
-(in hyper a volume is a disk image that the container's VM mounts)."""
+(in hyper a volume is a disk image that the container's VM mounts); and hyper's own
+``volume snapshot|snapshots|snapshot-rm``: point-in-time copies of a volume."""
 
 from __future__ import annotations
 
@@ -38,18 +39,20 @@ def _options_map(items) -> dict[str, str]:
 @click.option("--name", "name_opt", hidden=True, help="Volume name.")
 @click.option("--label", multiple=True, metavar="K=V", help="Set metadata for a volume.")
 @click.option("-o", "--opt", multiple=True, metavar="K=V", help="Driver options (size=10g).")
+@click.option("--from-snapshot", metavar="SNAPSHOT", help="Start with a snapshot's content.")
 @click.argument("name", required=False)
 @pass_client
-def create(client, driver, name_opt, label, opt, name) -> None:
+def create(client, driver, name_opt, label, opt, from_snapshot, name) -> None:
     """Create a volume: [VOLUME]; print its name."""
     if name_opt and name:
         raise InvalidArgument(
             "conflicting options: cannot specify a volume-name through both --name and as a "
             "positional arg"
         )
-    vol = client.create_volume(
-        name_opt or name, driver, _options_map(opt), opts.parse_labels(label)
-    )
+    driver_opts = _options_map(opt)
+    if from_snapshot:
+        driver_opts["snapshot"] = from_snapshot
+    vol = client.create_volume(name_opt or name, driver, driver_opts, opts.parse_labels(label))
     click.echo(vol["Name"])
 
 
@@ -102,3 +105,34 @@ def prune(client, force, filters) -> None:
     report = client.prune_volumes(flt or None)
     deleted = report.get("VolumesDeleted") or []
     print_prune_report("Volumes", deleted, int(report.get("SpaceReclaimed") or 0))
+
+
+@volume.command()
+@click.argument("volume_name", metavar="VOLUME")
+@click.argument("name", required=False)
+@pass_client
+def snapshot(client, volume_name, name) -> None:
+    """Take a consistent point-in-time copy of VOLUME (even in use); print its name."""
+    click.echo(client.snapshot_volume(volume_name, name)["Name"])
+
+
+@volume.command()
+@click.option("-q", "--quiet", is_flag=True, help="Only display snapshot names.")
+@format_option()
+@click.argument("volume_name", metavar="[VOLUME]", required=False)
+@pass_client
+def snapshots(client, quiet, fmt, volume_name) -> None:
+    """List the snapshots (of one volume, or of all)."""
+    from hyperctl.formats.volumes import format_snapshots
+
+    out = format_snapshots(client.snapshots(volume_name), fmt=fmt, quiet=quiet)
+    if out:
+        click.echo(out)
+
+
+@volume.command("snapshot-rm")
+@click.argument("names", nargs=-1, required=True)
+@pass_client
+def snapshot_rm(client, names) -> int:
+    """Remove one or more snapshots (volumes made from them stay)."""
+    return for_each(names, client.remove_snapshot)

@@ -1,4 +1,4 @@
-"""Volume endpoints: create, list, inspect, remove, prune."""
+"""Volume endpoints: create, list, inspect, remove, prune, and hyper's volume snapshots."""
 
 from __future__ import annotations
 
@@ -44,3 +44,16 @@ class VolumeEndpoints(Transport):
         """``POST /volumes/prune``: ``{"VolumesDeleted", "SpaceReclaimed"}``."""
         params = {"filters": filters_param(filters)}
         return self._request("POST", "/volumes/prune", params, timeout=None)
+
+    def snapshot_volume(self, volume: str, name: str | None = None) -> dict:
+        """``POST /volumes/{volume}/snapshot?name=``: the snapshot taken (a hyper extension)."""
+        path = f"/volumes/{quote(volume, safe='')}/snapshot"
+        return self._request("POST", path, {"name": name or None}, timeout=None)
+
+    def snapshots(self, volume: str | None = None) -> list:
+        """``GET /snapshots?volume=``: the snapshots, of one volume or of all."""
+        return self._request("GET", "/snapshots", {"volume": volume or None}) or []
+
+    def remove_snapshot(self, name: str) -> None:
+        """``DELETE /snapshots/{name}``."""
+        self._request("DELETE", f"/snapshots/{quote(name, safe='')}", timeout=None)

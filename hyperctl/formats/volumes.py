@@ -61,3 +61,26 @@ def format_volumes(
         return "\n".join(v.get("Name") or "" for v in volumes)
     rows = [volume_context(v) for v in volumes]
     return format_listing(rows, fmt, VOLUME_HEADERS, VOLUME_DEFAULT_TABLE)
+
+
+SNAPSHOT_HEADERS = {"Name": "SNAPSHOT", "Volume": "VOLUME", "CreatedAt": "CREATED", "Size": "SIZE"}
+SNAPSHOT_DEFAULT_TABLE = "table {{.Name}}\t{{.Volume}}\t{{.CreatedAt}}\t{{.Size}}"
+
+
+def format_snapshots(
+    snapshots: Sequence[Mapping[str, Any]], fmt: str | None = None, quiet: bool = False
+) -> str:
+    """``volume snapshots``: one row a snapshot, in name order; sizes as the disk space used."""
+    snapshots = sorted(snapshots, key=lambda s: natural_key(s.get("Name") or ""))
+    if quiet:
+        return "\n".join(s.get("Name") or "" for s in snapshots)
+    rows = [
+        {
+            "Name": s.get("Name") or "",
+            "Volume": s.get("Volume") or "",
+            "CreatedAt": s.get("CreatedAt") or "",
+            "Size": human_size(int(s.get("Size") or 0), 4),
+        }
+        for s in snapshots
+    ]
+    return format_listing(rows, fmt, SNAPSHOT_HEADERS, SNAPSHOT_DEFAULT_TABLE)

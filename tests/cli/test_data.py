@@ -93,6 +93,30 @@ def test_named_volume_across_two_runs(hyperd, runner):
     assert any(line.split()[1:3] == ["/scratch", "tmpfs"] for line in mounts), mounts
 
 
+def test_volume_snapshot_of_a_volume_in_use_and_a_volume_made_from_it(hyperd, runner):
+    """`volume snapshot` of the running container's volume keeps the content of that moment;
+    `volume create --from-snapshot` starts a new volume with it; `snapshots` lists, and
+    `snapshot-rm` removes, the snapshot."""
+    snap, copy = _name("snap"), _name("fromsnap")
+    _ok(hyperd.hyper("exec", runner.name, "sh", "-c", "echo before > /vol/g"))
+    assert _ok(hyperd.hyper("volume", "snapshot", runner.vol, snap)) == f"{snap}\n"
+    _ok(hyperd.hyper("exec", runner.name, "sh", "-c", "echo after > /vol/g"))
+    table = _ok(hyperd.hyper("volume", "snapshots", runner.vol)).splitlines()
+    assert table[0].split() == ["SNAPSHOT", "VOLUME", "CREATED", "SIZE"]
+    assert [row.split()[:2] for row in table[1:]] == [[snap, runner.vol]]
+    assert _ok(hyperd.hyper("volume", "create", "--from-snapshot", snap, copy)) == f"{copy}\n"
+    try:
+        out = _ok(hyperd.hyper("run", "--rm", "-v", f"{copy}:/d", IMG, "cat", "/d/f", "/d/g"))
+        assert out == "persisted\nbefore\n"
+        assert _ok(hyperd.hyper("exec", runner.name, "cat", "/vol/g")) == "after\n"
+    finally:
+        _ok(hyperd.hyper("volume", "rm", copy))
+    assert _ok(hyperd.hyper("volume", "snapshot-rm", snap)) == f"{snap}\n"
+    assert _ok(hyperd.hyper("volume", "snapshots", "-q", runner.vol)) == ""
+    _refused(hyperd.hyper("volume", "snapshot", "nope-volume"), "nope-volume")
+    _refused(hyperd.hyper("volume", "snapshot-rm", snap), snap)
+
+
 def test_volume_create_ls_inspect(hyperd):
     a, b = _name("va"), _name("vb")
     assert _ok(hyperd.hyper("volume", "create", "--label", LABEL, a)) == f"{a}\n"
