@@ -89,6 +89,38 @@ def _prepare_socket(path: Path) -> None:
             probe.close()
 
 
+#: The groups QEMU runs in under libvirt (Debian's libvirt-qemu, Fedora's qemu): the one
+#: that must traverse the daemon root to reach its VM's disks.
+QEMU_GROUPS = ("libvirt-qemu", "qemu")
+
+
+def _qemu_gid() -> int | None:
+    for name in QEMU_GROUPS:
+        try:
+            return grp.getgrnam(name).gr_gid
+        except KeyError:
+            continue
+    return None
+
+
+def secure_dirs(root: Path, run_dir: Path) -> None:
+    """Keep containers' data and secrets from local users, as Docker keeps /var/lib/docker
+    0710: the root and the VMs' run dir are root:<qemu group> 0710, so QEMU reaches its files
+    by path and nobody else can even list them. The run dir stays traversable (0711) for the
+    API socket, whose own mode decides who talks to the daemon."""
+    gid = _qemu_gid()
+    vms = run_dir / "vms"
+    for path in (root, run_dir, vms):
+        path.mkdir(parents=True, exist_ok=True)
+    if gid is None:  # QEMU runs as root (or an unknown user): traversal for all, no listing
+        log.warning("no %s group: the daemon root is 0711", " or ".join(QEMU_GROUPS))
+    for path, mode in ((root, 0o710), (vms, 0o710)):
+        os.chown(path, 0, gid or 0)
+        os.chmod(path, mode if gid is not None else 0o711)
+    os.chown(run_dir, 0, 0)
+    os.chmod(run_dir, 0o711)
+
+
 def _secure_socket(path: Path) -> None:
     """0660, root:root, or root:hyper when a 'hyper' group exists."""
     try:
@@ -132,6 +164,7 @@ async def serve(config: Config) -> None:
     )
     log_limits(config.log_opts)  # a bad default in the config stops the daemon here, clearly
     lock = _lock(Path(config.run_dir))
+    secure_dirs(Path(config.root), Path(config.run_dir))
     virt.use_asyncio_events()
     hv = virt.Hypervisor(config.libvirt_uri)
     await wait_for_libvirt(hv, config.libvirt_wait)
