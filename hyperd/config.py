@@ -16,6 +16,8 @@ agent_timeout = 30               # seconds a guest's agent gets to answer; then 
 log_level = "info"
 log_opts = {max-size = "20m", max-file = "5"}   # json-file defaults of every container
 volume_size = "10g"              # size of a new volume's (sparse) disk
+image_limits = {max-size = "32g", max-files = 2000000, max-depth = 256, max-ratio = 200}
+                                 # how far an image may unpack (checked at pull/load)
 bridge = "hyper0"                # the default network's bridge ("" = no networking)
 subnet = "10.213.0.0/16"         # the default network's subnet
 default_address_pools = [{base = "10.40.0.0/14", size = 24}]  # user networks' subnets
@@ -55,6 +57,7 @@ class Config:
     log_level: str = "info"
     log_opts: dict[str, str] = field(default_factory=lambda: {"max-size": "20m", "max-file": "5"})
     volume_size: str = "10g"
+    image_limits: dict = field(default_factory=dict)  # hyperd.images.limits.ImageLimits
     bridge: str = "hyper0"
     subnet: str = "10.213.0.0/16"
     default_address_pools: list[dict] = field(default_factory=list)  # [] = hyper's default

@@ -27,6 +27,7 @@ from hyperd.containers.logs import log_limits
 from hyperd.containers.service import ContainerService
 from hyperd.errors import HyperError
 from hyperd.events import EventBus
+from hyperd.images.limits import ImageLimits
 from hyperd.images.service import ImageService
 from hyperd.logfilter import RepeatFilter
 from hyperd.network import Network, parse_pools
@@ -172,7 +173,11 @@ async def serve(config: Config) -> None:
     service: ContainerService | None = None
     images = ImageService(
         config.root,
-        {"mirrors": config.mirrors, "insecure_registries": config.insecure_registries},
+        {
+            "mirrors": config.mirrors,
+            "insecure_registries": config.insecure_registries,
+            "limits": ImageLimits.from_config(config.image_limits),
+        },
         in_use=lambda image_id: service is not None and service.image_in_use(image_id),
     )
     network = None

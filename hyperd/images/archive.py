@@ -35,6 +35,7 @@ from hyperd.images.manifest import (
 )
 from hyperd.images.pull import check_config, dumps, record_from_config
 from hyperd.images.reference import Reference, parse_reference
+from hyperd.images.rootfs import scan_layers
 
 if TYPE_CHECKING:
     from hyperd.images.service import ImageService
@@ -161,6 +162,9 @@ class _Loader:
             manifest.layers,
         )  # fmt: skip
         rec.added = time.time()
+        layer_paths = [self.store.path(d.digest) for d in manifest.layers]
+        name = str(names[0]) if names else str(self.src.path)
+        scan_layers(layer_paths, config["rootfs"]["diff_ids"], self.svc.config.limits, name)
         self.svc.index.put(rec, [(str(n), "tag") for n in names])
         return rec
 

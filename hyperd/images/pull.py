@@ -9,6 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 from hyperd.images.errors import ImageNotFound, UnsupportedImage
+from hyperd.images.limits import ImageLimits
 from hyperd.images.manifest import (
     DOCKER_LAYER_FOREIGN,
     INDEX_TYPES,
@@ -20,6 +21,7 @@ from hyperd.images.manifest import (
 )
 from hyperd.images.reference import Reference
 from hyperd.images.registry import RegistryClient
+from hyperd.images.rootfs import scan_layers
 from hyperd.images.store import ContentStore, ImageIndex, ImageRecord
 
 log = logging.getLogger(__name__)
@@ -83,8 +85,10 @@ class Puller:
         *,
         max_workers: int = 3,
         progress: Progress | None = None,
+        limits: ImageLimits | None = None,
     ):
         self.store, self.index, self.client = store, index, client
+        self.limits = limits
         self.max_workers = max_workers
         self._emit = progress or (lambda _event: None)
         self.downloaded = 0  # blobs fetched by this pull
@@ -112,6 +116,9 @@ class Puller:
             self._check_platform(ref, config, want, explicit_platform and index_raw is None)
             check_config(config, manifest.layers, str(ref))
             self._fetch_layers(repo, manifest.layers)
+            layer_paths = [self.store.path(d.digest) for d in manifest.layers]
+            diff_ids = config["rootfs"]["diff_ids"]
+            scan_layers(layer_paths, diff_ids, self.limits, ref.familiar())
             self.store.write(raw, digest)
             if index_raw is not None:
                 self.store.write(index_raw, index_digest)

@@ -32,6 +32,7 @@ from typing import BinaryIO
 import zstandard
 
 from hyperd.images.errors import DigestMismatch, ImageError, RootfsBuildError, UnsafeLayerEntry
+from hyperd.images.limits import Budget, ImageLimits
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,9 @@ class _HashingReader(io.RawIOBase):
 class LayerApplier:
     """Applies layer tar streams, in order, onto a root directory."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, budget: Budget | None = None):
         self.root = Path(os.path.realpath(root))
+        self.budget = budget or Budget(None)
         if not self.root.is_dir():
             raise ImageError(f"rootfs directory {self.root} does not exist")
         self._dir_times: dict[tuple[str, ...], float] = {}
@@ -158,6 +160,7 @@ class LayerApplier:
 
     def apply_file(self, path: str | os.PathLike, diff_id: str | None = None) -> None:
         """Apply one layer blob file (compressed or not), checking its ``diff_id`` if given."""
+        self.budget.start_layer(f"layer {os.path.basename(path)}", os.path.getsize(path))
         with open_layer(path) as raw:
             stream = _HashingReader(raw)
             self.apply(stream)
@@ -174,6 +177,7 @@ class LayerApplier:
 
     def _entry(self, tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
         parts = _split_name(m.name)
+        self.budget.spend(m, len(parts))
         if not parts:
             if m.isdir():
                 self._set_meta((), m)
@@ -311,24 +315,60 @@ class LayerApplier:
                     os.utime(path, (t, t), follow_symlinks=False)
 
 
+def _pair_diff_ids(paths: list, diff_ids: Iterable[str] | None) -> list:
+    ids = list(diff_ids) if diff_ids is not None else [None] * len(paths)
+    if len(ids) != len(paths):
+        raise ImageError(f"{len(paths)} layers but {len(ids)} diff_ids")
+    return ids
+
+
 def flatten(
     layer_paths: Iterable[str | os.PathLike],
     dest: str | os.PathLike,
     diff_ids: Iterable[str] | None = None,
+    limits: ImageLimits | None = None,
 ) -> LayerApplier:
     """Apply layer blobs (bottom first) onto the existing directory ``dest``.
 
-    With ``diff_ids`` (from the image config) each layer's uncompressed digest is checked.
+    With ``diff_ids`` (from the image config) each layer's uncompressed digest is checked;
+    the image's expansion is held to ``limits`` as it goes.
     """
-    applier = LayerApplier(dest)
+    applier = LayerApplier(dest, Budget(limits))
     paths = list(layer_paths)
-    ids = list(diff_ids) if diff_ids is not None else [None] * len(paths)
-    if len(ids) != len(paths):
-        raise ImageError(f"{len(paths)} layers but {len(ids)} diff_ids")
-    for p, diff_id in zip(paths, ids, strict=True):
+    for p, diff_id in zip(paths, _pair_diff_ids(paths, diff_ids), strict=True):
         applier.apply_file(p, diff_id)
     applier.finish()
     return applier
+
+
+def scan_layers(
+    layer_paths: list[Path],
+    diff_ids: Iterable[str] | None,
+    limits: ImageLimits | None,
+    image: str,
+) -> None:
+    """Check layer blobs without unpacking them, as a pull or load does before it lists an
+    image: readable tars, safe entry names, the uncompressed digests of the config, and the
+    image's expansion within ``limits``."""
+    budget = Budget(limits, image)
+    for path, diff_id in zip(layer_paths, _pair_diff_ids(layer_paths, diff_ids), strict=True):
+        budget.start_layer(f"layer {path.name[:12]}", path.stat().st_size)
+        with open_layer(path) as raw:
+            stream = _HashingReader(raw)
+            try:
+                with tarfile.open(fileobj=stream, mode="r|") as tar:
+                    for m in tar:
+                        budget.spend(m, len(_split_name(m.name)))
+                        if m.islnk():
+                            _split_name(m.linkname, "hard link target")
+            except (tarfile.TarError, EOFError, OSError, zstandard.ZstdError) as e:
+                raise ImageError(f"{image}: layer {path.name[:12]} is corrupt: {e}") from None
+            stream.drain()
+        if diff_id and diff_id != stream.digest():
+            raise DigestMismatch(
+                f"{image}: layer {path.name[:12]} has uncompressed digest {stream.digest()}, "
+                f"the image config says {diff_id}"
+            )
 
 
 # -- filesystem images -----------------------------------------------------------------------
@@ -389,6 +429,7 @@ def build_image(
     fstype: str = "erofs",
     workdir: Path | None = None,
     diff_ids: list[str] | None = None,
+    limits: ImageLimits | None = None,
 ) -> dict:
     """Flatten layers (in a temp dir under ``workdir``) and pack them into ``out``.
 
@@ -403,7 +444,7 @@ def build_image(
         tree.mkdir(mode=0o755)
         os.chmod(tree, 0o755)
         t0 = time.monotonic()
-        flatten(layer_paths, tree, diff_ids)
+        flatten(layer_paths, tree, diff_ids, limits)
         t1 = time.monotonic()
         MAKERS[fstype](tree, img)
         t2 = time.monotonic()

@@ -14,7 +14,8 @@ import requests
 
 from hyperd.images import archive, history
 from hyperd.images.auth import CredentialStore
-from hyperd.images.errors import ImageInUse, ImageNotFound, InvalidReference
+from hyperd.images.errors import ImageError, ImageInUse, ImageNotFound, InvalidReference
+from hyperd.images.limits import ImageLimits
 from hyperd.images.manifest import load_json, parse_platform
 from hyperd.images.pull import Progress, Puller, config_summary
 from hyperd.images.push import PushClient, Pusher, push_targets
@@ -38,6 +39,7 @@ class ImageServiceConfig:
     rootfs_fstype: str = "erofs"  # measured faster to build and smaller than ext4
     build_dir: str | None = None  # where layers are flattened (default: <root>/rootfs)
     credentials_path: str | None = None  # default: <root>/config.json
+    limits: ImageLimits = field(default_factory=ImageLimits)
     timeout: float = 30.0
 
     @classmethod
@@ -114,8 +116,13 @@ class ImageService:
             self.client(ref.registry),
             max_workers=self.config.max_concurrent_downloads,
             progress=progress,
+            limits=self.config.limits,
         )
-        rec = puller.pull(ref, want, explicit_platform=bool(platform or self.config.platform))
+        try:
+            rec = puller.pull(ref, want, explicit_platform=bool(platform or self.config.platform))
+        except ImageError:
+            self.gc()  # the blobs of a refused image go (others' are leased or referenced)
+            raise
         if progress:
             state = "Downloaded newer image" if puller.downloaded else "Image is up to date"
             progress({"status": f"Status: {state} for {ref.familiar()}"})
@@ -338,7 +345,11 @@ class ImageService:
 
     def load(self, path: str | os.PathLike) -> list[str]:
         """Import a ``docker save`` tarball or OCI layout/archive; return loaded names/IDs."""
-        return archive.load(self, Path(path))
+        try:
+            return archive.load(self, Path(path))
+        except ImageError:
+            self.gc()
+            raise
 
     def save(self, refs: list[str], path: str | os.PathLike) -> None:
         """Write images to a docker-save compatible tarball (with OCI index.json)."""
@@ -358,7 +369,10 @@ class ImageService:
                     diff_ids = (config.get("rootfs") or {}).get("diff_ids")
                     layers = [self.store.path(d.digest) for d in rec.layers]
                     build_dir = self.config.build_dir or self.rootfs_dir
-                    build_image(layers, out, self.config.rootfs_fstype, Path(build_dir), diff_ids)
+                    build_image(
+                        layers, out, self.config.rootfs_fstype, Path(build_dir), diff_ids,
+                        self.config.limits,
+                    )  # fmt: skip
         return out
 
     @property

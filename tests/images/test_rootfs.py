@@ -284,7 +284,13 @@ def test_diff_id_mismatch_refused(tmp_path, registry, repo):
     img.config, img.manifest = raw_cfg, json.dumps(manifest).encode()
     registry.pusher().push_image(repo, "lie", img)
     svc = ImageService(tmp_path / "store")
-    svc.pull(f"{registry.host}/{repo}:lie")
     with pytest.raises(DigestMismatch, match="the image config says"):
-        svc.rootfs_path(f"{registry.host}/{repo}:lie")
-    assert list(svc.rootfs_dir.iterdir()) == []
+        svc.pull(f"{registry.host}/{repo}:lie")  # checked before the image is listed
+    assert svc.list() == [] and svc.store.digests() == set()
+    (tmp_path / "root").mkdir()
+    with pytest.raises(DigestMismatch, match="the image config says"):  # and when flattening
+        flatten(
+            [registry.blob_path(d) for d in img.layer_digests],
+            tmp_path / "root",
+            config["rootfs"]["diff_ids"],
+        )
