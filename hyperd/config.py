@@ -14,6 +14,7 @@ libvirt_wait = 120               # seconds to wait for libvirtd at start
 agent_timeout = 30               # seconds a guest's agent gets to answer; then the VM is
                                  # reported unresponsive (it is probed every half of it)
 log_level = "info"
+max_connections = 4096            # open API connections at once (more get a 503)
 log_opts = {max-size = "20m", max-file = "5"}   # json-file defaults of every container
 volume_size = "10g"              # size of a new volume's (sparse) disk
 image_limits = {max-size = "32g", max-files = 2000000, max-depth = 256, max-ratio = 200}
@@ -55,6 +56,7 @@ class Config:
     libvirt_wait: float = 120.0
     agent_timeout: float = 30.0
     log_level: str = "info"
+    max_connections: int = 4096
     log_opts: dict[str, str] = field(default_factory=lambda: {"max-size": "20m", "max-file": "5"})
     volume_size: str = "10g"
     image_limits: dict = field(default_factory=dict)  # hyperd.images.limits.ImageLimits

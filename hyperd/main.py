@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import fcntl
 import grp
 import logging
 import logging.handlers
 import os
+import resource
 import signal
 import socket
 import sys
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from hyperd.api.listener import Listener
 from hyperd.api.server import make_app
 from hyperd.config import Config
 from hyperd.containers.logs import log_limits
@@ -132,6 +135,31 @@ def _secure_socket(path: Path) -> None:
     os.chmod(path, 0o660)
 
 
+#: Descriptors kept for everything but API connections (VM consoles, logs, disks, libvirt).
+RESERVED_FDS = 512
+
+
+def raise_fd_limit() -> int:
+    """Lift the soft descriptor limit to the hard one, as dockerd's unit does; the soft
+    limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return soft
+
+
+def connection_cap(configured: int) -> int:
+    """``max_connections``, kept below the descriptor limit so accepting can never take the
+    descriptors the daemon's VMs and files need."""
+    limit = raise_fd_limit()
+    cap = max(16, min(configured, limit - RESERVED_FDS, limit // 2))
+    if cap < configured:
+        log.info("max_connections %d lowered to %d (descriptor limit %d)", configured, cap, limit)
+    return cap
+
+
 async def wait_for_libvirt(hv: virt.Hypervisor, timeout: float) -> None:
     """Wait for libvirtd to answer (it may start after us), as dockerd waits for containerd."""
     loop = asyncio.get_running_loop()
@@ -195,11 +223,14 @@ async def serve(config: Config) -> None:
     hv.on_stopped(sandboxes.vm_stopped)
     await service.restore()
 
-    runner = web.AppRunner(make_app(service, images, events), handle_signals=False)
+    runner = web.AppRunner(
+        make_app(service, images, events), handle_signals=False, shutdown_timeout=5
+    )
     await runner.setup()
     sock = Path(config.socket)
     _prepare_socket(sock)
-    await web.UnixSite(runner, str(sock)).start()
+    listener = Listener(runner, sock, connection_cap(config.max_connections))
+    await listener.start()
     _secure_socket(sock)
     log.info("hyperd listening on %s (accel %s, root %s)", sock, sandboxes.accel, config.root)
 
@@ -209,6 +240,7 @@ async def serve(config: Config) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down; containers keep running (live restore)")
+    await listener.close()
     await runner.cleanup()
     await service.shutdown()
     sock.unlink(missing_ok=True)

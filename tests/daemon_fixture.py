@@ -29,9 +29,11 @@ LOG_DIR = BUILD / "test-logs"
 
 
 class Daemon:
-    """A hyperd process under test; ``extra_config`` is appended to its config file."""
+    """A hyperd process under test; ``extra_config`` is appended to its config file and
+    ``launcher`` (e.g. ``prlimit …``) runs it."""
 
-    def __init__(self, workdir: Path, extra_config: str = ""):
+    def __init__(self, workdir: Path, extra_config: str = "", launcher: tuple[str, ...] = ()):
+        self.launcher = launcher
         self.workdir = workdir
         self.root = workdir / "root"
         self.run_dir = workdir / "run"
@@ -54,7 +56,7 @@ class Daemon:
     def start(self) -> None:
         log = open(self.log, "ab")  # noqa: SIM115 - the daemon writes it
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hyperd.main", "--config", str(self.config)],
+            [*self.launcher, sys.executable, "-m", "hyperd.main", "--config", str(self.config)],
             stdout=log,
             stderr=log,
             stdin=subprocess.DEVNULL,
