@@ -84,7 +84,7 @@ class Monitor:
         except AgentError:
             status = 137
             if run.sandbox.fenced:  # the guest broke the protocol: its VM is destroyed
-                reason = f"agent fenced: {run.sandbox.fenced}"
+                reason = f"protocol violation: {run.sandbox.fenced}"
             elif run.sandbox.unresponsive:
                 reason = f"VM not responding ({run.sandbox.unresponsive}), destroyed"
             else:

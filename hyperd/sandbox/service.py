@@ -177,20 +177,21 @@ class Sandboxes:
     # -- VM ends ---------------------------------------------------------------------------
 
     def vm_stopped(self, name: str, reason: str) -> None:
-        """libvirt event: a domain stopped (remembered to explain the container's exit)."""
-        if name in self._live:
-            self._stop_reasons[name] = reason
+        """libvirt event: domain ``name`` stopped (remembered to explain the container's
+        exit; the event names the domain, not the sandbox)."""
+        log.debug("libvirt: domain %s stopped (%s)", name, reason)
+        for sid, sb in list(self._live.items()):
+            if sb.machine is not None and sb.machine.name == name:
+                self._stop_reasons[sid] = reason
 
     async def end_reason(self, sb: Sandbox) -> str:
         """Why the sandbox's VM ended under its containers."""
-        for _ in range(20):  # the libvirt event may trail the agent's socket closing
+        for _ in range(100):  # libvirt's event trails the agent's socket closing (1.5 s seen)
             if sb.id in self._stop_reasons:
                 break
             await asyncio.sleep(0.05)
         why = self._stop_reasons.pop(sb.id, "")
-        if why == "destroyed":
-            return "vm destroyed outside hyperd"
-        return f"vm {why}" if why else "vm ended unexpectedly"
+        return END_REASONS.get(why, f"vm {why}" if why else "vm ended unexpectedly")
 
     # -- daemon start ----------------------------------------------------------------------
 
@@ -206,6 +207,15 @@ class Sandboxes:
     async def destroy_vm(self, name: str) -> None:
         """Destroy a VM no sandbox accounts for."""
         await asyncio.to_thread(self.hv.destroy, name)
+
+
+#: What a container's ``Reason`` says for each way libvirt saw its VM stop.
+END_REASONS = {
+    "shutdown": "guest powered off",
+    "failed": "qemu process died (killed or crashed)",
+    "crashed": "guest kernel crashed",
+    "destroyed": "vm destroyed outside hyperd",
+}
 
 
 def _with_mac(endpoints: list[Endpoint], spec: SandboxSpec) -> list[Endpoint]:

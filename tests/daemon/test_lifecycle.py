@@ -244,7 +244,7 @@ def test_vm_killed_marks_container_exited_without_leaks(hyperd):
         time.sleep(0.2)
     st = _inspect(hyperd, name)
     assert st["State"]["Status"] == "exited"
-    assert st["Hyper"]["Reason"]
+    assert st["Hyper"]["Reason"] == "qemu process died (killed or crashed)"
     assert name in _ok(hyperd.hyper("ps", "-a", "--filter", "status=exited"))
     assert _vm_gone(vm)
     _ok(hyperd.hyper("rm", name))
