@@ -5,6 +5,10 @@ the API, and the exit code the CLI uses. Subsystems subclass these kinds (and ma
 ``status`` or ``exit_code``); the API answers with ``HyperError.to_dict()``.
 """
 
+import errno
+import os
+import sqlite3
+
 from hyperapi.errors import (
     CannotExecute,
     CommandNotFound,
@@ -16,7 +20,48 @@ from hyperapi.errors import (
     Unavailable,
 )
 
+
+class NoSpace(Unavailable):
+    """A disk the daemon writes to is full: 507 Insufficient Storage, naming the disk."""
+
+    status = 507
+
+
+def is_no_space(exc: BaseException, root: str) -> bool:
+    """Is ``exc`` a full disk (ENOSPC, a quota, or SQLite's ways of saying so: "database or
+    disk is full", or an I/O error while the disk of ``root`` has no room left)?"""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    if "full" in str(exc):
+        return True
+    try:
+        st = os.statvfs(root)
+    except OSError:
+        return False
+    return "I/O error" in str(exc) and st.f_bavail * st.f_frsize < (1 << 20)
+
+
+def no_space(root: str, exc: BaseException, what: str) -> NoSpace:
+    """The user's error for ``exc`` while doing ``what`` with the daemon root at ``root``."""
+    mount = os.path.realpath(root)
+    while not os.path.ismount(mount):
+        mount = os.path.dirname(mount)
+    try:
+        st = os.statvfs(root)
+        free = f"{st.f_bavail * st.f_frsize / (1 << 20):.1f} MiB free"
+    except OSError:
+        free = "free space unknown"
+    where = getattr(exc, "filename", None) or "its data"
+    return NoSpace(
+        f"no space left on the disk of {root} (filesystem {mount}, {free}): "
+        f"{what} could not write {where}"
+    )
+
+
 __all__ = [
+    "NoSpace",
     "CannotExecute",
     "CommandNotFound",
     "Conflict",

@@ -6,10 +6,13 @@ schema does not have to chase every field; writes are transactions.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 from pathlib import Path
+
+from hyperd import sqlitedb
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -25,10 +28,10 @@ class StateStore:
 
     def __init__(self, path: str | Path):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = sqlitedb.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        with contextlib.suppress(sqlite3.OperationalError):  # a full disk: the schema exists
+            self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
 
     def put(self, cid: str, name: str, data: dict) -> None:

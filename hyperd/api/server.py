@@ -9,11 +9,23 @@ import logging
 from aiohttp import web
 
 from hyperd.containers.service import ContainerService
-from hyperd.errors import HyperError
+from hyperd.errors import HyperError, is_no_space, no_space
 from hyperd.events import EventBus
 from hyperd.images.service import ImageService
 
-from . import archive, attach, build, changes, containers, exec, images, networks, system, volumes
+from . import (
+    archive,
+    attach,
+    build,
+    changes,
+    common,
+    containers,
+    exec,
+    images,
+    networks,
+    system,
+    volumes,
+)
 from .common import MAX_BODY
 
 log = logging.getLogger(__name__)
@@ -30,7 +42,12 @@ async def errors(request: web.Request, handler):
         return _error(exc.to_dict(), exc.status)
     except web.HTTPException:
         raise
-    except Exception:
+    except Exception as exc:
+        root = common.containers(request).config.root
+        if is_no_space(exc, root):
+            err = no_space(root, exc, request.path)
+            log.warning("%s", err.message)
+            return _error(err.to_dict(), err.status)
         log.exception("%s %s failed", request.method, request.path)
         internal = HyperError("internal error (see hyperd's log)")
         return _error(internal.to_dict(), internal.status)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import secrets
 from dataclasses import replace
 from pathlib import Path
@@ -186,7 +187,10 @@ async def make_writable_disk(path: Path) -> None:
     )
     _, err = await proc.communicate()
     if proc.returncode:
-        raise HyperError(f"mkfs.ext4 failed: {err.decode(errors='replace').strip()}")
+        text = err.decode(errors="replace").strip()
+        if "No space left" in text:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        raise HyperError(f"mkfs.ext4 failed: {text}")
 
 
 _ADJ = ["brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "sharp", "vivid"]

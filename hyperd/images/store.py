@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from hyperd import sqlitedb
 from hyperd.images.errors import DigestMismatch, ImageError, ImageNotFound
 from hyperd.images.manifest import Descriptor
 from hyperd.images.reference import validate_digest
@@ -251,27 +252,30 @@ class ImageIndex:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-            db.executescript(_SCHEMA)
-        finally:
-            db.close()
+        # One connection for the daemon's life, used by one thread at a time: it keeps the
+        # WAL files (a closing last connection deletes them, and a full disk could not
+        # make them again), and on a full disk it is the only one allowed.
+        self._conn = sqlitedb.connect(
+            self.path, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        with contextlib.suppress(sqlite3.OperationalError):  # a full disk: the schema exists
+            self._conn.executescript(_SCHEMA)
+        self._lock = threading.Lock()
 
     @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            db.execute("PRAGMA foreign_keys = ON")
-            db.execute("BEGIN IMMEDIATE")
+    def _db(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """A transaction; a reading one (``write=False``) takes no write lock, so lookups
+        still work on a full disk."""
+        with self._lock:
+            db = self._conn
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield db
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
-        finally:
-            db.close()
 
     def put(self, rec: ImageRecord, refs: list[tuple[str, str]]) -> None:
         """Insert/refresh ``rec`` and point each (ref, kind) at it, in one transaction."""
@@ -310,19 +314,19 @@ class ImageIndex:
 
     def get(self, image_id: str) -> ImageRecord | None:
         """The record for a full image ID, or None."""
-        with self._db() as db:
+        with self._db(write=False) as db:
             row = db.execute(f"SELECT {_COLUMNS} FROM images WHERE id = ?", (image_id,)).fetchone()
             return self._record(db, row) if row else None
 
     def by_ref(self, ref: str) -> str | None:
         """The image ID a full tag or repo digest reference points at."""
-        with self._db() as db:
+        with self._db(write=False) as db:
             row = db.execute("SELECT image_id FROM tags WHERE ref = ?", (ref,)).fetchone()
             return row[0] if row else None
 
     def by_manifest(self, name: str, digest: str) -> str | None:
         """Image ID in repository ``name`` whose manifest or index has ``digest``."""
-        with self._db() as db:
+        with self._db(write=False) as db:
             row = db.execute(
                 "SELECT id FROM images WHERE manifest_digest = ? OR index_digest = ? "
                 "ORDER BY (id IN (SELECT image_id FROM tags WHERE ref LIKE ?)) DESC LIMIT 1",
@@ -332,7 +336,7 @@ class ImageIndex:
 
     def by_prefix(self, prefix: str) -> list[str]:
         """Image IDs starting with ``sha256:<prefix>``."""
-        with self._db() as db:
+        with self._db(write=False) as db:
             rows = db.execute(
                 "SELECT id FROM images WHERE substr(id, 1, ?) = ?",
                 (len("sha256:" + prefix), "sha256:" + prefix),
@@ -341,7 +345,7 @@ class ImageIndex:
 
     def all(self) -> list[ImageRecord]:
         """Every image, newest first."""
-        with self._db() as db:
+        with self._db(write=False) as db:
             rows = db.execute(f"SELECT {_COLUMNS} FROM images ORDER BY added DESC").fetchall()
             return [self._record(db, r) for r in rows]
 
@@ -373,19 +377,19 @@ class ImageIndex:
 
     def parent(self, image_id: str) -> str | None:
         """The local parent of an image (committed or built here), if known."""
-        with self._db() as db:
+        with self._db(write=False) as db:
             row = db.execute("SELECT parent FROM parents WHERE id = ?", (image_id,)).fetchone()
             return row[0] if row else None
 
     def children(self, image_id: str) -> list[str]:
         """Local images made on top of ``image_id``."""
-        with self._db() as db:
+        with self._db(write=False) as db:
             rows = db.execute("SELECT id FROM parents WHERE parent = ?", (image_id,)).fetchall()
             return [r[0] for r in rows]
 
     def cache_get(self, parent: str, key: str) -> str | None:
         """The image a build step with ``key`` made on ``parent`` before."""
-        with self._db() as db:
+        with self._db(write=False) as db:
             row = db.execute(
                 "SELECT image_id FROM build_cache WHERE parent = ? AND key = ?", (parent, key)
             ).fetchone()
@@ -402,7 +406,7 @@ class ImageIndex:
 
     def cache_images(self) -> set[str]:
         """The images the build cache names."""
-        with self._db() as db:
+        with self._db(write=False) as db:
             return {row[0] for row in db.execute("SELECT image_id FROM build_cache")}
 
     def cache_clear(self) -> int:

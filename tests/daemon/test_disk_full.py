@@ -1,0 +1,83 @@
+"""A full disk under the daemon root: `create` is refused with a 507 naming the disk, leaves
+no phantom container (not now, not after a restart), reading commands still answer, the
+state database stays sound, and all works again once space returns. A daemon of its own,
+its root on a small tmpfs the test mounts."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import failed
+from tests.daemon_fixture import LOG_DIR, Daemon
+from tests.workdir import qemu_workdir
+
+pytestmark = pytest.mark.vm
+
+
+@pytest.fixture
+def small_root(libvirt_up, guest_assets, request):
+    workdir = qemu_workdir("hyperd-full-")
+    root = workdir / "root"
+    root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", str(root)], check=True)
+    d = Daemon(workdir)
+    try:
+        d.start()
+        archive = workdir / "busybox.tar"
+        subprocess.run(
+            [sys.executable, "-m", "hyperd.images.builtin", "busybox", str(archive)], check=True
+        )
+        assert d.hyper("load", "-i", str(archive)).returncode == 0
+        yield d
+    finally:
+        if d.proc is not None and d.proc.poll() is None:
+            for cid in d.hyper("ps", "-aq").stdout.decode().split():
+                d.hyper("rm", "-f", cid)
+            d.stop()
+        if failed(request):
+            LOG_DIR.mkdir(parents=True, exist_ok=True)
+            shutil.copy(d.log, LOG_DIR / f"{request.node.name}.hyperd.log")
+        subprocess.run(["umount", "-l", str(root)], check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _fill(path) -> None:
+    """Write to ``path`` until the disk is full."""
+    with open(path, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * (1 << 20))
+                f.flush()
+        except OSError as e:
+            assert e.errno == errno.ENOSPC
+
+
+def test_create_on_a_full_disk_is_a_clear_507_and_leaves_nothing(small_root):
+    d = small_root
+    filler = d.root / "filler"
+    _fill(filler)
+    res = d.hyper("create", "--name", "full", "busybox", "true")
+    assert res.returncode == 125, res
+    lines = res.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"hyper: no space left on the disk of {d.root} (filesystem {d.root}, "
+    ), lines
+    assert d.hyper("ps", "-aq").stdout == b""
+    images = d.hyper("images", "-q")
+    assert images.returncode == 0 and images.stdout.strip(), images
+    d.stop()
+    d.start()  # on the full disk
+    assert d.hyper("ps", "-aq").stdout == b""  # no phantom after a restart either
+    os.unlink(filler)
+    res = d.hyper("create", "--name", "full", "busybox", "true")
+    assert res.returncode == 0, res.stderr
+    assert d.hyper("ps", "-a", "--format", "{{.Names}}").stdout == b"full\n"
+    with sqlite3.connect(d.root / "state.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
