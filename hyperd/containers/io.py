@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from hyperd.agent.client import OutputStream, ProcessIO
 
 from .logs import LogLimits, LogWriter
 
+log = logging.getLogger(__name__)
+SPACE_RETRY = 1.0  # seconds between tries to write a log on a full disk
 INIT = "init"  # the agent's id for a container's main process
 ATTACH_QUEUE = 64  # chunks (≤ 64 KiB each) an attached client may lag behind
 STALL_LIMIT = 60.0
@@ -89,7 +93,7 @@ class ContainerIO:
         async def copy(stream: OutputStream, name: str) -> None:
             async for chunk in stream.chunks():
                 if writer is not None:
-                    writer.write(name, chunk)
+                    await self._log(writer, name, chunk)
                 await self.output.publish((name, chunk))
 
         try:
@@ -99,6 +103,27 @@ class ContainerIO:
             await asyncio.gather(*streams)
         finally:
             self.output.end()
+
+    async def _log(self, writer: LogWriter, name: str, chunk: bytes) -> None:
+        """Write a chunk to the log; on a full disk, wait for space (the guest keeps the
+        output it cannot send meanwhile: the stream is not read)."""
+        try:
+            writer.write(name, chunk)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+        log.warning("log %s: the disk is full; output waits for space", self.log_path)
+        while True:
+            await asyncio.sleep(SPACE_RETRY)
+            try:
+                writer.flush()
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                continue
+            log.warning("log %s: space is back; output goes on", self.log_path)
+            return
 
     def close(self) -> None:
         """The container is removed: end attached clients and close the log."""

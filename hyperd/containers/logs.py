@@ -60,6 +60,7 @@ class LogWriter:
     def __init__(self, path: str | Path, limits: LogLimits = LogLimits()):
         self.path = Path(path)
         self.limits = limits
+        self._pending = b""  # records not on disk yet (the disk was full)
         self._open()
 
     def _open(self) -> None:
@@ -81,10 +82,18 @@ class LogWriter:
             for piece in lines
         )  # fmt: skip
         limit = self.limits.max_size
-        if limit and self._size and self._size + len(out) > limit:
+        if limit and self._size and self._size + len(out) > limit and not self._pending:
             self._rotate()
-        os.write(self._fd, out)
-        self._size += len(out)
+        self._pending += out
+        self.flush()
+
+    def flush(self) -> None:
+        """Write what is pending; an OSError (a full disk) leaves the rest pending, whole,
+        for the next call, so nothing is lost or written twice."""
+        while self._pending:
+            n = os.write(self._fd, self._pending)
+            self._size += n
+            self._pending = self._pending[n:]
 
     def _rotate(self) -> None:
         os.close(self._fd)

@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -81,3 +82,22 @@ def test_create_on_a_full_disk_is_a_clear_507_and_leaves_nothing(small_root):
     assert d.hyper("ps", "-a", "--format", "{{.Names}}").stdout == b"full\n"
     with sqlite3.connect(d.root / "state.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_the_log_waits_for_space_and_loses_nothing(small_root):
+    """A container prints numbered lines while the disk fills and frees: the log pump pauses
+    (and says so) instead of dying, and `logs` has every line once, in order."""
+    d = small_root
+    script = "for i in $(seq 1 300); do echo line-$i; usleep 20000; done"
+    res = d.hyper("run", "-d", "--name", "chatty", "busybox", "sh", "-c", script)
+    assert res.returncode == 0, res.stderr
+    filler = d.root / "filler"
+    _fill(filler)
+    time.sleep(4)
+    os.unlink(filler)
+    assert d.hyper("wait", "chatty").stdout == b"0\n"
+    lines = d.hyper("logs", "chatty").stdout.decode().split()
+    assert lines == [f"line-{i}" for i in range(1, 301)]
+    log = d.log.read_text()
+    assert "the disk is full; output waits for space" in log
+    assert "space is back; output goes on" in log
