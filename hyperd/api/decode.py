@@ -61,6 +61,7 @@ PASSTHROUGH = (
     "UTSMode",
     "Ulimits",
     "UsernsMode",
+    "VolumeDriver",
 )
 
 

@@ -189,6 +189,7 @@ def _host_config(c: Container) -> dict:
             {"HostIp": r.host_ip, "HostPort": str(r.host_port) if r.host_port else ""}
         )
     return {
+        "VolumeDriver": "",
         **h.passthrough,
         "AutoRemove": h.auto_remove,
         "Runtime": h.runtime or "hyper",

@@ -182,6 +182,11 @@ def test_runtime_from_host_config_or_docker_py_config():
     assert "Runtime" not in _host(Runtime="hyper").passthrough
 
 
+def test_volume_driver_is_kept_for_inspect():
+    """docker-py's volume_driver is shown back by inspect (it has no effect in a VM)."""
+    assert _host(VolumeDriver="foo").passthrough == {"VolumeDriver": "foo"}
+
+
 def test_healthcheck_durations_and_start_interval():
     hc = _create(
         Healthcheck={"Test": ["CMD", "true"], "Interval": 10**9, "StartInterval": 2 * 10**9}
