@@ -96,7 +96,12 @@ class Descriptor:
         validate_digest(digest)
         if not isinstance(size, int) or size < 0:
             raise UnsupportedImage(f"{what}: invalid size {size!r}")
-        return cls(data.get("mediaType", ""), digest, size, tuple(data.get("urls") or ()))
+        media_type, urls = data.get("mediaType", ""), data.get("urls") or []
+        if not isinstance(media_type, str):
+            raise UnsupportedImage(f"{what}: mediaType {media_type!r:.80} is not a string")
+        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+            raise UnsupportedImage(f"{what}: urls is not a list of strings")
+        return cls(media_type, digest, size, tuple(urls))
 
     def to_dict(self) -> dict:
         """The JSON form used in manifests."""
@@ -121,6 +126,8 @@ def load_json(raw: bytes, what: str) -> dict:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise UnsupportedImage(f"{what} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise UnsupportedImage(f"{what} is nested too deeply to be JSON we read") from None
     if not isinstance(data, dict):
         raise UnsupportedImage(f"{what} is not a JSON object")
     return data
@@ -130,6 +137,8 @@ def media_type_of(raw: bytes, header_type: str | None = None) -> str:
     """The manifest's media type: its ``mediaType`` field, else the header, else guessed."""
     data = load_json(raw, "manifest")
     mt = data.get("mediaType") or (header_type or "").split(";")[0].strip()
+    if not isinstance(mt, str):
+        raise UnsupportedImage(f"manifest mediaType {mt!r:.80} is not a string")
     if mt in (DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED) or data.get("schemaVersion") == 1:
         raise UnsupportedImage("schema 1 manifests are not supported; push the image again")
     if mt in (*MANIFEST_TYPES, *INDEX_TYPES):
@@ -166,7 +175,10 @@ def select_platform(raw_index: bytes, want: Platform) -> Descriptor:
         raise UnsupportedImage("image index has no manifests list")
     seen = []
     for i, entry in enumerate(entries):
-        plat = (entry or {}).get("platform") or {}
+        if not isinstance(entry, dict):
+            raise UnsupportedImage(f"image index entry {i} is not an object")
+        plat = entry.get("platform")
+        plat = plat if isinstance(plat, dict) else {}
         fields = (plat.get("os"), plat.get("architecture"), plat.get("variant"))
         seen.append("/".join(x for x in fields if x))
         if want.matches(plat):

@@ -54,8 +54,11 @@ def record_from_config(
 
 def check_config(config: dict, layers, where: str) -> None:
     """The config must be an image config with one diff_id per layer."""
-    diff_ids = (config.get("rootfs") or {}).get("diff_ids")
-    if not isinstance(diff_ids, list) or len(diff_ids) != len(layers):
+    rootfs = config.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or not all(isinstance(d, str) for d in diff_ids):
+        raise UnsupportedImage(f"{where}: config has no rootfs.diff_ids list")
+    if len(diff_ids) != len(layers):
         raise UnsupportedImage(
             f"{where}: config lists {len(diff_ids or [])} diff_ids for {len(layers)} layers"
         )

@@ -73,12 +73,17 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
 
 
 def _error_text(resp: requests.Response) -> str:
+    """The registry's error list as one line, else the start of its body (any shape)."""
     try:
-        errors = resp.json().get("errors") or []
-        if errors:
-            return "; ".join(f"{e.get('code', '')}: {e.get('message', '')}" for e in errors)
-    except ValueError:
-        pass
+        body = resp.json()
+    except (ValueError, RecursionError):
+        body = None
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if isinstance(errors, list) and errors:
+        return "; ".join(
+            f"{e.get('code', '')}: {e.get('message', '')}" if isinstance(e, dict) else repr(e)[:80]
+            for e in errors[:5]
+        )
     return resp.text[:200].strip() or resp.reason or ""
 
 
@@ -142,12 +147,15 @@ class RegistryClient:
             raise RegistryError(f"{self.registry}: token server answered {resp.status_code}")
         try:
             body = resp.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise RegistryError(f"{self.registry}: token server sent invalid JSON") from None
+        if not isinstance(body, dict):
+            raise RegistryError(f"{self.registry}: token server sent no JSON object")
         token = body.get("token") or body.get("access_token")
-        if not token:
+        if not isinstance(token, str) or not token:
             raise RegistryError(f"{self.registry}: token server sent no token")
-        ttl = max(int(body.get("expires_in") or 60), 60) - 10
+        expires = body.get("expires_in")
+        ttl = max(expires if isinstance(expires, int) else 60, 60) - 10
         with self._lock:
             self._tokens[scope if key is None else key] = (token, time.monotonic() + ttl)
 
