@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import secrets
 import shutil
@@ -177,6 +178,8 @@ def _mkfs(path: Path, size: int) -> None:
         text=True,
     )  # fmt: skip
     if res.returncode:
+        if "No space left" in res.stderr:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
         raise HyperError(f"cannot make the volume's filesystem: {res.stderr.strip()}")
     # mke2fs always makes lost+found; a new Docker volume is empty (e2fsck remakes it)
     subprocess.run(

@@ -61,6 +61,7 @@ def _fill(path) -> None:
 
 
 def test_create_on_a_full_disk_is_a_clear_507_and_leaves_nothing(small_root):
+    """Container and volume creation are refused naming the disk; nothing half-made stays."""
     d = small_root
     filler = d.root / "filler"
     _fill(filler)
@@ -71,6 +72,9 @@ def test_create_on_a_full_disk_is_a_clear_507_and_leaves_nothing(small_root):
         f"hyper: no space left on the disk of {d.root} (filesystem {d.root}, "
     ), lines
     assert d.hyper("ps", "-aq").stdout == b""
+    res = d.hyper("volume", "create", "full-vol")
+    assert res.returncode == 125 and b"no space left on the disk of" in res.stderr, res
+    assert d.hyper("volume", "ls", "-q").stdout == b""
     images = d.hyper("images", "-q")
     assert images.returncode == 0 and images.stdout.strip(), images
     d.stop()
