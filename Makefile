@@ -4,7 +4,7 @@ LIBDIR ?= $(PREFIX)/lib/hyper
 VENV ?= /opt/hyper/venv
 BUILD := build
 
-.PHONY: all deps kernel initrd install services daemon demo setup test lint compat clean
+.PHONY: all deps kernel initrd install services daemon demo setup test lint compat density bench clean
 
 all: kernel initrd
 
@@ -48,6 +48,15 @@ test: lint
 SUITE ?= ../shared/suites/docker-py
 compat: all
 	VENV=$(VENV) tools/compat.sh $(SUITE)
+
+# N containers at once: start time, PSS with KSM off and on, rm -f time (~5 min; 50 VMs).
+density: all
+	$(VENV)/bin/python bench/density.py -n 50
+
+# Every benchmark, one after another (each prints its figures beside its same-run baseline).
+bench: all
+	for b in boot pull push run volumes logs net density; do \
+		echo "== bench/$$b.py"; $(VENV)/bin/python bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(BUILD)
