@@ -69,6 +69,7 @@ class NetDaemon(Daemon):
                 str(self.ns_pid),
                 "-n",
                 "-m",
+                f"--wd={ROOT}",  # else the cwd is unreachable in the namespace: no `-m hyperd`
                 "--",
                 sys.executable,
                 "-m",
