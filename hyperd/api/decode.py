@@ -379,6 +379,7 @@ def endpoint_spec(ep: Fields) -> s.EndpointSpec:
         aliases=ep.str_list("Aliases"),
         links=[f"{a}:{b or a}" for a, _, b in (x.partition(":") for x in ep.str_list("Links"))],
         ipv4_address=ip,
+        driver_opts=ep.str_map("DriverOpts"),
     )
 
 

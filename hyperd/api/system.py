@@ -12,6 +12,7 @@ from aiohttp import web
 
 from hyperd import __version__
 from hyperd.containers.state import now_rfc3339
+from hyperd.errors import Unavailable
 from hyperd.events import FILTERS as EVENT_FILTERS
 
 from . import common, decode, views
@@ -141,3 +142,20 @@ async def logout(request):
     if not await asyncio.to_thread(common.images(request).logout, server):
         return web.json_response({"message": f"Not logged in to {server}"}, status=404)
     return web.json_response({"Status": f"Removing login credentials for {server}"})
+
+
+class NotInSwarm(Unavailable):
+    """Docker's answer on a node outside a swarm (hyper has no swarm mode)."""
+
+
+@routes.get("/swarm")
+@routes.post("/swarm/leave")
+@routes.post("/swarm/init")
+@routes.post("/swarm/join")
+async def swarm(request):
+    """Swarm mode is not part of hyper: every node is outside a swarm, as a Docker daemon that
+    never joined one answers (clients such as docker-py's `leave(force=True)` expect it)."""
+    raise NotInSwarm(
+        "This node is not part of a swarm (hyper has no swarm mode: "
+        "use compose files with `docker-compose`)"
+    )

@@ -104,6 +104,7 @@ def _networks(c: Container) -> dict:
             "Aliases": a.aliases or None,
             "Links": a.links or None,
             "IPAMConfig": {"IPv4Address": a.ipv4_address} if a.ipv4_address else None,
+            "DriverOpts": a.driver_opts or None,
             "IPAddress": a.ip,
             "IPPrefixLen": a.prefix,
             "Gateway": a.gateway,

@@ -29,11 +29,15 @@ class Attachment:
     gateway: str = ""
     mac: str = ""
     ipv4_address: str = ""  # as asked for (IPAMConfig)
+    driver_opts: dict[str, str] = field(default_factory=dict)  # as given; shown by inspect
 
     @classmethod
     def from_spec(cls, ep: EndpointSpec, network_id: str) -> Attachment:
         """A new attachment, not connected yet."""
-        return cls(network_id, list(ep.aliases), list(ep.links), ipv4_address=ep.ipv4_address)
+        return cls(
+            network_id, list(ep.aliases), list(ep.links), ipv4_address=ep.ipv4_address,
+            driver_opts=dict(ep.driver_opts),
+        )  # fmt: skip
 
 
 @dataclass

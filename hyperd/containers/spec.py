@@ -67,6 +67,7 @@ class EndpointSpec:
     aliases: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)  # NAME:ALIAS
     ipv4_address: str = ""
+    driver_opts: dict[str, str] = field(default_factory=dict)  # kept for inspect
 
 
 @dataclass

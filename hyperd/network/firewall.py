@@ -214,7 +214,8 @@ class Firewall:
                     if _names_bridge(spec, bridge):
                         self._delete_all(table, chain, spec)
                         deleted.append(shlex.join(["-A", chain, *spec]))
-            self._drop_empty_chains()
+            if not self.bridges():  # another bridge's ports still need the shared chains
+                self._drop_empty_chains()
         return deleted
 
     def _drop_empty_chains(self) -> None:

@@ -76,6 +76,8 @@ def _foreign_rules_untouched():
     other = Firewall("hyper1", "10.214.0.0/16")
     other.setup()
     fw.teardown()
+    other.add_port("tcp", "", 8080, "10.214.0.2", 80)  # the shared DNAT chain is still there
+    other.remove_port("tcp", "", 8080, "10.214.0.2", 80)
     assert any("hyper1" in r for r in other.rules()["nat"])
     assert not any("hyper0" in r for rs in other.rules().values() for r in rs)
     other.teardown()
