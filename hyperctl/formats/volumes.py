@@ -52,35 +52,42 @@ def natural_key(name: str) -> list:
     ]
 
 
+def _by_name(
+    items: Sequence[Mapping[str, Any]], fmt, quiet: bool, context, headers, default_table
+) -> str:
+    """A listing of named objects in Docker's natural name order: names alone with
+    ``quiet``, else the rows ``context`` makes, as ``fmt`` asks."""
+    items = sorted(items, key=lambda v: natural_key(v.get("Name") or ""))
+    if quiet:
+        return "\n".join(v.get("Name") or "" for v in items)
+    return format_listing([context(v) for v in items], fmt, headers, default_table)
+
+
 def format_volumes(
     volumes: Sequence[Mapping[str, Any]], fmt: str | None = None, quiet: bool = False
 ) -> str:
     """The whole ``volume ls`` output (without a trailing newline), in name order."""
-    volumes = sorted(volumes, key=lambda v: natural_key(v.get("Name") or ""))
-    if quiet:
-        return "\n".join(v.get("Name") or "" for v in volumes)
-    rows = [volume_context(v) for v in volumes]
-    return format_listing(rows, fmt, VOLUME_HEADERS, VOLUME_DEFAULT_TABLE)
+    return _by_name(volumes, fmt, quiet, volume_context, VOLUME_HEADERS, VOLUME_DEFAULT_TABLE)
 
 
 SNAPSHOT_HEADERS = {"Name": "SNAPSHOT", "Volume": "VOLUME", "CreatedAt": "CREATED", "Size": "SIZE"}
 SNAPSHOT_DEFAULT_TABLE = "table {{.Name}}\t{{.Volume}}\t{{.CreatedAt}}\t{{.Size}}"
 
 
+def snapshot_context(s: Mapping[str, Any]) -> dict:
+    """The fields of one ``volume snapshots`` row; the size is the disk space used."""
+    return {
+        "Name": s.get("Name") or "",
+        "Volume": s.get("Volume") or "",
+        "CreatedAt": s.get("CreatedAt") or "",
+        "Size": human_size(int(s.get("Size") or 0), 4),
+    }
+
+
 def format_snapshots(
     snapshots: Sequence[Mapping[str, Any]], fmt: str | None = None, quiet: bool = False
 ) -> str:
-    """``volume snapshots``: one row a snapshot, in name order; sizes as the disk space used."""
-    snapshots = sorted(snapshots, key=lambda s: natural_key(s.get("Name") or ""))
-    if quiet:
-        return "\n".join(s.get("Name") or "" for s in snapshots)
-    rows = [
-        {
-            "Name": s.get("Name") or "",
-            "Volume": s.get("Volume") or "",
-            "CreatedAt": s.get("CreatedAt") or "",
-            "Size": human_size(int(s.get("Size") or 0), 4),
-        }
-        for s in snapshots
-    ]
-    return format_listing(rows, fmt, SNAPSHOT_HEADERS, SNAPSHOT_DEFAULT_TABLE)
+    """``volume snapshots``: one row a snapshot, in name order."""
+    return _by_name(
+        snapshots, fmt, quiet, snapshot_context, SNAPSHOT_HEADERS, SNAPSHOT_DEFAULT_TABLE
+    )
