@@ -27,6 +27,21 @@ class NoSpace(Unavailable):
     status = 507
 
 
+def free_bytes(path: str | os.PathLike) -> int | None:
+    """Bytes an unprivileged writer may still use on the disk of ``path`` (None: unknown)."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def disk_full(path: str | os.PathLike) -> bool:
+    """Has the disk of ``path`` less than 1 MiB left?"""
+    free = free_bytes(path)
+    return free is not None and free < (1 << 20)
+
+
 def is_no_space(exc: BaseException, root: str) -> bool:
     """Is ``exc`` a full disk (ENOSPC, a quota, or SQLite's ways of saying so: "database or
     disk is full", or an I/O error while the disk of ``root`` has no room left)?"""
@@ -36,11 +51,7 @@ def is_no_space(exc: BaseException, root: str) -> bool:
         return False
     if "full" in str(exc):
         return True
-    try:
-        st = os.statvfs(root)
-    except OSError:
-        return False
-    return "I/O error" in str(exc) and st.f_bavail * st.f_frsize < (1 << 20)
+    return "I/O error" in str(exc) and disk_full(root)
 
 
 def no_space(root: str, exc: BaseException, what: str) -> NoSpace:
@@ -48,11 +59,8 @@ def no_space(root: str, exc: BaseException, what: str) -> NoSpace:
     mount = os.path.realpath(root)
     while not os.path.ismount(mount):
         mount = os.path.dirname(mount)
-    try:
-        st = os.statvfs(root)
-        free = f"{st.f_bavail * st.f_frsize / (1 << 20):.1f} MiB free"
-    except OSError:
-        free = "free space unknown"
+    left = free_bytes(root)
+    free = "free space unknown" if left is None else f"{left / (1 << 20):.1f} MiB free"
     where = getattr(exc, "filename", None) or "its data"
     return NoSpace(
         f"no space left on the disk of {root} (filesystem {mount}, {free}): "

@@ -14,15 +14,9 @@ import os
 import sqlite3
 from pathlib import Path
 
+from hyperd.errors import disk_full
+
 log = logging.getLogger(__name__)
-
-
-def _disk_full(path: Path) -> bool:
-    try:
-        st = os.statvfs(path.parent)
-    except OSError:
-        return False
-    return st.f_bavail * st.f_frsize < (1 << 20)
 
 
 def connect(path: str | os.PathLike, **kwargs) -> sqlite3.Connection:
@@ -35,7 +29,7 @@ def connect(path: str | os.PathLike, **kwargs) -> sqlite3.Connection:
         return db
     except sqlite3.OperationalError:
         db.close()
-        if not _disk_full(path):
+        if not disk_full(path.parent):
             raise
     db = sqlite3.connect(str(path), **kwargs)
     db.execute("PRAGMA locking_mode=EXCLUSIVE")
