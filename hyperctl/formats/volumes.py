@@ -75,7 +75,7 @@ SNAPSHOT_DEFAULT_TABLE = "table {{.Name}}\t{{.Volume}}\t{{.CreatedAt}}\t{{.Size}
 
 
 def snapshot_context(s: Mapping[str, Any]) -> dict:
-    """The fields of one ``volume snapshots`` row; the size is the disk space used."""
+    """The fields of one ``volume snapshots`` row; the size is the volume's when it was taken."""
     return {
         "Name": s.get("Name") or "",
         "Volume": s.get("Volume") or "",
