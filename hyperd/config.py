@@ -9,6 +9,8 @@ initrd = "/usr/local/lib/hyper/initrd.img"
 cpus = 1                         # default vCPUs per container
 memory = "256m"                  # default memory per container
 tb_cache_mib = 32                # TCG translation cache per VM
+factory = "cache:1"              # VMs kept booted for containers of the default size
+                                 # ("none": every start boots its VM)
 libvirt_uri = "qemu:///system"
 libvirt_wait = 120               # seconds to wait for libvirtd at start
 agent_timeout = 30               # seconds a guest's agent gets to answer; then the VM is
@@ -52,6 +54,7 @@ class Config:
     cpus: int = 1
     memory: str = "256m"
     tb_cache_mib: int = 32
+    factory: str = "cache:1"
     libvirt_uri: str = "qemu:///system"
     libvirt_wait: float = 120.0
     agent_timeout: float = 30.0

@@ -222,6 +222,7 @@ async def serve(config: Config) -> None:
     service = ContainerService(config, images, sandboxes, state, events, volumes)
     hv.on_stopped(sandboxes.vm_stopped)
     await service.restore()
+    await sandboxes.start_pool()
 
     runner = web.AppRunner(
         make_app(service, images, events), handle_signals=False, shutdown_timeout=5
@@ -243,6 +244,7 @@ async def serve(config: Config) -> None:
     await listener.close()
     await runner.cleanup()
     await service.shutdown()
+    await sandboxes.close()
     sock.unlink(missing_ok=True)
     state.close()
     hv.close()

@@ -45,6 +45,8 @@ class Daemon:
             f'kernel = "{BUILD / "vmlinux"}"\ninitrd = "{BUILD / "initrd.img"}"\n'
             'log_level = "debug"\n'
             'bridge = ""\n'  # no host networking here: tests/net runs it in a namespace
+            # VMs boot per container unless a test asks for the pool (tests/net/test_pool.py)
+            + ("" if "factory" in extra_config else 'factory = "none"\n')
             + extra_config
         )
         self.proc: subprocess.Popen | None = None
@@ -81,6 +83,20 @@ class Daemon:
     def client(self) -> docker.DockerClient:
         return docker.DockerClient(base_url=f"unix://{self.socket}", timeout=120)
 
+    def load_busybox(self) -> None:
+        """Load the built-in busybox image (made here, offline)."""
+        archive = self.workdir / "busybox.tar"
+        subprocess.run(
+            [sys.executable, "-m", "hyperd.images.builtin", "busybox", str(archive)], check=True
+        )
+        res = self.hyper("load", "-i", str(archive))
+        assert res.returncode == 0, res.stderr
+
+    def remove_containers(self) -> None:
+        """``rm -f`` every container."""
+        for cid in self.hyper("ps", "-aq").stdout.decode().split():
+            self.hyper("rm", "-f", cid)
+
     def hyper(self, *args: str, input: bytes | None = None, timeout: float = 120):
         """Run the `hyper` CLI against this daemon."""
         return subprocess.run(
@@ -100,12 +116,7 @@ def running_daemon(prefix: str, extra_config: str = ""):
     workdir = qemu_workdir(prefix)
     d = Daemon(workdir, extra_config)
     d.start()
-    archive = workdir / "busybox.tar"
-    subprocess.run(
-        [sys.executable, "-m", "hyperd.images.builtin", "busybox", str(archive)], check=True
-    )
-    res = d.hyper("load", "-i", str(archive))
-    assert res.returncode == 0, res.stderr
+    d.load_busybox()
     try:
         yield d
     finally:

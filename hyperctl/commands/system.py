@@ -114,6 +114,7 @@ def info(client, fmt) -> None:
                 ("Accel", hyper.get("Accel")),
                 ("Default CPUs", hyper.get("DefaultCpus")),
                 ("Default Memory", hyper.get("DefaultMemory")),
+                ("VM Pool", _pool(hyper.get("VMPool"))),
             ],
         )
     click.echo("\n".join(lines))
@@ -169,3 +170,10 @@ def prune(client, force: bool, filters) -> None:
 
     warning = "WARNING! This will remove:\n  - all stopped containers\n"
     prune_stopped(client, force, filters, warning)
+
+
+def _pool(pool: dict | None) -> str | None:
+    """Like "1/2 ready" (VMs booted and waiting, of the pool's size); "off" for no pool."""
+    if not pool:
+        return None
+    return f"{pool.get('Ready', 0)}/{pool['Size']} ready" if pool.get("Size") else "off"

@@ -90,6 +90,7 @@ async def info(request):
                 "Accel": svc.sandboxes.accel,
                 "DefaultCpus": svc.config.cpus,
                 "DefaultMemory": svc.config.memory_bytes,
+                "VMPool": {"Size": svc.sandboxes.pool.size, "Ready": svc.sandboxes.pool.ready},
             },
         }
     )

@@ -235,6 +235,7 @@ async def boot(svc: ContainerService, c: Container) -> Run:
     prepare = _preparer(svc, c, opened)
 
     sb = await svc.sandboxes.create(sandbox_spec(svc, c, disks, shares), prepare)
+    c.sandbox = sb.id  # a pool VM keeps its own name
     return await _run_in(svc, c, sb, mounts, opened["io"])
 
 

@@ -29,7 +29,10 @@ async def restore(svc: ContainerService) -> None:
     vms = await svc.sandboxes.running_vms()
     known = {c.sandbox for c in svc.store}
     for vm in vms - known:
-        log.warning("destroying VM %s that belongs to no container", vm)
+        if svc.sandboxes.is_pooled(vm):
+            log.info("destroying the last daemon's pool VM %s (a new pool boots)", vm)
+        else:
+            log.warning("destroying VM %s that belongs to no container", vm)
         await svc.sandboxes.destroy_vm(vm)
     if svc.sandboxes.network is not None:
         await asyncio.to_thread(svc.sandboxes.network.setup)

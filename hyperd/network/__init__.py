@@ -36,7 +36,15 @@ from hyperapi.portspec import PortBinding, parse_port_spec, parse_ports
 from .bridge import NetworkError, tap_name
 from .firewall import FirewallError
 from .ipam import mac_for
-from .manager import DEFAULT_BRIDGE, DEFAULT_DB, DEFAULT_SUBNET, Endpoint, Forbidden, Network
+from .manager import (
+    DEFAULT_BRIDGE,
+    DEFAULT_DB,
+    DEFAULT_SUBNET,
+    Endpoint,
+    Forbidden,
+    Network,
+    SpareNic,
+)
 from .pool import DEFAULT_POOLS, AddressPool, parse_pools
 from .records import DEFAULT, HOST, HOST_REFUSED, NONE, NetworkRecord, NetworkSpec
 
@@ -51,6 +59,7 @@ __all__ = [
     "NONE",
     "AddressPool",
     "Endpoint",
+    "SpareNic",
     "FirewallError",
     "Forbidden",
     "Network",

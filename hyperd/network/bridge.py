@@ -76,6 +76,37 @@ def delete_link(name: str) -> None:
         Bridge._delete(ipr, name)
 
 
+def create_spare_tap(name: str) -> None:
+    """A tap on no bridge, for a VM booted before it has a network (the VM pool's)."""
+    with IPRoute() as ipr:
+        try:
+            _add_tap(ipr, name)
+        except (NetlinkError, OSError) as exc:  # OSError: the TUNSETIFF ioctl
+            raise NetworkError(f"cannot create tap {name}: {exc}") from exc
+
+
+def rename_link(old: str, new: str) -> None:
+    """Rename an interface (taken down first: the kernel renames only a down link)."""
+    with IPRoute() as ipr:
+        index = Bridge._index(ipr, old)
+        if index is None:
+            raise NetworkError(f"interface {old} does not exist")
+        try:
+            ipr.link("set", index=index, state="down")
+            ipr.link("set", index=index, ifname=new)
+        except NetlinkError as exc:
+            raise NetworkError(f"cannot rename {old} to {new}: {exc}") from exc
+
+
+def _add_tap(ipr: IPRoute, name: str) -> int:
+    """Create a persistent tap (no packet-info header, vnet header as QEMU opens it)."""
+    ipr.link("add", ifname=name, kind="tuntap", mode="tap", ifr={"no_pi": 1, "vnet_hdr": 1})
+    index = Bridge._index(ipr, name)
+    if index is None:
+        raise NetworkError(f"tap {name} vanished right after creation")
+    return index
+
+
 def enable_ip_forward(path: str = IP_FORWARD) -> None:
     """Let the host route the guests' traffic (net.ipv4.ip_forward = 1)."""
     try:
@@ -196,17 +227,7 @@ class Bridge:
                 raise Conflict(f"interface {name} exists and is not a tap")
             try:
                 if index is None:
-                    # persistent tap, no packet-info header, vnet header as QEMU opens it
-                    ipr.link(
-                        "add",
-                        ifname=name,
-                        kind="tuntap",
-                        mode="tap",
-                        ifr={"no_pi": 1, "vnet_hdr": 1},
-                    )
-                    index = self._index(ipr, name)
-                    if index is None:
-                        raise NetworkError(f"tap {name} vanished right after creation")
+                    index = _add_tap(ipr, name)
                 extra = {"address": _tap_mac(mac)} if mac else {}
                 ipr.link("set", index=index, master=bridge, state="up", **extra)
             except NetlinkError as exc:

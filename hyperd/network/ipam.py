@@ -101,9 +101,11 @@ class IPAM:
         """The subnet's prefix length (16 for a /16)."""
         return self.network.prefixlen
 
-    def allocate(self, owner: str, want: str = "", device: str = "") -> str:
+    def allocate(self, owner: str, want: str = "", device: str = "", mac: str = "") -> str:
         """The owner's address: the one it holds, else ``want`` (if given), else the lowest
-        free one. Conflict when ``want`` is taken or the owner holds another address."""
+        free one. Conflict when ``want`` is taken or the owner holds another address.
+        ``mac``: the MAC the endpoint must have (a NIC that exists already), else one is
+        derived from the owner."""
         if not owner:
             raise InvalidArgument("an address owner must be a non-empty string")
         if want:
@@ -111,18 +113,19 @@ class IPAM:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                ip = self._allocate(owner, want, device)
+                ip = self._allocate(owner, want, device, mac)
                 self._db.execute("COMMIT")
                 return ip
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
 
-    def _allocate(self, owner: str, want: str, device: str) -> str:
+    def _allocate(self, owner: str, want: str, device: str, mac: str) -> str:
         row = self._db.execute(
-            "SELECT ip FROM endpoints WHERE network = ? AND owner = ?", (self.key, owner)
+            "SELECT ip, mac FROM endpoints WHERE network = ? AND owner = ?", (self.key, owner)
         ).fetchone()
-        if row and (row[0] == want or (not want and self._usable(row[0]))):
+        same_mac = not mac or (row and row[1] == mac)
+        if row and same_mac and (row[0] == want or (not want and self._usable(row[0]))):
             return row[0]
         if row:  # another address asked for, or left over from another subnet
             self._db.execute(
@@ -134,10 +137,17 @@ class IPAM:
             ).fetchone()
             if holder:
                 raise Conflict(f"address {want} is already in use on this network")
+        if (
+            mac
+            and self._db.execute(
+                "SELECT 1 FROM endpoints WHERE network = ? AND mac = ?", (self.key, mac)
+            ).fetchone()
+        ):
+            raise Conflict(f"MAC address {mac} is already in use on this network")
         ip = want or self._lowest_free()
         self._db.execute(
             "INSERT INTO endpoints (network, owner, ip, mac, device) VALUES (?, ?, ?, ?, ?)",
-            (self.key, owner, ip, self._free_mac(owner), device),
+            (self.key, owner, ip, mac or self._free_mac(owner), device),
         )
         return ip
 

@@ -17,13 +17,15 @@ from .bridge import (
     TAP_PREFIX,
     Bridge,
     bridge_name,
+    create_spare_tap,
     delete_link,
     enable_ip_forward,
     links,
+    rename_link,
     tap_name,
 )
 from .firewall import Firewall, FirewallError
-from .ipam import IPAM, connect, parse_subnet
+from .ipam import IPAM, connect, mac_for, parse_subnet
 from .published import Publisher
 from .records import (
     DEFAULT,
@@ -41,6 +43,9 @@ log = logging.getLogger(__name__)
 DEFAULT_BRIDGE = "hyper0"
 DEFAULT_SUBNET = "10.213.0.0/16"
 DEFAULT_DB = "/var/lib/hyper/network.db"
+# Taps of pool VMs (booted before they have a network): ``hytpool`` + 8 hex digits, a name
+# no container's tap has (theirs take hex digits of its ID where ``pool`` stands).
+SPARE_PREFIX = f"{TAP_PREFIX}pool"
 
 
 class Forbidden(HyperError):
@@ -74,6 +79,14 @@ class Endpoint:
     def cidr(self) -> str:
         """``ip/prefix``."""
         return f"{self.ip}/{self.prefix}"
+
+
+@dataclass(frozen=True)
+class SpareNic:
+    """A NIC a VM booted with before it had a network: its tap (on no bridge) and MAC."""
+
+    tap: str
+    mac: str
 
 
 def _device_key(ep: Endpoint) -> tuple[int, str]:
@@ -261,9 +274,17 @@ class Network:
 
     # -- endpoints ----------------------------------------------------------------------
 
-    def attach(self, owner: str, network: str = DEFAULT, ip: str = "", device: str = ""):
+    def attach(
+        self,
+        owner: str,
+        network: str = DEFAULT,
+        ip: str = "",
+        device: str = "",
+        spare: SpareNic | None = None,
+    ):
         """Give ``owner`` an address and a tap on ``network`` (idempotent); ``ip`` asks for
-        a given address (user-defined networks only)."""
+        a given address (user-defined networks only); ``spare``: the NIC (tap and MAC) the
+        owner's VM already has, which then becomes its endpoint on ``network``."""
         rec = self.records.get(network)
         if not rec.has_bridge:
             raise InvalidArgument(f"network {rec.name} has no bridge to attach to")
@@ -273,14 +294,36 @@ class Network:
         with self._lock:
             ipam = self._ipam(rec)
             had = ipam.row(owner)
-            ipam.allocate(owner, ip, device)
+            ipam.allocate(owner, ip, device, spare.mac if spare else "")
             try:
+                if spare is not None:
+                    rename_link(spare.tap, tap)
                 self._bridge(rec).create_tap(tap, ipam.mac(owner))
             except BaseException:
                 if had is None:
                     ipam.release(owner)
                 raise
             return self._endpoint(rec, owner)
+
+    def spare_nic(self, token: str) -> SpareNic:
+        """A tap on no bridge, and a MAC, for a VM booted before it joins a network."""
+        nic = SpareNic(SPARE_PREFIX + token[:8], mac_for(f"spare/{token}"))
+        create_spare_tap(nic.tap)
+        return nic
+
+    @staticmethod
+    def drop_spare(nic: SpareNic) -> None:
+        """Delete a spare tap (it may be gone, or have become an endpoint's)."""
+        delete_link(nic.tap)
+
+    @staticmethod
+    def drop_stray_spares(live_tokens: set[str]) -> list[str]:
+        """Delete the spare taps of VMs that are gone (their tokens not in ``live_tokens``,
+        the first 8 characters of each); returns their names."""
+        stray = [t for t in links(SPARE_PREFIX) if t[len(SPARE_PREFIX) :] not in live_tokens]
+        for name in stray:
+            delete_link(name)
+        return stray
 
     def check_address(self, network: str, ip: str) -> None:
         """400 unless ``ip`` may be asked for on ``network`` (a host address of the subnet

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from hyperd.agent import protocol as p
 from hyperd.agent.client import DEFAULT_TIMEOUT, AgentError
 from hyperd.agent.facade import Agent
-from hyperd.network import Endpoint, PortBinding
+from hyperd.network import Endpoint, PortBinding, SpareNic
 from hyperd.vm.designer import DiskSpec, ShareSpec
 from hyperd.vm.machine import Machine
 
@@ -65,6 +65,7 @@ class Sandbox:
         self.agent: Agent | None = None
         self.containers: set[str] = set()
         self.paused = False
+        self.spare: SpareNic | None = None  # a pool VM's NIC, on no network yet
         self._watchdog: asyncio.Task | None = None
 
     @property
@@ -118,12 +119,28 @@ class Sandbox:
 
     async def boot(self, prepare: Prepare | None = None, timeout: float = 120) -> None:
         """Start the VM, wait for its agent, name the pod and set up its network."""
+        await self.boot_vm(prepare, timeout)
+        await self.setup_pod()
+
+    async def boot_vm(self, prepare: Prepare | None = None, timeout: float = 120) -> None:
+        """Start the VM and wait for its agent (READY); the pod is not set up yet."""
         await self.machine.boot(timeout=timeout, prepare=self._wrap(prepare))
         self._watch()
+
+    async def setup_pod(self, nic_wait: float = 0) -> None:
+        """Name the pod (hostname, DNS) and address its NICs; ``nic_wait``: seconds a
+        hot-plugged NIC may take to show up."""
         await self.agent.start_pod(self.spec.hostname, self.spec.dns, self.spec.dns_search)
         for ep in self.endpoints:
-            await self.setup_nic(ep)
+            await self.setup_nic(ep, wait=nic_wait)
         await self.set_default_route()
+
+    def hand_over(self, spec: SandboxSpec, prepare: Prepare | None = None) -> None:
+        """A booted, unassigned VM (from the pool) becomes the sandbox ``spec`` describes;
+        ``prepare`` runs as it would have before the agent connected."""
+        self.spec = spec
+        if prepare is not None:
+            prepare(self.agent)
 
     async def setup_nic(self, ep: Endpoint, wait: float = 0) -> None:
         """Name the guest's NIC with the endpoint's MAC (eth0, eth1...) and address it;

@@ -7,21 +7,26 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
+import secrets
+import shutil
 import uuid
 from pathlib import Path
 
 from hyperd.agent.client import AgentError
 from hyperd.config import Config
 from hyperd.errors import HyperError
-from hyperd.network import Endpoint, Network
+from hyperd.network import Endpoint, Network, SpareNic
 from hyperd.vm import accel, designer
 from hyperd.vm.machine import DOMAIN_PREFIX, GuestAssets, Machine
-from hyperd.vm.virt import Hypervisor
+from hyperd.vm.virt import Hypervisor, VirtError
 
+from .pool import Pool, assets_key, parse_factory
 from .sandbox import NicRequest, Prepare, Sandbox, SandboxSpec
 
 log = logging.getLogger(__name__)
 HOTPLUG_WAIT = 30.0  # seconds a hot-plugged NIC may take to show up in the guest (TCG)
+POOL_PREFIX = f"{DOMAIN_PREFIX}pool-"
 
 
 class Sandboxes:
@@ -35,6 +40,12 @@ class Sandboxes:
         self.assets = GuestAssets.locate(config.kernel or None, config.initrd or None)
         self._live: dict[str, Sandbox] = {}
         self._stop_reasons: dict[str, str] = {}
+        self.pool = Pool(
+            parse_factory(config.factory),
+            self._boot_pooled,
+            self._discard_pooled,
+            lambda: assets_key((self.assets.kernel, self.assets.initrd)),
+        )
 
     def get(self, sid: str) -> Sandbox | None:
         """A live sandbox by ID."""
@@ -60,6 +71,17 @@ class Sandboxes:
         return Machine(self.hv, vm, accel.domain_type(self.accel), self.config.tb_cache_mib)
 
     async def create(self, spec: SandboxSpec, prepare: Prepare | None = None) -> Sandbox:
+        """A pool VM made into the sandbox when one fits, else a VM booted for it. The
+        sandbox's ID is the VM's: ``spec.id`` for a booted one, the pool VM's own name."""
+        pooled = self.pool.take() if self._fits_pool(spec) else None
+        if pooled is not None:
+            try:
+                return await self._take_over(pooled, spec, prepare)
+            except (AgentError, VirtError) as exc:
+                log.warning("pool VM %s failed (%s); booting one", pooled.id, exc.message)
+        return await self._boot(spec, prepare)
+
+    async def _boot(self, spec: SandboxSpec, prepare: Prepare | None) -> Sandbox:
         """Reserve the network (a port clash fails before any VM boots), then boot."""
         sb = Sandbox(spec, self._machine(spec, []), self.config.agent_timeout)
         if spec.networks and self.network is not None:
@@ -73,17 +95,107 @@ class Sandboxes:
             raise
         return sb
 
+    # -- the pool --------------------------------------------------------------------------
+
+    async def start_pool(self) -> None:
+        """Fill the pool in the background (after restore destroyed the last daemon's VMs;
+        their spare taps go here)."""
+        if self.network is not None:
+            running = await asyncio.to_thread(self.hv.names, POOL_PREFIX)
+            tokens = {name[len(POOL_PREFIX) :][:8] for name in running}
+            await asyncio.to_thread(self.network.drop_stray_spares, tokens)
+        self.pool.start()
+
+    async def close(self) -> None:
+        """Daemon shutdown: the pool's VMs go (a restart boots a new pool)."""
+        await self.pool.close()
+
+    @staticmethod
+    def is_pooled(name: str) -> bool:
+        """Whether a VM was booted for the pool (it keeps its name when a container takes it)."""
+        return name.startswith(POOL_PREFIX)
+
+    def _fits_pool(self, spec: SandboxSpec) -> bool:
+        """Pool VMs have the default size, no 9p share (shares are not hot-pluggable) and,
+        with networking, one NIC that becomes the first network's (so not for a container
+        on no network, or with a MAC address of its own)."""
+        return (
+            spec.cpus == self.config.cpus
+            and spec.memory == self.config.memory_bytes
+            and not spec.shares
+            and not spec.mac
+            and bool(spec.networks) == (self.network is not None)
+        )
+
+    async def _boot_pooled(self) -> Sandbox:
+        token = secrets.token_hex(6)
+        vid = f"{POOL_PREFIX}{token}"
+        spec = SandboxSpec(
+            id=vid,
+            owner="",
+            hostname="",
+            cpus=self.config.cpus,
+            memory=self.config.memory_bytes,
+            console_log=str(Path(self.config.root) / "pool" / vid / "console.log"),
+            metadata={"pool": "1"},
+        )
+        spare = None
+        if self.network is not None:
+            spare = await asyncio.to_thread(self.network.spare_nic, token)
+        nics = [designer.NicSpec(spare.mac, tap=spare.tap)] if spare else []
+        sb = Sandbox(spec, self._machine(spec, nics), self.config.agent_timeout)
+        sb.spare = spare
+        try:
+            await sb.boot_vm()
+        except BaseException:
+            await self._discard_pooled(sb)
+            raise
+        return sb
+
+    async def _discard_pooled(self, sb: Sandbox) -> None:
+        await sb.destroy()
+        if sb.spare is not None and self.network is not None:
+            await asyncio.to_thread(self.network.drop_spare, sb.spare)
+        await asyncio.to_thread(shutil.rmtree, Path(sb.spec.console_log).parent, True)
+
+    async def _take_over(self, sb: Sandbox, spec: SandboxSpec, prepare: Prepare | None) -> Sandbox:
+        """Make a pool VM the sandbox ``spec`` asks for: console log moved to its place,
+        network reserved (its NIC becomes the first network's), the other NICs and the
+        disks hot-plugged, the pod named and addressed."""
+        console, spare = sb.spec.console_log, sb.spare
+        sb.hand_over(dataclasses.replace(spec, id=sb.id), prepare)
+        sb.spare = None
+        self._live[sb.id] = sb
+        try:
+            await asyncio.to_thread(_move_console, console, spec.console_log)
+            if spec.networks and self.network is not None:
+                await self._connect(sb, spare)
+            for nic in self._nics(sb)[1:]:
+                await sb.machine.attach_nic(nic)
+            for disk in spec.disks:
+                await sb.machine.attach_disk(disk)
+            await sb.setup_pod(nic_wait=HOTPLUG_WAIT)
+        except BaseException:
+            await self.release(sb, graceful=False)
+            if spare is not None:  # not renamed into an endpoint's tap: still the pool's
+                await asyncio.to_thread(self.network.drop_spare, spare)
+            raise
+        log.debug("pool VM %s is now the sandbox of %s", sb.id, spec.owner[:12])
+        return sb
+
     def _nics(self, sb: Sandbox) -> list[designer.NicSpec]:
         return [designer.NicSpec(ep.mac, tap=ep.tap) for ep in sb.endpoints]
 
-    async def _connect(self, sb: Sandbox) -> None:
-        """An endpoint per network (eth0, eth1... in order), then the published ports."""
+    async def _connect(self, sb: Sandbox, spare: SpareNic | None = None) -> None:
+        """An endpoint per network (eth0, eth1... in order; the first on ``spare``, the NIC
+        a pool VM has), then the published ports."""
         owner = sb.spec.owner
         try:
             for i, req in enumerate(sb.spec.networks):
                 ep = await asyncio.to_thread(
-                    self.network.attach, owner, req.network, req.ip, f"eth{i}"
+                    self.network.attach, owner, req.network, req.ip, f"eth{i}", spare
                 )
+                spare = None
                 sb.endpoints.append(ep)
             sb.endpoints = _with_mac(sb.endpoints, sb.spec)
             sb.published = await asyncio.to_thread(
@@ -216,6 +328,16 @@ END_REASONS = {
     "crashed": "guest kernel crashed",
     "destroyed": "vm destroyed outside hyperd",
 }
+
+
+def _move_console(src: str, dst: str) -> None:
+    """The pool VM's console log becomes the container's (virtlogd keeps writing it)."""
+    tmp = f"{dst}.new"
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    Path(tmp).unlink(missing_ok=True)
+    os.link(src, tmp)
+    os.replace(tmp, dst)
+    shutil.rmtree(Path(src).parent, ignore_errors=True)
 
 
 def _with_mac(endpoints: list[Endpoint], spec: SandboxSpec) -> list[Endpoint]:

@@ -10,7 +10,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import time
 
 import pytest
@@ -31,16 +30,11 @@ def small_root(libvirt_up, guest_assets, request):
     d = Daemon(workdir)
     try:
         d.start()
-        archive = workdir / "busybox.tar"
-        subprocess.run(
-            [sys.executable, "-m", "hyperd.images.builtin", "busybox", str(archive)], check=True
-        )
-        assert d.hyper("load", "-i", str(archive)).returncode == 0
+        d.load_busybox()
         yield d
     finally:
         if d.proc is not None and d.proc.poll() is None:
-            for cid in d.hyper("ps", "-aq").stdout.decode().split():
-                d.hyper("rm", "-f", cid)
+            d.remove_containers()
             d.stop()
         if failed(request):
             LOG_DIR.mkdir(parents=True, exist_ok=True)

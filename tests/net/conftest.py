@@ -31,8 +31,8 @@ class NetDaemon(Daemon):
 
     ns_pid = 0
 
-    def __init__(self, workdir: Path):
-        super().__init__(workdir)
+    def __init__(self, workdir: Path, extra_config: str = ""):
+        super().__init__(workdir, extra_config)
         self.config.write_text(self.config.read_text().replace('bridge = ""', 'bridge = "hyper0"'))
 
     def start(self) -> None:
@@ -190,16 +190,10 @@ def netd(libvirt_up, guest_assets):
             NGINX.split("/", 1)[1],
         )
         assert res.returncode == 0, res.stderr.decode()
-        archive = workdir / "busybox.tar"
-        subprocess.run(
-            [sys.executable, "-m", "hyperd.images.builtin", "busybox", str(archive)], check=True
-        )
-        res = d.hyper("load", "-i", str(archive))
-        assert res.returncode == 0, res.stderr.decode()
+        d.load_busybox()
         yield d
     finally:
-        for c in d.hyper("ps", "-aq").stdout.decode().split():
-            d.hyper("rm", "-f", c)
+        d.remove_containers()
         d.docker("network", "prune", "-f")
         if registry:
             registry.terminate()

@@ -174,3 +174,30 @@ def _cycles(db):
 
 def test_twenty_cycles_leave_nothing_behind(tmp_path):
     in_netns(_cycles, tmp_path / "net.db")
+
+
+def _spare_becomes_endpoint(db):
+    net = Network("hyper0", "10.213.0.0/16", db)
+    net.setup()
+    spare, gone = net.spare_nic("0123456789ab"), net.spare_nic("ba9876543210")
+    assert _taps() == sorted([spare.tap, gone.tap]) and spare.tap == "hytpool01234567"
+    assert spare.tap not in net.bridge.taps()  # on no bridge until it has a network
+    ep = net.attach(A, spare=spare)
+    assert (ep.mac, ep.tap) == (spare.mac, tap_name(A, net.default.id))
+    assert net.bridge.taps() == [ep.tap] and spare.tap not in _taps()
+    # a second owner may not take the same MAC; nothing is left of its try
+    with pytest.raises(Conflict, match="MAC address"):
+        net.attach(B, spare=spare)
+    assert net.endpoint(B) is None
+    assert net.drop_stray_spares({"ba987654"}) == [] and gone.tap in _taps()
+    assert net.drop_stray_spares(set()) == [gone.tap]
+    net.detach(A)
+    assert _taps() == []
+    net.teardown()
+
+
+def test_a_spare_nic_becomes_an_owners_endpoint(tmp_path):
+    """A pool VM's NIC (a tap on no bridge) becomes a container's endpoint: its MAC kept,
+    its tap renamed to the owner's and bridged; a MAC in use is refused; the spare taps of
+    gone VMs are dropped, others kept."""
+    in_netns(_spare_becomes_endpoint, tmp_path / "net.db")

@@ -1,0 +1,135 @@
+"""The VM pool (config ``factory = "cache:N"``): booted, READY guests waiting for a sandbox.
+
+A pool VM boots at the daemon's default size with no disk, no NIC and no name: the kernel,
+the agent and its sockets. A sandbox that fits (default CPUs and memory, no 9p share, which
+cannot be hot-plugged) takes one instead of booting: its disks and NICs are hot-plugged
+and the agent names the pod (see ``Sandboxes.create``). The pool refills in the
+background, one boot at a time, so a user's start never waits for a pool boot.
+
+A pool VM is handed out only if the kernel and initrd it booted are still the ones on
+disk; one that changed is discarded. A daemon restart does not keep the pool: the VMs are
+destroyed with the other VMs of no container (``restore``) and a new pool boots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+
+from hyperd.errors import HyperError
+
+from .sandbox import Sandbox
+
+log = logging.getLogger(__name__)
+RETRY_S = 5.0  # pause after a failed pool boot (a broken kernel must not spin)
+MAX_POOL = 64
+
+
+def parse_factory(value: str) -> int:
+    """How many VMs ``factory`` keeps ready: ``"cache:N"``, or ``"none"``/``""`` for 0."""
+    text = (value or "none").strip()
+    if text == "none":
+        return 0
+    kind, _, count = text.partition(":")
+    if kind != "cache" or not count.isdigit() or not 0 <= int(count) <= MAX_POOL:
+        raise HyperError(
+            f'config: factory = "{value}": expected "none" or "cache:N" (N from 0 to {MAX_POOL})'
+        )
+    return int(count)
+
+
+def assets_key(paths: tuple[str, ...]) -> tuple:
+    """What identifies the guest files a VM booted (changed files: a different key)."""
+    out = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append(None)
+            continue
+        out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+class Pool:
+    """``size`` ready VMs; ``boot()`` makes one, ``discard(sb)`` destroys one."""
+
+    def __init__(
+        self,
+        size: int,
+        boot: Callable[[], Awaitable[Sandbox]],
+        discard: Callable[[Sandbox], Awaitable[None]],
+        key: Callable[[], tuple],
+    ):
+        self.size = size
+        self._boot, self._discard, self._key = boot, discard, key
+        self._ready: list[tuple[Sandbox, tuple]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._closing: set[asyncio.Task] = set()
+
+    @property
+    def ready(self) -> int:
+        """VMs waiting now."""
+        return len(self._ready)
+
+    def start(self) -> None:
+        """Begin filling in the background."""
+        if self.size and self._task is None:
+            self._task = asyncio.create_task(self._fill())
+
+    def take(self) -> Sandbox | None:
+        """A ready VM (booted with today's kernel and initrd), or None; refills after."""
+        now = self._key()
+        sb = None
+        while self._ready and sb is None:
+            cand, key = self._ready.pop(0)
+            if key == now and cand.connected:
+                sb = cand
+            else:
+                log.info("pool: discarding %s (%s)", cand.id, _why_stale(cand, key, now))
+                self._later(self._discard(cand))
+        self._wake.set()
+        return sb
+
+    async def _fill(self) -> None:
+        while True:
+            while len(self._ready) < self.size:
+                key = self._key()
+                try:
+                    sb = await self._boot()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - logged; the pool retries
+                    log.warning("pool: a VM did not boot: %s", getattr(exc, "message", exc))
+                    await asyncio.sleep(RETRY_S)
+                    continue
+                self._ready.append((sb, key))
+                log.debug("pool: %s ready (%d/%d)", sb.id, len(self._ready), self.size)
+            self._wake.clear()
+            await self._wake.wait()
+
+    def _later(self, coro: Awaitable) -> None:
+        task = asyncio.ensure_future(coro)
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def close(self) -> None:
+        """Stop filling and destroy the ready VMs."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        ready, self._ready = self._ready, []
+        await asyncio.gather(*(self._discard(sb) for sb, _ in ready), return_exceptions=True)
+        await asyncio.gather(*self._closing, return_exceptions=True)
+
+
+def _why_stale(sb: Sandbox, key: tuple, now: tuple) -> str:
+    if key != now:
+        return "the guest kernel or initrd changed"
+    return "its agent is gone" if not sb.connected else "unknown"

@@ -1,0 +1,40 @@
+"""The VM pool's configuration (``factory``) and the key of the guest files it booted."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from hyperd.errors import HyperError
+from hyperd.sandbox.pool import assets_key, parse_factory
+
+
+@pytest.mark.parametrize(
+    ("value", "size"), [("none", 0), ("", 0), ("cache:0", 0), ("cache:1", 1), (" cache:8 ", 8)]
+)
+def test_factory_values(value, size):
+    """ "none" or empty: no pool; "cache:N": N VMs kept booted."""
+    assert parse_factory(value) == size
+
+
+@pytest.mark.parametrize("value", ["cache", "cache:", "cache:-1", "cache:x", "tmpl", "cache:65"])
+def test_bad_factory_values_name_the_setting(value):
+    """A wrong value stops the daemon with a message naming the key and the forms it takes."""
+    with pytest.raises(HyperError, match='factory = .*expected "none" or "cache:N"'):
+        parse_factory(value)
+
+
+def test_assets_key_changes_when_a_file_is_replaced(tmp_path):
+    """A kernel or initrd rewritten in place (or replaced) gives another key, so pool VMs
+    booted from the old one are not handed out; a missing file is a key of its own."""
+    kernel, initrd = tmp_path / "vmlinux", tmp_path / "initrd.img"
+    kernel.write_bytes(b"k1")
+    initrd.write_bytes(b"i1")
+    first = assets_key((str(kernel), str(initrd)))
+    assert assets_key((str(kernel), str(initrd))) == first
+    new = tmp_path / "vmlinux.new"
+    new.write_bytes(b"k2!")
+    os.replace(new, kernel)
+    assert assets_key((str(kernel), str(initrd))) != first
+    assert assets_key((str(tmp_path / "gone"),)) == (None,)
