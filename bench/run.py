@@ -5,6 +5,8 @@
 Starts its own hyperd (temporary root and socket) with the built-in busybox image, then
 measures, as a user would (the `hyper` CLI in a subprocess):
 - run:  cold `hyper run --rm busybox true` (a VM booted and torn down per run)
+- warm: the same with the VM pool (``factory = "cache:1"``, a second daemon): a booted VM
+        takes the container; each run waits until the pool has refilled
 - exec: `hyper exec C true` in a running container
 - RSS:  resident memory of each idle container's QEMU process, 5 containers running
 and, in the same run, the floor of bench/boot.py (bare QEMU booting the same kernel to a
@@ -35,12 +37,13 @@ from tests.workdir import qemu_workdir  # noqa: E402
 class Daemon:
     """A throwaway hyperd."""
 
-    def __init__(self, work: Path):
+    def __init__(self, work: Path, factory: str = "none"):
         self.work, self.socket = work, work / "run" / "hyperd.sock"
         config = work / "config"
         config.write_text(
             f'root = "{work / "root"}"\nrun_dir = "{work / "run"}"\nsocket = "{self.socket}"\n'
             f'kernel = "{ROOT / "build" / "vmlinux"}"\ninitrd = "{ROOT / "build" / "initrd.img"}"\n'
+            f'factory = "{factory}"\n'
         )
         log = open(work / "hyperd.log", "wb")  # noqa: SIM115 - the daemon writes it
         self.proc = subprocess.Popen(
@@ -68,6 +71,15 @@ class Daemon:
         t0 = time.perf_counter()
         self.hyper(*args)
         return time.perf_counter() - t0
+
+    def pool_ready(self, timeout: float = 120) -> None:
+        """Wait until the VM pool has a VM booted and waiting."""
+        deadline = time.time() + timeout
+        while True:
+            out = self.hyper("info", "--format", "{{.Hyper.VMPool.Ready}}").stdout.strip()
+            if out not in (b"", b"0") or time.time() > deadline:
+                return
+            time.sleep(0.2)
 
     def stop(self) -> None:
         for c in self.hyper("ps", "-aq", check=False).stdout.decode().split():
@@ -99,6 +111,16 @@ def qemu_rss_mib(vm: str) -> float:
     return 0.0
 
 
+def _loaded(daemon: Daemon) -> Daemon:
+    """The daemon with the built-in busybox image loaded."""
+    tar = daemon.work / "bb.tar"
+    subprocess.run(
+        [sys.executable, "-m", "hyperd.images.builtin", "busybox", str(tar)], check=True, cwd=ROOT
+    )
+    daemon.hyper("load", "-i", str(tar))
+    return daemon
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=5)
@@ -107,13 +129,7 @@ def main() -> None:
     work = qemu_workdir("hyper-bench-run-")
     daemon = None
     try:
-        daemon = Daemon(work)
-        subprocess.run(
-            [sys.executable, "-m", "hyperd.images.builtin", "busybox", str(work / "bb.tar")],
-            check=True,
-            cwd=ROOT,
-        )
-        daemon.hyper("load", "-i", str(work / "bb.tar"))
+        daemon = _loaded(Daemon(work))
         floor_img = floor_initrd(work)
         kernel, accel_name = str(ROOT / "build" / "vmlinux"), accel.choose("auto")
         daemon.hyper("run", "--rm", "busybox", "true")  # warm caches: the root disk build
@@ -129,14 +145,23 @@ def main() -> None:
         api_execs = [exec_via_api(daemon.socket, ids[0]) for _ in range(max(args.n, 10))]
         time.sleep(3)  # let the guests go idle
         rss = [qemu_rss_mib(f"hyper-{cid[:12]}") for cid in ids]
+        daemon.stop()
+        (work / "pooled").mkdir(mode=0o755)
+        daemon = _loaded(Daemon(work / "pooled", factory="cache:1"))
+        daemon.hyper("run", "--rm", "busybox", "true")
+        warm = []
+        for _ in range(args.n):
+            daemon.pool_ready()
+            warm.append(daemon.timed("run", "--rm", "busybox", "true"))
     finally:
         if daemon:
             daemon.stop()
         shutil.rmtree(work, ignore_errors=True)
-    floor, run, ex = (statistics.median(x) for x in (floors, runs, execs))
+    floor, run, ex, wr = (statistics.median(x) for x in (floors, runs, execs, warm))
     print(f"accel: {accel_name}, n={args.n} (medians)")
     print(f"floor  bare qemu boot + poweroff          : {floor:.3f} s")
     print(f"hyper run --rm busybox true               : {run:.3f} s  ({run / floor:.2f}x floor)")
+    print(f"  the same, warm (a VM from the pool)     : {wr:.3f} s  ({wr / floor:.2f}x floor)")
     print(f"hyper exec C true                         : {ex * 1000:.0f} ms")
     print(
         f"  the same exec through the API, in-process : "
