@@ -375,11 +375,21 @@ def endpoint_spec(ep: Fields) -> s.EndpointSpec:
             raise InvalidArgument(
                 f"{ipam.name('IPv4Address')}: invalid IPv4 address {ip!r}"
             ) from None
+    link_local = ipam.str_list("LinkLocalIPs")
+    for addr in link_local:
+        try:
+            ipaddress.IPv4Address(addr)
+        except ValueError:
+            raise InvalidArgument(
+                f"{ipam.name('LinkLocalIPs')}: {addr!r} is not an IPv4 address (no IPv6 here)"
+            ) from None
     return s.EndpointSpec(
         aliases=ep.str_list("Aliases"),
         links=[f"{a}:{b or a}" for a, _, b in (x.partition(":") for x in ep.str_list("Links"))],
         ipv4_address=ip,
         driver_opts=ep.str_map("DriverOpts"),
+        mac_address=_mac(ep, "MacAddress"),
+        link_local_ips=link_local,
     )
 
 

@@ -54,8 +54,9 @@ def network_spec(body: dict) -> NetworkSpec:
     if len(configs) > 1:
         raise InvalidArgument("IPAM.Config: one IPv4 subnet per network")
     pool = configs[0] if configs else Fields({})
-    if pool.str_map("AuxiliaryAddresses"):
-        raise InvalidArgument(f"{pool.name('AuxiliaryAddresses')}: not supported")
+    aux = pool.str_map("AuxiliaryAddresses")
+    if aux and not pool.str("Subnet"):
+        raise InvalidArgument(f"{pool.name('AuxiliaryAddresses')}: needs a Subnet")
     return NetworkSpec(
         name=f.str("Name"),
         driver=f.str("Driver") or "bridge",
@@ -67,6 +68,7 @@ def network_spec(body: dict) -> NetworkSpec:
         gateway=pool.str("Gateway"),
         ip_range=pool.str("IPRange"),
         ipam_options=ipam.str_map("Options"),
+        aux_addresses=aux,
     )
 
 
@@ -80,6 +82,8 @@ def view(rec: NetworkRecord, svc) -> dict:
         config.append({"Subnet": rec.subnet, "Gateway": rec.gateway})
         if rec.ip_range:
             config[0]["IPRange"] = rec.ip_range
+        if rec.aux_addresses:
+            config[0]["AuxiliaryAddresses"] = dict(rec.aux_addresses)
     return {
         "Name": rec.name,
         "Id": rec.id,
@@ -87,7 +91,7 @@ def view(rec: NetworkRecord, svc) -> dict:
         "Scope": "local",
         "Driver": rec.driver,
         "EnableIPv6": False,
-        "IPAM": {"Driver": "default", "Options": rec.ipam_options, "Config": config},
+        "IPAM": {"Driver": "default", "Options": rec.ipam_options or None, "Config": config},
         "Internal": rec.internal,
         "Attachable": rec.attachable,
         "Ingress": False,

@@ -103,18 +103,28 @@ def _networks(c: Container) -> dict:
             "EndpointID": endpoint_id(c.id, a.network_id) if a.ip else "",
             "Aliases": a.aliases or None,
             "Links": a.links or None,
-            "IPAMConfig": {"IPv4Address": a.ipv4_address} if a.ipv4_address else None,
+            "IPAMConfig": _ipam_config(a),
             "DriverOpts": a.driver_opts or None,
             "IPAddress": a.ip,
             "IPPrefixLen": a.prefix,
             "Gateway": a.gateway,
-            "MacAddress": a.mac if a.ip else "",
+            "MacAddress": a.mac if a.ip else a.mac_address,
             "IPv6Gateway": "",
             "GlobalIPv6Address": "",
             "GlobalIPv6PrefixLen": 0,
         }
         for name, a in c.networks.items()
     }
+
+
+def _ipam_config(a) -> dict | None:
+    """EndpointSettings.IPAMConfig as asked for (None when nothing was)."""
+    out = {}
+    if a.ipv4_address:
+        out["IPv4Address"] = a.ipv4_address
+    if a.link_local_ips:
+        out["LinkLocalIPs"] = list(a.link_local_ips)
+    return out or None
 
 
 def _state(c: Container) -> dict:

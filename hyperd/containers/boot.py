@@ -74,7 +74,7 @@ def sandbox_spec(
         memory=c.memory,
         disks=disks,
         shares=shares,
-        networks=[NicRequest(att.network_id or name, att.ipv4_address) for name, att in nets(c)],
+        networks=[nic_request(att.network_id or name, att) for name, att in nets(c)],
         mac=c.config.mac_address,
         port_requests=[
             PortBinding(r.proto, r.host_ip or "0.0.0.0", r.host_port, r.port)
@@ -97,6 +97,11 @@ def nets(c: Container) -> list[tuple[str, Attachment]]:
         return mode in (name, att.network_id) or (mode == "default" and name == "bridge")
 
     return sorted(c.networks.items(), key=lambda item: not primary(item))
+
+
+def nic_request(network: str, att: Attachment) -> NicRequest:
+    """The NIC an attachment asks for: its network, and the address and MAC chosen."""
+    return NicRequest(network, att.ipv4_address, att.mac_address, tuple(att.link_local_ips))
 
 
 def _port_requests(c: Container) -> list[PortRequest]:

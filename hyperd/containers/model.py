@@ -30,13 +30,16 @@ class Attachment:
     mac: str = ""
     ipv4_address: str = ""  # as asked for (IPAMConfig)
     driver_opts: dict[str, str] = field(default_factory=dict)  # as given; shown by inspect
+    mac_address: str = ""  # as asked for (EndpointSettings.MacAddress)
+    link_local_ips: list[str] = field(default_factory=list)  # as asked for (IPAMConfig)
 
     @classmethod
     def from_spec(cls, ep: EndpointSpec, network_id: str) -> Attachment:
         """A new attachment, not connected yet."""
         return cls(
             network_id, list(ep.aliases), list(ep.links), ipv4_address=ep.ipv4_address,
-            driver_opts=dict(ep.driver_opts),
+            driver_opts=dict(ep.driver_opts), mac_address=ep.mac_address,
+            link_local_ips=list(ep.link_local_ips),
         )  # fmt: skip
 
 

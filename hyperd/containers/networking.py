@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING
 
 from hyperd.errors import Conflict, InvalidArgument
 from hyperd.network import NONE, Forbidden, Network, NetworkRecord
-from hyperd.sandbox import NicRequest
 
-from .boot import record_endpoint
+from .boot import nic_request, record_endpoint
 from .model import Attachment, Container
 from .spec import EndpointSpec
 
@@ -60,9 +59,7 @@ async def connect(svc: ContainerService, ref: str, network: str, ep: EndpointSpe
         att = Attachment.from_spec(ep, rec.id)
         run = _run_of(svc, c)
         if run is not None:
-            endpoint = await svc.sandboxes.connect(
-                run.sandbox, NicRequest(rec.id, att.ipv4_address)
-            )
+            endpoint = await svc.sandboxes.connect(run.sandbox, nic_request(rec.id, att))
             record_endpoint(att, endpoint)
         c.networks[rec.name] = att
         await svc.store.save(c)

@@ -68,6 +68,8 @@ class EndpointSpec:
     links: list[str] = field(default_factory=list)  # NAME:ALIAS
     ipv4_address: str = ""
     driver_opts: dict[str, str] = field(default_factory=dict)  # kept for inspect
+    mac_address: str = ""  # the NIC's MAC on this network ('' = one derived by hyperd)
+    link_local_ips: list[str] = field(default_factory=list)  # more addresses on the NIC
 
 
 @dataclass

@@ -18,6 +18,7 @@ import hashlib
 import ipaddress
 import sqlite3
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 from hyperd.errors import Conflict, HyperError, InvalidArgument
@@ -85,8 +86,10 @@ class IPAM:
         network: str = DEFAULT_NETWORK_KEY,
         gateway: str = "",
         ip_range: str = "",
+        reserved: Iterable[str] = (),
     ):
         self.network = parse_subnet(subnet)
+        self.reserved = {int(ipaddress.IPv4Address(ip)) for ip in reserved}
         self.key = network
         self.gateway = ipaddress.IPv4Address(gateway) if gateway else self.network[1]
         pool = ipaddress.IPv4Network(ip_range) if ip_range else self.network
@@ -131,6 +134,8 @@ class IPAM:
             self._db.execute(
                 "DELETE FROM endpoints WHERE network = ? AND owner = ?", (self.key, owner)
             )
+        if want and int(ipaddress.IPv4Address(want)) in self.reserved:
+            raise Conflict(f"address {want} is reserved on this network (AuxiliaryAddresses)")
         if want:
             holder = self._db.execute(
                 "SELECT owner FROM endpoints WHERE network = ? AND ip = ?", (self.key, want)
@@ -173,6 +178,7 @@ class IPAM:
         rows = self._db.execute("SELECT ip FROM endpoints WHERE network = ?", (self.key,))
         used = {int(ipaddress.IPv4Address(ip)) for (ip,) in rows}
         used.add(int(self.gateway))
+        used |= self.reserved
         candidate = self._first
         while candidate in used:
             candidate += 1

@@ -148,7 +148,14 @@ class Network:
     def _ipam(self, rec: NetworkRecord) -> IPAM:
         ipam = self._ipams.get(rec.id)
         if ipam is None:
-            ipam = IPAM(self.db_path, rec.subnet, rec.id, rec.gateway, rec.ip_range)
+            ipam = IPAM(
+                self.db_path,
+                rec.subnet,
+                rec.id,
+                rec.gateway,
+                rec.ip_range,
+                reserved=rec.aux_addresses.values(),
+            )
             self._ipams[rec.id] = ipam
         return ipam
 
@@ -206,6 +213,7 @@ class Network:
             if self.records.find(spec.name) is not None:
                 raise Conflict(f"network with name {spec.name} already exists")
             subnet, gateway, ip_range = self._addresses(spec)
+            pools.check_aux(spec.aux_addresses, subnet, gateway)
             nid = NetworkTable.new_id()
             rec = NetworkRecord(
                 id=nid,
@@ -221,6 +229,7 @@ class Network:
                 labels=dict(spec.labels),
                 options=dict(spec.options),
                 ipam_options=dict(spec.ipam_options),
+                aux_addresses=dict(spec.aux_addresses),
             )
             self.records.put(rec)  # first: a crash from here on leaves a record to clean up
             try:
@@ -281,10 +290,12 @@ class Network:
         ip: str = "",
         device: str = "",
         spare: SpareNic | None = None,
+        mac: str = "",
     ):
         """Give ``owner`` an address and a tap on ``network`` (idempotent); ``ip`` asks for
         a given address (user-defined networks only); ``spare``: the NIC (tap and MAC) the
-        owner's VM already has, which then becomes its endpoint on ``network``."""
+        owner's VM already has, which then becomes its endpoint on ``network``; ``mac``: the
+        MAC asked for (else one derived from the owner)."""
         rec = self.records.get(network)
         if not rec.has_bridge:
             raise InvalidArgument(f"network {rec.name} has no bridge to attach to")
@@ -294,7 +305,7 @@ class Network:
         with self._lock:
             ipam = self._ipam(rec)
             had = ipam.row(owner)
-            ipam.allocate(owner, ip, device, spare.mac if spare else "")
+            ipam.allocate(owner, ip, device, spare.mac if spare else mac)
             try:
                 if spare is not None:
                     rename_link(spare.tap, tap)

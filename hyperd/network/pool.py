@@ -107,6 +107,23 @@ def check_spec(spec: NetworkSpec) -> tuple[str, str, str]:
     return str(net), gateway, spec.ip_range
 
 
+def check_aux(aux: dict[str, str], subnet: str, gateway: str) -> None:
+    """Each auxiliary address (kept from containers, as Docker's) is a host address of the
+    subnet other than the gateway (400 naming it)."""
+    net = Net(subnet)
+    for name, ip in aux.items():
+        try:
+            addr = ipaddress.IPv4Address(ip)
+        except ValueError:
+            raise InvalidArgument(f"AuxiliaryAddresses[{name}]: invalid address {ip!r}") from None
+        if addr not in net or addr in (net.network_address, net.broadcast_address):
+            raise InvalidArgument(
+                f"AuxiliaryAddresses[{name}]: {ip} is not a host address of subnet {net}"
+            )
+        if ip == gateway:
+            raise InvalidArgument(f"AuxiliaryAddresses[{name}]: {ip} is the gateway")
+
+
 def check_free(subnet: str, networks: Iterable[NetworkRecord], host: list[tuple[Net, str]]):
     """Conflict when ``subnet`` overlaps another network's or a host route/address."""
     net = Net(subnet)

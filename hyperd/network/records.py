@@ -25,7 +25,9 @@ DEFAULT = "bridge"
 NONE = "none"
 HOST = "host"
 PREDEFINED = (DEFAULT, NONE)
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+# Docker takes nearly any name ("test 01" too); the bridge is named from the ID, so only
+# what cannot travel in a URL path or a log line is refused.
+NAME_RE = re.compile(r"^[^\x00-\x1f\x7f/]{1,255}$")
 HOST_REFUSED = "the host network is not possible with hyper: each container has a VM of its own"
 
 SCHEMA = """
@@ -51,6 +53,7 @@ class NetworkSpec:
     gateway: str = ""
     ip_range: str = ""
     ipam_options: dict[str, str] = field(default_factory=dict)
+    aux_addresses: dict[str, str] = field(default_factory=dict)  # name -> IP, never handed out
 
 
 @dataclass
@@ -70,6 +73,7 @@ class NetworkRecord:
     labels: dict[str, str] = field(default_factory=dict)
     options: dict[str, str] = field(default_factory=dict)
     ipam_options: dict[str, str] = field(default_factory=dict)
+    aux_addresses: dict[str, str] = field(default_factory=dict)
     builtin: bool = False
 
     @property
@@ -108,7 +112,7 @@ def check_name(name: str) -> str:
         raise InvalidArgument(f"cannot create a network named host: {HOST_REFUSED}")
     if not NAME_RE.match(name):
         raise InvalidArgument(
-            f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            f"invalid network name {name!r}: at most 255 characters, no '/' or control characters"
         )
     return name
 

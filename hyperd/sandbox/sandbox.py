@@ -28,6 +28,8 @@ class NicRequest:
 
     network: str  # network ID or name
     ip: str = ""  # the address asked for ('' = any free one)
+    mac: str = ""  # the MAC asked for ('' = one derived from the owner)
+    link_local: tuple[str, ...] = ()  # more addresses on the NIC (a /16 each)
 
 
 @dataclass
@@ -66,6 +68,7 @@ class Sandbox:
         self.containers: set[str] = set()
         self.paused = False
         self.spare: SpareNic | None = None  # a pool VM's NIC, on no network yet
+        self.link_local: dict[str, tuple[str, ...]] = {}  # guest device -> extra addresses
         self._watchdog: asyncio.Task | None = None
 
     @property
@@ -150,7 +153,9 @@ class Sandbox:
         deadline = loop.time() + wait
         while True:
             try:
-                await self.agent.setup_interface(ep.mac, [(ep.ip, ep.prefix)], new_name=ep.device)
+                addresses = [(ep.ip, ep.prefix)]
+                addresses += [(ip, 16) for ip in self.link_local.get(ep.device, ())]
+                await self.agent.setup_interface(ep.mac, addresses, new_name=ep.device)
                 return
             except AgentError as exc:
                 if "no interface with MAC" not in exc.message or loop.time() >= deadline:

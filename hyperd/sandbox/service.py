@@ -124,6 +124,7 @@ class Sandboxes:
             and spec.memory == self.config.memory_bytes
             and not spec.shares
             and not spec.mac
+            and not (spec.networks and spec.networks[0].mac)
             and bool(spec.networks) == (self.network is not None)
         )
 
@@ -193,8 +194,9 @@ class Sandboxes:
         try:
             for i, req in enumerate(sb.spec.networks):
                 ep = await asyncio.to_thread(
-                    self.network.attach, owner, req.network, req.ip, f"eth{i}", spare
+                    self.network.attach, owner, req.network, req.ip, f"eth{i}", spare, req.mac
                 )
+                sb.link_local[ep.device] = req.link_local
                 spare = None
                 sb.endpoints.append(ep)
             sb.endpoints = _with_mac(sb.endpoints, sb.spec)
@@ -250,7 +252,10 @@ class Sandboxes:
         used = {ep.device for ep in sb.endpoints}
         device = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
         owner = sb.spec.owner
-        ep = await asyncio.to_thread(self.network.attach, owner, req.network, req.ip, device)
+        ep = await asyncio.to_thread(
+            self.network.attach, owner, req.network, req.ip, device, None, req.mac
+        )
+        sb.link_local[device] = req.link_local
         plugged = False
         try:
             await sb.machine.attach_nic(designer.NicSpec(ep.mac, tap=ep.tap))

@@ -221,3 +221,36 @@ def test_hyper_cli_network_verbs(netd):
     _ok(netd.hyper("network", "rm", b))
     res = netd.hyper("network", "inspect", b)
     assert res.returncode == 125 and f"network {b} not found".encode() in res.stderr
+
+
+def test_aux_addresses_link_local_ips_and_an_endpoint_mac(netd):
+    """`docker network create --aux-address` keeps that address from containers and
+    `docker run --link-local-ip` adds the address to the NIC (the docker CLI); a MAC given
+    in EndpointSettings on `network connect` (docker-py) is the NIC's, as inspect shows."""
+    net, name, other = (f"{p}-{uuid.uuid4().hex[:6]}" for p in ("aux", "ll", "mac"))
+    res = netd.docker(
+        "network", "create", "--subnet", "10.91.0.0/24", "--aux-address", "r=10.91.0.2", net
+    )
+    assert res.returncode == 0, res.stderr
+    client = netd.client()
+    try:
+        cfg = json.loads(netd.docker("network", "inspect", net).stdout)[0]["IPAM"]["Config"]
+        assert cfg[0]["AuxiliaryAddresses"] == {"r": "10.91.0.2"}, cfg
+        res = netd.docker(
+            "run", "--name", name, "--network", net, "--link-local-ip", "169.254.8.8",
+            "busybox", "sh", "-c", "ip -4 -o addr show eth0 | awk '{print $4}'",
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.decode().split() == ["10.91.0.3/24", "169.254.8.8/16"], res.stdout
+        nets = json.loads(netd.docker("inspect", name).stdout)[0]["NetworkSettings"]["Networks"]
+        assert nets[net]["IPAMConfig"]["LinkLocalIPs"] == ["169.254.8.8"], nets
+        c = client.containers.create("busybox", "sleep 600", name=other)
+        client.api.connect_container_to_network(c.id, net, mac_address="02:42:0a:5b:00:09")
+        c.reload()
+        assert c.attrs["NetworkSettings"]["Networks"][net]["MacAddress"] == "02:42:0a:5b:00:09"
+        c.start()
+        code, out = c.exec_run(["cat", "/sys/class/net/eth1/address"])
+        assert (code, out) == (0, b"02:42:0a:5b:00:09\n"), out
+    finally:
+        netd.docker("rm", "-f", name, other)
+        netd.docker("network", "rm", net)

@@ -91,3 +91,20 @@ def test_endpoint_config_decodes_and_checks_the_address():
     with pytest.raises(InvalidArgument, match=r"EndpointConfig.IPAMConfig.IPv4Address") as e:
         decode.endpoint_spec(Fields({"IPAMConfig": {"IPv4Address": "10.77.0"}}, "EndpointConfig"))
     assert e.value.status == 400
+
+
+def test_endpoint_mac_and_link_local_addresses():
+    """EndpointSettings.MacAddress (lower-cased, unicast) and IPAMConfig.LinkLocalIPs (IPv4)
+    are kept; a bad one is a 400 naming the field."""
+    ep = decode.endpoint_spec(
+        Fields({"MacAddress": "02:42:AC:11:00:02", "IPAMConfig": {"LinkLocalIPs": ["169.254.8.8"]}})
+    )
+    assert (ep.mac_address, ep.link_local_ips) == ("02:42:ac:11:00:02", ["169.254.8.8"])
+    for body, field in (
+        ({"MacAddress": "03:00:00:00:00:01"}, "EndpointConfig.MacAddress"),
+        ({"IPAMConfig": {"LinkLocalIPs": ["fe80::1"]}}, "EndpointConfig.IPAMConfig.LinkLocalIPs"),
+        ({"IPAMConfig": {"LinkLocalIPs": "169.254.1.1"}}, "EndpointConfig.IPAMConfig.LinkLocalIPs"),
+    ):
+        with pytest.raises(InvalidArgument, match=field) as e:
+            decode.endpoint_spec(Fields(body, "EndpointConfig"))
+        assert e.value.status == 400

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from hyperd.errors import InvalidArgument
+from hyperd.errors import Conflict, InvalidArgument
 from hyperd.network.ipam import IPAM, AddressPoolExhausted, mac_for
 
 from .netns import in_netns
@@ -100,3 +100,15 @@ def test_mac_is_stable_and_local():
     assert int(mac.split(":")[0], 16) & 0x02  # locally administered
     assert not int(mac.split(":")[0], 16) & 0x01  # unicast
     assert mac != mac_for("0123456789abcdeg")
+
+
+def _reserved(db):
+    ipam = IPAM(db, "10.60.0.0/29", "net1", reserved=["10.60.0.2", "10.60.0.4"])
+    assert [ipam.allocate(f"c{i}") for i in range(3)] == ["10.60.0.3", "10.60.0.5", "10.60.0.6"]
+    with pytest.raises(Conflict, match="reserved"):
+        ipam.allocate("c9", "10.60.0.4")
+
+
+def test_auxiliary_addresses_are_never_handed_out(tmp_path):
+    """A network's AuxiliaryAddresses are skipped by the allocator and refused when asked."""
+    in_netns(_reserved, tmp_path / "net.db")
