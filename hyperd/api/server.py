@@ -42,6 +42,9 @@ async def errors(request: web.Request, handler):
         return _error(exc.to_dict(), exc.status)
     except web.HTTPException:
         raise
+    except ConnectionResetError:  # the client left mid-answer: nothing to answer, no fault
+        log.info("%s %s: the client went away", request.method, request.path)
+        raise
     except Exception as exc:
         root = common.containers(request).config.root
         if is_no_space(exc, root):
