@@ -149,6 +149,8 @@ class Sandboxes:
         try:
             await sb.boot_vm()
         except BaseException:
+            tail = await asyncio.to_thread(_tail, spec.console_log)
+            log.warning("pool VM %s did not boot; its console ended with:\n%s", vid, tail)
             await self._discard_pooled(sb)
             raise
         return sb
@@ -333,6 +335,17 @@ END_REASONS = {
     "crashed": "guest kernel crashed",
     "destroyed": "vm destroyed outside hyperd",
 }
+
+
+def _tail(path: str, lines: int = 15) -> str:
+    """The last lines of a console log ("" if there is none)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            return b"\n".join(f.read().splitlines()[-lines:]).decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _move_console(src: str, dst: str) -> None:
