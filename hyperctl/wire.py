@@ -10,12 +10,12 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from hyperctl.errors import APIError
+from hyperctl.httpconn import CHUNK, IncompleteRead
 
 if TYPE_CHECKING:
-    import http.client
+    from hyperctl.httpconn import Connection, Response
 
 STDOUT, STDERR = 1, 2
-CHUNK = 64 * 1024
 
 
 # --- the multiplexed stream format -------------------------------------------------------
@@ -96,15 +96,13 @@ def check_stream_error(msg: dict) -> dict:
     return msg
 
 
-def read_body(conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> Iterator[bytes]:
+def read_body(conn: Connection, resp: Response) -> Iterator[bytes]:
     """A streamed response body chunk by chunk, until EOF; closes the connection."""
-    import http.client
-
     try:
         while True:
             try:
                 data = resp.read1(CHUNK)
-            except (http.client.IncompleteRead, ConnectionError):
+            except (IncompleteRead, ConnectionError):
                 return
             if not data:
                 return
@@ -123,7 +121,7 @@ class HijackedConnection:
     headers), write to ``sock``.
     """
 
-    def __init__(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse, sock):
+    def __init__(self, conn: Connection, resp: Response, sock):
         self._conn = conn
         self._resp = resp
         self.sock = sock

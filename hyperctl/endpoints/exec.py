@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
+from hyperctl.httpconn import quote
 from hyperctl.transport import Transport
 from hyperctl.wire import HijackedConnection
 

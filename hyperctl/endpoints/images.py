@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import BinaryIO
-from urllib.parse import quote
 
+from hyperctl.httpconn import quote
 from hyperctl.transport import Transport, bool_param
 
 

@@ -66,7 +66,8 @@ def test_help_does_not_load_the_http_stack():
         "import sys\nfrom hyperctl.cli import main\n"
         "for argv in (['--help'], ['ps', '--help'], ['container', '--help'], ['version', '-x']):\n"
         "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
-        "print('LOADED', sorted(m for m in ('http.client', 'hyperctl.client', 'hyperctl.streams',"
+        "print('LOADED', sorted(m for m in ('http.client', 'hyperctl.httpconn', 'hyperctl.client',"
+        " 'hyperctl.streams',"
         " 'hyperctl.formatting') if m in sys.modules))"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HYPER_HOST": "unix:///nonexistent.sock"}
