@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -335,6 +334,8 @@ class PullProgress:
             self.out.write(self._line(msg) + "\n")
             self.out.flush()
             return
+        import shutil  # here only: it imports bz2 and lzma, ~5 ms
+
         width = shutil.get_terminal_size((100, 24)).columns
         line = self._line(msg)[: max(10, width - 1)]
         if ident and ident in self.ids:

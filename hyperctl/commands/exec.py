@@ -24,12 +24,15 @@ from hyperctl.commands.common import pass_client
 @pass_client
 def exec_(client, detach, interactive, tty, env, env_file, workdir, user, container, command):
     """Run a command in a running container: CONTAINER COMMAND [ARG...]."""
-    from hyperctl import opts, streams
+    from hyperctl import streams
 
     environment = []
-    for path in env_file:
-        environment += opts.read_env_file(path)
-    environment += opts.parse_env(env)
+    if env or env_file:
+        from hyperctl import opts
+
+        for path in env_file:
+            environment += opts.read_env_file(path)
+        environment += opts.parse_env(env)
     size = streams.terminal_size() if tty else None
     created = client.exec_create(
         container,

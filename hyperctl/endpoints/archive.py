@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from hyperapi.errors import HyperError
 from hyperctl.errors import api_error
@@ -21,8 +20,7 @@ GO_MODE_DIR = 1 << 31
 GO_MODE_SYMLINK = 1 << 27
 
 
-@dataclass
-class PathStat:
+class PathStat(NamedTuple):
     """Docker's stat of a path in a container (``mode`` is Go's os.FileMode)."""
 
     name: str
