@@ -1,5 +1,5 @@
 """``hyper commit|diff|export|import|history|push|build``: images going out of containers,
-into registries, and built from Dockerfiles (registered lazily in hyperctl/cli.py)."""
+into registries, and built from Dockerfiles (registered lazily in hyperctl/group.py)."""
 
 from __future__ import annotations
 

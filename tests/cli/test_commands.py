@@ -12,10 +12,10 @@ import click
 import pytest
 
 from hyperapi.errors import InvalidArgument
-from hyperctl.cli import cli, container, image, system
 from hyperctl.commands.lifecycle import prune_filters, update_body
 from hyperctl.commands.observe import parse_tail
 from hyperctl.commands.volume import volume
+from hyperctl.group import cli, container, image, system
 from tests.conftest import ROOT
 
 
