@@ -8,15 +8,15 @@ entry point is ``hyperctl.cli``.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import os
 import sys
 
 import click
 
-from hyperapi.errors import HyperError
-from hyperctl.commands.common import USAGE_EXIT, Session, print_error
+from hyperctl.commands.common import Session
+from hyperctl.execplain import HOST
+from hyperctl.exits import INTERRUPTED_EXIT, USAGE_EXIT, print_error, run_command
+from hyperctl.plainargs import click_options
 
 _NoArgsIsHelp = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
@@ -52,9 +52,12 @@ class HyperGroup(LazyGroup):
         sys.exit(code)
 
     def _main(self, args, prog_name, complete_var, **extra) -> int:
+        return run_command(lambda: self._click_main(args, prog_name, complete_var, **extra))
+
+    def _click_main(self, args, prog_name, complete_var, **extra) -> object:
+        """Click's main, its errors said as Docker's (run_command says the others)."""
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-            return rv if isinstance(rv, int) else 0
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except _NoArgsIsHelp as e:
             click.echo(e.ctx.get_help())
             return 0
@@ -65,15 +68,8 @@ class HyperGroup(LazyGroup):
         except click.ClickException as e:
             print_error(e.format_message())
             return USAGE_EXIT
-        except HyperError as e:
-            print_error(e.message)
-            return e.exit_code
-        except (click.Abort, KeyboardInterrupt):
-            return 130
-        except BrokenPipeError:
-            with contextlib.suppress(OSError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 141
+        except click.Abort:
+            return INTERRUPTED_EXIT
 
 
 # --- registration: every command, by the module that defines it ---------------------------
@@ -172,13 +168,7 @@ SYSTEM_COMMANDS = {
 
 
 @click.group(cls=HyperGroup, lazy=COMMANDS, context_settings={"max_content_width": 100})
-@click.option(
-    "-H",
-    "--host",
-    envvar="HYPER_HOST",
-    metavar="ADDR",
-    help="Daemon socket (unix:///run/hyper/hyperd.sock; env HYPER_HOST).",
-)
+@click_options([HOST], envvar="HYPER_HOST")
 @click.pass_context
 def cli(ctx: click.Context, host: str | None) -> None:
     """Run Docker images, each in its own lightweight virtual machine."""

@@ -12,14 +12,7 @@ import click
 
 from hyperapi.errors import HyperError
 from hyperctl.errors import DaemonUnreachable
-
-USAGE_EXIT = 125
-
-
-def print_error(message: str) -> None:
-    """One error, on one line of stderr."""
-    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
-    click.echo(f"hyper: {line}", err=True)
+from hyperctl.exits import USAGE_EXIT, print_error
 
 
 class Session:
@@ -34,9 +27,9 @@ class Session:
     def client(self):
         """The :class:`hyperctl.client.APIClient` for ``--host``."""
         if self._client is None:
-            from hyperctl.client import APIClient
+            from hyperctl.client import cli_client
 
-            self._client = APIClient(self.host, timeout=None)  # VMs may boot slowly
+            self._client = cli_client(self.host)
         return self._client
 
 
