@@ -7,27 +7,28 @@ sent from an iterable of chunks or a file, never held whole.
 from __future__ import annotations
 
 import contextlib
+from collections import namedtuple
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO, NamedTuple
 
 from hyperapi.errors import HyperError
 from hyperctl.errors import api_error
 from hyperctl.httpconn import CHUNK, Connection, Response, quote
 from hyperctl.transport import Transport, bool_param
 
+TYPE_CHECKING = False  # typing is for annotations only: importing it costs ~5 ms a run
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
 STAT_HEADER = "X-Docker-Container-Path-Stat"
 GO_MODE_DIR = 1 << 31
 GO_MODE_SYMLINK = 1 << 27
 
 
-class PathStat(NamedTuple):
-    """Docker's stat of a path in a container (``mode`` is Go's os.FileMode)."""
+class PathStat(namedtuple("PathStat", "name size mode mtime link_target")):
+    """Docker's stat of a path in a container: ``name``, ``size``, ``mode`` (Go's
+    os.FileMode), ``mtime`` (text), ``link_target``."""
 
-    name: str
-    size: int
-    mode: int
-    mtime: str
-    link_target: str
+    __slots__ = ()
 
     @property
     def is_dir(self) -> bool:

@@ -86,8 +86,9 @@ def test_help_does_not_load_the_http_stack():
 def test_exec_loads_no_heavy_module():
     """``hyper exec`` is timed (bench/run.py): each of these costs milliseconds per run
     (click ~45: a plain exec command line runs without it)."""
-    heavy = ["click", "http.client", "email", "ssl", "urllib.parse", "shutil", "dataclasses"]
-    heavy += ["hyperctl.opts", "hyperctl.formatting", "hyperctl.archive"]
+    heavy = ["click", "typing", "struct", "threading", "http.client", "email", "ssl"]
+    heavy += ["urllib.parse", "shutil", "dataclasses", "hyperctl.opts", "hyperctl.formatting"]
+    heavy += ["hyperctl.archive"]
     assert _loaded_after([["exec", "c", "true"]], [*heavy, "hyperctl.client"]) == [
         "hyperctl.client"
     ]
