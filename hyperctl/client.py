@@ -73,8 +73,3 @@ class APIClient(
     NetworkEndpoints,
 ):
     """One method per endpoint of docs/api.md."""
-
-
-def cli_client(host: str | None) -> APIClient:
-    """The ``hyper`` command's client for ``--host``: no timeout (VMs may boot slowly)."""
-    return APIClient(host, timeout=None)

@@ -49,11 +49,11 @@ def run_plain(args: list[str]) -> int | None:
     parsed = parse_exec(args)
     if parsed is None:
         return None
-    from hyperctl.client import cli_client
+    from hyperctl.endpoints.exec import ExecEndpoints  # not all of APIClient's: ~2 ms
     from hyperctl.exits import run_command
 
     host, params = parsed
-    return run_command(lambda: run_exec(cli_client(host), **params))
+    return run_command(lambda: run_exec(ExecEndpoints.for_cli(host), **params))
 
 
 def run_exec(client, detach, interactive, tty, env, env_file, workdir, user, container, command):

@@ -49,6 +49,11 @@ class Transport:
         else:
             raise InvalidArgument(f"unsupported daemon address: {self.base_url}")
 
+    @classmethod
+    def for_cli(cls, host: str | None):
+        """This client as the ``hyper`` command uses it: no timeout (VMs may boot slowly)."""
+        return cls(host, timeout=None)
+
     @property
     def address(self) -> str:
         """The socket path (or host:port) for messages."""

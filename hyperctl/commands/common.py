@@ -27,9 +27,9 @@ class Session:
     def client(self):
         """The :class:`hyperctl.client.APIClient` for ``--host``."""
         if self._client is None:
-            from hyperctl.client import cli_client
+            from hyperctl.client import APIClient
 
-            self._client = cli_client(self.host)
+            self._client = APIClient.for_cli(self.host)
         return self._client
 
 

@@ -88,9 +88,9 @@ def test_exec_loads_no_heavy_module():
     (click ~45: a plain exec command line runs without it)."""
     heavy = ["click", "typing", "struct", "threading", "http.client", "email", "ssl"]
     heavy += ["urllib.parse", "shutil", "dataclasses", "hyperctl.opts", "hyperctl.formatting"]
-    heavy += ["hyperctl.archive"]
-    assert _loaded_after([["exec", "c", "true"]], [*heavy, "hyperctl.client"]) == [
-        "hyperctl.client"
+    heavy += ["hyperctl.archive", "hyperctl.client", "hyperctl.endpoints.containers"]
+    assert _loaded_after([["exec", "c", "true"]], [*heavy, "hyperctl.transport"]) == [
+        "hyperctl.transport"
     ]
 
 
