@@ -210,14 +210,21 @@ class Response:
             if self.length and not data:
                 raise IncompleteRead(f"hyperd's answer ended {self.length} bytes short")
             self.length -= len(data)
-        self._done = not data
+        if not data:
+            self._finish()
         return data
+
+    def _finish(self) -> None:
+        """The body has been read: let go of the connection (as http.client does)."""
+        self._done = True
+        if self.status != 101:  # an upgraded connection stays open for its new protocol
+            self.fp.close()
 
     def _read1_chunked(self, size: int) -> bytes:
         if not self._chunk_left:
             self._chunk_left = self._chunk_size()
             if not self._chunk_left:
-                self._done = True
+                self._finish()
                 return b""
         data = self.fp.read1(min(size, self._chunk_left))
         if not data:

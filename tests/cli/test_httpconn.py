@@ -25,6 +25,16 @@ def test_urlencode_matches_urllib(pairs):
     assert urlencode(pairs) == urllib.parse.urlencode(pairs)
 
 
+OPENED: list = []  # each test's client connections and answers, closed after it
+
+
+@pytest.fixture(autouse=True)
+def _close_connections():
+    yield
+    while OPENED:
+        OPENED.pop().close()
+
+
 class Server:
     """Accepts one connection on a unix socket, records the request, sends ``answer``."""
 
@@ -39,7 +49,8 @@ class Server:
         self.thread.start()
 
     def _serve(self):
-        conn, _ = self.listener.accept()
+        with self.listener:
+            conn, _ = self.listener.accept()
         with conn:
             conn.settimeout(5)
             while b"\r\n\r\n" not in self.request:
@@ -59,8 +70,11 @@ class Server:
 
     def exchange(self, method="GET", url="/x", body=None, headers=None, timeout=5):
         conn = Connection(self.path, timeout=timeout)
+        OPENED.append(conn)
         conn.request(method, url, body, headers)
-        return conn, conn.getresponse()
+        resp = conn.getresponse()
+        OPENED.append(resp)
+        return conn, resp
 
 
 def test_content_length_body_and_headers(tmp_path):
