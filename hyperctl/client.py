@@ -1,4 +1,4 @@
-"""A small synchronous client for the hyperd API (docs/api.md), stdlib http.client only.
+"""A small synchronous client for the hyperd API (docs/api.md) over hyperctl.httpconn.
 
 Methods map 1:1 to endpoints, like docker-py's ``APIClient``; they live in
 ``hyperctl/endpoints/`` by endpoint group and meet here. Every request opens its own

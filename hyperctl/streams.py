@@ -5,15 +5,17 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import sys
-import threading
 from collections.abc import Callable, Iterable
-from typing import BinaryIO, TextIO
 
 from hyperctl.wire import STDERR, HijackedConnection
+
+TYPE_CHECKING = False  # typing is for annotations only: importing it costs ~5 ms a run
+if TYPE_CHECKING:
+    import threading
+    from typing import BinaryIO, TextIO
 
 DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q, Docker's default
 
@@ -87,6 +89,16 @@ class RawTerminal:
 # --- signals ------------------------------------------------------------------------------
 
 
+def in_background(target: Callable[[], None]) -> threading.Thread:
+    """Run ``target`` in a daemon thread (threading is imported only here and for signal
+    handlers: a plain ``hyper exec C true`` needs neither)."""
+    import threading
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
+
+
 class _Handlers:
     """Install signal handlers for a while (main thread only); restore the old ones."""
 
@@ -94,6 +106,8 @@ class _Handlers:
         self._old: dict[int, object] = {}
 
     def install(self, signums: Iterable[int], handler) -> None:
+        import threading
+
         if threading.current_thread() is not threading.main_thread():
             return
         for s in signums:
@@ -131,7 +145,7 @@ class SignalProxy(_Handlers):
             with contextlib.suppress(Exception):
                 self._kill(name)
 
-        threading.Thread(target=forward, daemon=True).start()
+        in_background(forward)
 
     def __enter__(self):
         self.install(PROXIED_SIGNALS, self._handle)
@@ -158,7 +172,7 @@ class ResizeMonitor(_Handlers):
             with contextlib.suppress(Exception):
                 self._resize(*size)
 
-        threading.Thread(target=do, daemon=True).start()
+        in_background(do)
 
     def __enter__(self):
         if terminal_size(self._stream) is not None and hasattr(signal, "SIGWINCH"):
@@ -229,8 +243,7 @@ class StreamPump:
     def start_input(self) -> None:
         if self.stdin is None:
             return
-        self._in_thread = threading.Thread(target=self._pump_in, daemon=True)
-        self._in_thread.start()
+        self._in_thread = in_background(self._pump_in)
 
     # connection -> stdout/stderr
     def pump_output(self) -> None:
@@ -335,6 +348,8 @@ class PullProgress:
             self.out.write(self._line(msg) + "\n")
             self.out.flush()
             return
+        import shutil  # here only: it imports bz2 and lzma, ~5 ms
+
         width = shutil.get_terminal_size((100, 24)).columns
         line = self._line(msg)[: max(10, width - 1)]
         if ident and ident in self.ids:

@@ -1,42 +1,24 @@
-"""HTTP to hyperd with the stdlib's http.client: a unix-socket connection, one request per
+"""HTTP to hyperd (``hyperctl.httpconn``): a unix-socket connection, one request per
 connection, error answers turned into the client's exceptions, streamed and hijacked bodies.
 """
 
 from __future__ import annotations
 
-import http.client
 import os
-import socket
 import stat
 from collections.abc import Iterator
-from typing import Any
-from urllib.parse import urlencode, urlsplit
 
 from hyperapi.errors import HyperError, InvalidArgument
 from hyperctl.errors import APIError, DaemonUnreachable, api_error
-from hyperctl.wire import CHUNK, HijackedConnection, check_stream_error, json_stream, read_body
+from hyperctl.httpconn import Connection, Response, urlencode
+from hyperctl.wire import HijackedConnection, check_stream_error, json_stream, read_body
+
+TYPE_CHECKING = False  # typing is for annotations only: importing it costs ~5 ms a run
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_HOST = "unix:///run/hyper/hyperd.sock"
 DEFAULT_TIMEOUT = 60.0
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """``HTTPConnection`` whose transport is a unix stream socket."""
-
-    def __init__(self, path: str, timeout: float | None = None):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        """Connect the unix socket (http.client calls this on the first request)."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.unix_path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
 
 
 def resolve_host(base_url: str | None = None) -> str:
@@ -59,26 +41,26 @@ class Transport:
     def __init__(self, base_url: str | None = None, timeout: float | None = DEFAULT_TIMEOUT):
         self.base_url = resolve_host(base_url)
         self.timeout = timeout
-        parts = urlsplit(self.base_url)
-        if parts.scheme in ("unix", "http+unix"):
-            self._path, self._netloc = parts.path, None
-        elif parts.scheme in ("tcp", "http"):
-            self._path, self._netloc = None, parts.netloc
+        scheme, _, rest = self.base_url.partition("://")
+        if scheme in ("unix", "http+unix"):
+            self._path, self._netloc = rest, None
+        elif scheme in ("tcp", "http"):
+            self._path, self._netloc = None, rest.partition("/")[0]
         else:
             raise InvalidArgument(f"unsupported daemon address: {self.base_url}")
+
+    @classmethod
+    def for_cli(cls, host: str | None):
+        """This client as the ``hyper`` command uses it: no timeout (VMs may boot slowly)."""
+        return cls(host, timeout=None)
 
     @property
     def address(self) -> str:
         """The socket path (or host:port) for messages."""
         return self._path or self._netloc or self.base_url
 
-    def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
-        if self._path is not None:
-            conn = UnixHTTPConnection(self._path, timeout=timeout)
-        else:
-            conn = http.client.HTTPConnection(self._netloc, timeout=timeout)
-        conn.blocksize = CHUNK
-        return conn
+    def _connection(self, timeout: float | None) -> Connection:
+        return Connection(self._path, self._netloc, timeout)
 
     def _io_error(self, err: Exception, what: str) -> HyperError:
         if isinstance(err, FileNotFoundError | ConnectionRefusedError):
@@ -105,7 +87,7 @@ class Transport:
         body: Any = None,
         headers: dict | None = None,
         timeout: float | None = -1,
-    ) -> http.client.HTTPConnection:
+    ) -> Connection:
         """Connect and send a request (the response is not read yet)."""
         if timeout == -1:
             timeout = self.timeout
@@ -116,7 +98,7 @@ class Transport:
             body = json.dumps(body).encode()
             hdrs.setdefault("Content-Type", "application/json")
         elif body is not None and hasattr(body, "read"):
-            # a file: http.client streams it (Content-Length if regular, else chunked)
+            # a file: streamed (Content-Length if regular, else chunked)
             try:
                 st = os.fstat(body.fileno())
                 if stat.S_ISREG(st.st_mode):
@@ -126,22 +108,22 @@ class Transport:
         conn = self._connection(timeout)
         try:
             conn.request(method, self._url(path, params), body=body, headers=hdrs)
-        except (OSError, http.client.HTTPException) as e:
+        except OSError as e:
             conn.close()
             raise self._io_error(e, f"{method} {path}") from None
         return conn
 
-    def _receive(self, conn: http.client.HTTPConnection, what: str) -> http.client.HTTPResponse:
+    def _receive(self, conn: Connection, what: str) -> Response:
         """Read a response's status and headers; raise APIError for an error status."""
         try:
             resp = conn.getresponse()
-        except (OSError, http.client.HTTPException) as e:
+        except OSError as e:
             conn.close()
             raise self._io_error(e, what) from None
         if resp.status >= 400:
             try:
                 data = resp.read()
-            except (OSError, http.client.HTTPException):
+            except OSError:
                 data = b""
             conn.close()
             raise api_error(resp.status, data, resp.reason)
@@ -149,13 +131,13 @@ class Transport:
 
     def _send(
         self, method, path, params=None, body=None, headers=None, timeout=-1
-    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    ) -> tuple[Connection, Response]:
         """Send a request and read the answer's headers (the body is left to read)."""
         conn = self._open(method, path, params, body, headers, timeout)
         return conn, self._receive(conn, f"{method} {path}")
 
     @staticmethod
-    def _decode(resp: http.client.HTTPResponse, data: bytes) -> Any:
+    def _decode(resp: Response, data: bytes) -> Any:
         if not data:
             return None
         ctype = resp.getheader("Content-Type", "") or ""
@@ -168,11 +150,11 @@ class Transport:
                 pass
         return data.decode("utf-8", "replace")
 
-    def _read(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> Any:
+    def _read(self, conn: Connection, resp: Response) -> Any:
         """The whole body of an answer, decoded; closes the connection."""
         try:
             data = resp.read()
-        except (OSError, http.client.HTTPException) as e:
+        except OSError as e:
             raise HyperError(f"error reading hyperd's answer: {e}") from None
         finally:
             conn.close()

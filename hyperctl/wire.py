@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import struct
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
 
 from hyperctl.errors import APIError
+from hyperctl.httpconn import CHUNK, IncompleteRead
 
+TYPE_CHECKING = False  # typing is for annotations only: importing it costs ~5 ms a run
 if TYPE_CHECKING:
-    import http.client
+    from hyperctl.httpconn import Connection, Response
 
 STDOUT, STDERR = 1, 2
-CHUNK = 64 * 1024
 
 
 # --- the multiplexed stream format -------------------------------------------------------
@@ -23,8 +22,6 @@ CHUNK = 64 * 1024
 
 class FrameDecoder:
     """Incremental decoder of ``[stream u8][0 0 0][size u32 BE][data]`` frames."""
-
-    HEADER = struct.Struct(">BxxxL")
 
     def __init__(self):
         self._buf = bytearray()
@@ -34,7 +31,7 @@ class FrameDecoder:
         self._buf += data
         out = []
         while len(self._buf) >= 8:
-            stream, size = self.HEADER.unpack_from(self._buf)
+            stream, size = self._buf[0], int.from_bytes(self._buf[4:8], "big")
             if stream > 2 or self._buf[1:4] != b"\0\0\0":
                 raise APIError(f"malformed multiplexed stream (header {bytes(self._buf[:8])!r})")
             if len(self._buf) < 8 + size:
@@ -96,15 +93,13 @@ def check_stream_error(msg: dict) -> dict:
     return msg
 
 
-def read_body(conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> Iterator[bytes]:
+def read_body(conn: Connection, resp: Response) -> Iterator[bytes]:
     """A streamed response body chunk by chunk, until EOF; closes the connection."""
-    import http.client
-
     try:
         while True:
             try:
                 data = resp.read1(CHUNK)
-            except (http.client.IncompleteRead, ConnectionError):
+            except (IncompleteRead, ConnectionError):
                 return
             if not data:
                 return
@@ -123,7 +118,7 @@ class HijackedConnection:
     headers), write to ``sock``.
     """
 
-    def __init__(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse, sock):
+    def __init__(self, conn: Connection, resp: Response, sock):
         self._conn = conn
         self._resp = resp
         self.sock = sock

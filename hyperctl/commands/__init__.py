@@ -1,1 +1,1 @@
-"""The ``hyper`` commands, one module per subject; ``hyperctl.cli`` registers them."""
+"""The ``hyper`` commands, one module per subject; ``hyperctl.group`` registers them."""

@@ -12,14 +12,7 @@ import click
 
 from hyperapi.errors import HyperError
 from hyperctl.errors import DaemonUnreachable
-
-USAGE_EXIT = 125
-
-
-def print_error(message: str) -> None:
-    """One error, on one line of stderr."""
-    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
-    click.echo(f"hyper: {line}", err=True)
+from hyperctl.exits import USAGE_EXIT, print_error
 
 
 class Session:
@@ -36,7 +29,7 @@ class Session:
         if self._client is None:
             from hyperctl.client import APIClient
 
-            self._client = APIClient(self.host, timeout=None)  # VMs may boot slowly
+            self._client = APIClient.for_cli(self.host)
         return self._client
 
 

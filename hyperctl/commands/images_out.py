@@ -1,5 +1,5 @@
 """``hyper commit|diff|export|import|history|push|build``: images going out of containers,
-into registries, and built from Dockerfiles (registered lazily in hyperctl/cli.py)."""
+into registries, and built from Dockerfiles (registered lazily in hyperctl/group.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import click
 
@@ -29,6 +28,8 @@ def _client():
 
 
 def _path(name: str) -> str:
+    from hyperctl.httpconn import quote
+
     return quote(name, safe="/:@")
 
 

@@ -8,7 +8,6 @@ import click
 
 from hyperapi.errors import InvalidArgument
 from hyperctl import opts
-from hyperctl.cli import LazyGroup
 from hyperctl.commands.common import (
     confirm,
     filter_option,
@@ -17,6 +16,7 @@ from hyperctl.commands.common import (
     pass_client,
     print_prune_report,
 )
+from hyperctl.group import LazyGroup
 
 PRUNE_WARNING = "WARNING! This will remove all local volumes not used by at least one container."
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import http.client
 from collections.abc import Iterator
-from typing import Any
-from urllib.parse import quote
 
 from hyperapi.errors import HyperError
 from hyperctl.endpoints.system import filters_param
+from hyperctl.httpconn import Connection, quote
 from hyperctl.transport import Transport, bool_param
 from hyperctl.wire import STDOUT, HijackedConnection, demux, read_body
+
+TYPE_CHECKING = False  # typing is for annotations only: importing it costs ~5 ms a run
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _path(container: str, action: str = "") -> str:
@@ -21,7 +23,7 @@ class PendingWait:
     """A wait the daemon has registered: its headers have arrived, its body (the exit
     status) comes when the condition is met."""
 
-    def __init__(self, transport: Transport, conn: http.client.HTTPConnection, resp):
+    def __init__(self, transport: Transport, conn: Connection, resp):
         self._transport = transport
         self._conn = conn
         self._resp = resp

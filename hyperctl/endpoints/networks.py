@@ -3,9 +3,8 @@ prune)."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from hyperctl.endpoints.system import filters_param
+from hyperctl.httpconn import quote
 from hyperctl.transport import Transport
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hyperctl.cli import cli
 from hyperctl.commands.run import build_config, create
+from hyperctl.group import cli
 
 
 def invoke(runner, args, host=None, **kw):

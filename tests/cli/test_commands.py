@@ -3,6 +3,7 @@ option parsing, without a daemon."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -11,10 +12,10 @@ import click
 import pytest
 
 from hyperapi.errors import InvalidArgument
-from hyperctl.cli import cli, container, image, system
 from hyperctl.commands.lifecycle import prune_filters, update_body
 from hyperctl.commands.observe import parse_tail
 from hyperctl.commands.volume import volume
+from hyperctl.group import cli, container, image, system
 from tests.conftest import ROOT
 
 
@@ -61,17 +62,36 @@ def test_dockers_names_and_aliases_are_the_same_commands():
     assert "prune" not in cli.list_commands(click.Context(cli))
 
 
-def test_help_does_not_load_the_http_stack():
+def _loaded_after(argvs: list[list[str]], modules: list[str]) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has imported after running ``hyper`` with
+    each of ``argvs`` (against a daemon that is not there)."""
     probe = (
         "import sys\nfrom hyperctl.cli import main\n"
-        "for argv in (['--help'], ['ps', '--help'], ['container', '--help'], ['version', '-x']):\n"
+        f"for argv in {argvs!r}:\n"
         "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
-        "print('LOADED', sorted(m for m in ('http.client', 'hyperctl.client', 'hyperctl.streams',"
-        " 'hyperctl.formatting') if m in sys.modules))"
+        f"print('LOADED', sorted(m for m in {modules!r} if m in sys.modules))"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HYPER_HOST": "unix:///nonexistent.sock"}
     res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
-    assert res.stdout.splitlines()[-1] == "LOADED []", res.stdout + res.stderr
+    assert res.stdout.splitlines()[-1].startswith("LOADED "), res.stdout + res.stderr
+    return ast.literal_eval(res.stdout.splitlines()[-1].removeprefix("LOADED "))
+
+
+def test_help_does_not_load_the_http_stack():
+    argvs = [["--help"], ["ps", "--help"], ["container", "--help"], ["version", "-x"]]
+    stack = ["http.client", "hyperctl.httpconn", "hyperctl.client", "hyperctl.streams"]
+    assert _loaded_after(argvs, [*stack, "hyperctl.formatting"]) == []
+
+
+def test_exec_loads_no_heavy_module():
+    """``hyper exec`` is timed (bench/run.py): each of these costs milliseconds per run
+    (click ~45: a plain exec command line runs without it)."""
+    heavy = ["click", "typing", "struct", "threading", "http.client", "email", "ssl"]
+    heavy += ["urllib.parse", "shutil", "dataclasses", "hyperctl.opts", "hyperctl.formatting"]
+    heavy += ["hyperctl.archive", "hyperctl.client", "hyperctl.endpoints.containers"]
+    assert _loaded_after([["exec", "c", "true"]], [*heavy, "hyperctl.transport"]) == [
+        "hyperctl.transport"
+    ]
 
 
 def test_update_body():

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from hyperctl.cli import cli
 from hyperctl.commands.run import build_config, create, run
+from hyperctl.group import cli
 from hyperctl.mounts import parse_mount
 
 SECOND = 1_000_000_000
