@@ -1,9 +1,10 @@
 """The VM pool (config ``factory = "cache:N"``): booted, READY guests waiting for a sandbox.
 
-A pool VM boots at the daemon's default size with no disk, no NIC and no name: the kernel,
-the agent and its sockets. A sandbox that fits (default CPUs and memory, no 9p share, which
-cannot be hot-plugged) takes one instead of booting: its disks and NICs are hot-plugged
-and the agent names the pod (see ``Sandboxes.create``). The pool refills in the
+A pool VM boots at the daemon's default size with no disk and no name: the kernel, the
+agent and its sockets, and (with networking) one NIC on a spare tap on no bridge. A sandbox
+that fits (default CPUs and memory, no 9p share, which cannot be hot-plugged) takes one
+instead of booting: the NIC becomes its first network's, its disks and other NICs are
+hot-plugged and the agent names the pod (see ``Sandboxes.create``). The pool refills in the
 background, one boot at a time, so a user's start never waits for a pool boot.
 
 A pool VM is handed out only if the kernel and initrd it booted are still the ones on
