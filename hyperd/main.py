@@ -209,10 +209,10 @@ async def serve(config: Config) -> None:
     volumes = VolumeStore(config.root, config.volume_size)
     service = ContainerService(config, images, sandboxes, state, events, volumes)
     hv.on_stopped(sandboxes.vm_stopped)
-    own_users = await asyncio.to_thread(vm_users.of, config)
-    if own_users is not None:
-        await sweep_users(hv, own_users, await sandboxes.running_vms())
     await service.restore()
+    own_users = await asyncio.to_thread(vm_users.of, config)
+    if own_users is not None:  # the VMs restore did not take up are gone by now
+        await sweep_users(hv, own_users, await sandboxes.running_vms())
     await sandboxes.start_pool()
 
     runner = web.AppRunner(

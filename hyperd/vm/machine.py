@@ -291,8 +291,9 @@ class Machine:
 
 
 async def sweep_users(hv: Hypervisor, users: VMUsers, running: Collection[str]) -> list[str]:
-    """At the daemon's start, before any VM boots: revoke the users of VMs that ended
-    while it was away (``running``: its VMs libvirt still runs); their names."""
+    """At the daemon's start: revoke the users of VMs that ended while it was away, or
+    that it destroyed as nothing needed them (``running``: its VMs libvirt still runs);
+    their names."""
 
     def sweep() -> list[str]:
         live = set()

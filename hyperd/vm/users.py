@@ -75,6 +75,7 @@ class VMUsers:
         self._lock = threading.Lock()
         self.lease_dir.mkdir(mode=0o700, exist_ok=True)
         self._leases = {x.uid: x for x in self._load()}
+        self._taken: set[int] = set()  # uids this daemon claimed or adopted: never swept
 
     def _load(self) -> Iterable[Lease]:
         for path in sorted(self.lease_dir.glob("*.json")):
@@ -117,6 +118,7 @@ class VMUsers:
             lease = Lease(vm, uid)
             self._save(lease)
             self._leases[uid] = lease
+            self._taken.add(uid)
             return uid
 
     def _range(self) -> range:
@@ -131,6 +133,7 @@ class VMUsers:
             lease = Lease(vm, uid, {**(lease.files if lease else {}), **files})
             self._save(lease)
             self._leases[uid] = lease
+            self._taken.add(uid)
 
     def grant(self, uid: int, files: dict[str, bool]) -> None:
         """Let ``uid`` open these files (path -> writable); recorded first."""
@@ -170,13 +173,17 @@ class VMUsers:
             if kept:  # the uid stays reserved until a later sweep manages it
                 lease.files = kept
                 self._save(lease)
+                self._taken.discard(uid)
             else:
                 self._drop(uid)
+                self._taken.discard(uid)
 
     def sweep(self, running: Collection[int]) -> list[str]:
-        """Release every lease whose uid no running VM has (at the daemon's start);
-        returns the VMs whose leases went."""
-        gone = [(uid, vm) for uid, vm in self.uids().items() if uid not in running]
+        """Release the leases this daemon found at its start and did not take up, whose uid
+        no running VM has (``running``); returns the VMs whose leases went."""
+        with self._lock:
+            found = {uid: x.vm for uid, x in self._leases.items() if uid not in self._taken}
+        gone = [(uid, vm) for uid, vm in found.items() if uid not in running]
         for uid, vm in gone:
             log.info("VM %s ended while hyperd was away: revoking its user %d", vm, uid)
             self.release(uid)
