@@ -11,6 +11,9 @@ memory = "256m"                  # default memory per container
 tb_cache_mib = 32                # TCG translation cache per VM
 factory = "cache:1"              # VMs kept booted for containers of the default size
                                  # ("none": every start boots its VM)
+vm_uid_base = 100000000          # each VM's QEMU runs as a uid of its own from this range
+vm_uid_count = 65536             # (0 = all as libvirt's QEMU user); give each hyperd of a
+                                 # host a range of its own
 libvirt_uri = "qemu:///system"
 libvirt_wait = 120               # seconds to wait for libvirtd at start
 agent_timeout = 30               # seconds a guest's agent gets to answer; then the VM is
@@ -55,6 +58,8 @@ class Config:
     memory: str = "256m"
     tb_cache_mib: int = 32
     factory: str = "cache:1"
+    vm_uid_base: int = 100_000_000
+    vm_uid_count: int = 65536
     libvirt_uri: str = "qemu:///system"
     libvirt_wait: float = 120.0
     agent_timeout: float = 30.0

@@ -36,7 +36,9 @@ from hyperd.logfilter import RepeatFilter
 from hyperd.network import Network, parse_pools
 from hyperd.sandbox import Sandboxes
 from hyperd.state import StateStore
+from hyperd.vm import users as vm_users
 from hyperd.vm import virt
+from hyperd.vm.machine import sweep_users
 from hyperd.volumes import VolumeStore
 
 log = logging.getLogger("hyperd")
@@ -93,31 +95,17 @@ def _prepare_socket(path: Path) -> None:
             probe.close()
 
 
-#: The groups QEMU runs in under libvirt (Debian's libvirt-qemu, Fedora's qemu): the one
-#: that must traverse the daemon root to reach its VM's disks.
-QEMU_GROUPS = ("libvirt-qemu", "qemu")
-
-
-def _qemu_gid() -> int | None:
-    for name in QEMU_GROUPS:
-        try:
-            return grp.getgrnam(name).gr_gid
-        except KeyError:
-            continue
-    return None
-
-
 def secure_dirs(root: Path, run_dir: Path) -> None:
     """Keep containers' data and secrets from local users, as Docker keeps /var/lib/docker
     0710: the root and the VMs' run dir are root:<qemu group> 0710, so QEMU reaches its files
     by path and nobody else can even list them. The run dir stays traversable (0711) for the
     API socket, whose own mode decides who talks to the daemon."""
-    gid = _qemu_gid()
+    gid = vm_users.qemu_gid()
     vms = run_dir / "vms"
     for path in (root, run_dir, vms):
         path.mkdir(parents=True, exist_ok=True)
     if gid is None:  # QEMU runs as root (or an unknown user): traversal for all, no listing
-        log.warning("no %s group: the daemon root is 0711", " or ".join(QEMU_GROUPS))
+        log.warning("no %s group: the daemon root is 0711", " or ".join(vm_users.QEMU_GROUPS))
     for path, mode in ((root, 0o710), (vms, 0o710)):
         os.chown(path, 0, gid or 0)
         os.chmod(path, mode if gid is not None else 0o711)
@@ -222,6 +210,9 @@ async def serve(config: Config) -> None:
     service = ContainerService(config, images, sandboxes, state, events, volumes)
     hv.on_stopped(sandboxes.vm_stopped)
     await service.restore()
+    own_users = await asyncio.to_thread(vm_users.of, config)
+    if own_users is not None:  # the VMs restore did not take up are gone by now
+        await sweep_users(hv, own_users, await sandboxes.running_vms())
     await sandboxes.start_pool()
 
     runner = web.AppRunner(

@@ -36,9 +36,13 @@
  *     found, 126 cannot execute); errno: the cause, where a command says so.
  *   - PROCESSASYNCEVENT may arrive between answers. For a process, the guest
  *     first sends EOF on its stdout and stderr seqs, then the event:
- *       {"container": ID, "process": ID, "event": "finished", "status": N}
- *     status is the exit code, or 128 + N when killed by signal N. A process
- *     that could not start (ERROR answered) has no streams and no event.
+ *       {"container": ID, "process": ID, "event": "finished", "status": N,
+ *        "oomKilled": true (opt.)}
+ *     status is the exit code, or 128 + N when killed by signal N. oomKilled
+ *     (version 4): the guest kernel's OOM killer killed a process of the
+ *     container (this one or another) while this one ran; Docker's
+ *     State.OOMKilled for the main process. A process that could not start
+ *     (ERROR answered) has no streams and no event.
  *     Archive transfers end the same way, the job id as "process", status 0
  *     or an errno, and "error": text when status is not 0.
  *   - No NEXT flow control: virtio-serial's own back-pressure is used. A guest
@@ -60,11 +64,17 @@
  * seccomp filter (see seccomp.h) and no_new_privs if asked (PROCESS below).
  * As in Docker, PID 1 ignores the signals it has no handler for, SIGKILL
  * aside, and when it exits every other process of the container is killed.
+ *
+ * Memory (version 4): each container's processes are in a cgroup of their own
+ * whose memory.max is what the guest had available at NEWCONTAINER less 6 MiB
+ * for the agent and the kernel (ONLINECPUMEM raises it with the guest's memory):
+ * a container that runs out is OOM-killed within seconds, where a guest out of
+ * memory as a whole thrashes for minutes, and the finished events say so.
  */
 #ifndef HYPERSTART_API_H
 #define HYPERSTART_API_H
 
-#define HYPER_API_VERSION 3
+#define HYPER_API_VERSION 4
 
 #define HYPER_CONTROL_PORT "sh.hyper.channel.0"
 #define HYPER_STREAM_PORT  "sh.hyper.channel.1"
@@ -124,7 +134,10 @@ enum hyper_code {
 	HYPER_NEWCONTAINER = 17,
 	/* {"container": ID, "signal": N} -> ACK; signals the main process */
 	HYPER_KILLCONTAINER = 18,
-	/* {} -> ACK after every offline CPU and memory block is brought online */
+	/*
+	 * {} -> ACK after every offline CPU and memory block is brought online
+	 * and each container's memory.max is computed again
+	 */
 	HYPER_ONLINECPUMEM = 19,
 	/*
 	 * {"device": "eth0" | MAC "aa:bb:..", "newName": str (opt.),

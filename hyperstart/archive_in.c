@@ -329,7 +329,7 @@ static void job_end(struct in_job *j, int ok)
 	struct in_job **pj = &jobs;
 	int status = ok ? 0 : j->err.errnum ? j->err.errnum : EINVAL;
 
-	hs_event_finished(j->c->id, j->id, status, ok ? NULL : j->err.msg);
+	hs_event_finished(j->c->id, j->id, status, ok ? NULL : j->err.msg, 0);
 	hs_log("%s/%s: archive in %s", j->c->id, j->id, ok ? "done" : j->err.msg);
 	while (*pj != j)
 		pj = &(*pj)->next;

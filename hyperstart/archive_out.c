@@ -300,7 +300,7 @@ static void job_free(struct out_job *j)
 static void job_end(struct out_job *j)
 {
 	hs_stream_send(j->seq, NULL, 0);
-	hs_event_finished(j->c->id, j->id, j->status, j->status ? j->err.msg : NULL);
+	hs_event_finished(j->c->id, j->id, j->status, j->status ? j->err.msg : NULL, 0);
 	hs_log("%s/%s: archive out %s", j->c->id, j->id, j->status ? j->err.msg : "done");
 }
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "cgroup.h"
 #include "mount.h"
 #include "net.h"
 #include "process.h"
@@ -156,6 +157,7 @@ void hs_container_reaped(pid_t pid)
 
 static void container_free(struct hs_container *c)
 {
+	hs_cgroup_remove(c);
 	hs_ns_close(&c->ns); /* held namespaces would keep the filesystems mounted */
 	hs_mount_undo(c);
 	if (c->rootfd >= 0)
@@ -233,10 +235,11 @@ int hs_container_new(json_t *req, struct hs_err *err)
 		free(c);
 		return hs_fail(err, "out of memory");
 	}
-	c->rootfd = -1;
+	c->rootfd = c->cgroup_fd = -1;
 	hs_ns_reset(&c->ns);
 	c->sysctl = json_object_get(req, "sysctl");
-	if (build(c, req, err) < 0 || start_init(c, json_object_get(req, "process"), err) < 0) {
+	if (build(c, req, err) < 0 || hs_cgroup_create(c, err) < 0 ||
+	    start_init(c, json_object_get(req, "process"), err) < 0) {
 		hs_proc_kill_container(c);
 		container_free(c);
 		return -1;
@@ -245,6 +248,14 @@ int hs_container_new(json_t *req, struct hs_err *err)
 	c->next = containers;
 	containers = c;
 	hs_log("container %s: ready", id);
+	return 0;
+}
+
+int hs_container_relimit(struct hs_err *err)
+{
+	for (struct hs_container *c = containers; c; c = c->next)
+		if (hs_cgroup_limit(c, err) < 0)
+			return -1;
 	return 0;
 }
 

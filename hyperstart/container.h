@@ -21,6 +21,7 @@ struct hs_container {
 	char upper[HS_PATH]; /* the overlay's upper directory: the container's changes */
 	int rootfd;          /* O_PATH of root */
 	int privileged;      /* no nodev mounts, /sys writable, nothing of /proc hidden */
+	int cgroup_fd;       /* its cgroup (to count OOM kills); -1 without one */
 	struct hs_ns ns;     /* the namespaces of its processes, held for execs */
 	pid_t init_pid;      /* PID 1 of those namespaces; 0 once it is gone */
 	int holder;          /* that init is the agent's holder (no main process) */
@@ -42,6 +43,8 @@ void hs_container_reaped(pid_t pid);
 int hs_container_remove(const char *id, struct hs_err *err);
 /* in the container's init: writes the sysctls NEWCONTAINER asked for */
 int hs_container_sysctls(struct hs_container *c, struct hs_err *err);
+/* every container's memory limit again, from the guest's memory now */
+int hs_container_relimit(struct hs_err *err);
 /* syncfs of every filesystem mounted for c */
 int hs_container_sync(struct hs_container *c, struct hs_err *err);
 /* lazily unmounts every container (power off) */

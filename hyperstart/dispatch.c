@@ -209,7 +209,9 @@ static int do_killcontainer(json_t *req, const unsigned char *raw, size_t rawlen
 static int do_onlinecpumem(json_t *req, const unsigned char *raw, size_t rawlen, struct reply *r)
 {
 	(void)req, (void)raw, (void)rawlen;
-	return hs_online_cpu_mem(&r->err);
+	if (hs_online_cpu_mem(&r->err) < 0)
+		return -1;
+	return hs_container_relimit(&r->err); /* more memory: more for each container */
 }
 
 static int do_setupinterface(json_t *req, const unsigned char *raw, size_t rawlen, struct reply *r)

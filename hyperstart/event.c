@@ -15,13 +15,16 @@ struct event {
 
 static struct event *events, **events_tail = &events;
 
-void hs_event_finished(const char *container, const char *process, int status, const char *error)
+void hs_event_finished(const char *container, const char *process, int status, const char *error,
+		       int oom_killed)
 {
 	struct event *e = calloc(1, sizeof(*e));
 	json_t *j = json_pack("{s:s, s:s, s:s, s:i}", "container", container, "process", process,
 			      "event", "finished", "status", status);
 
 	if (j && error && json_object_set_new(j, "error", json_string(error)) < 0)
+		json_decref(j), j = NULL;
+	if (j && oom_killed && json_object_set_new(j, "oomKilled", json_true()) < 0)
 		json_decref(j), j = NULL;
 	if (!e || !j || !(e->json = json_dumps(j, JSON_COMPACT))) {
 		hs_log("%s/%s: cannot queue the finished event", container, process);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "cgroup.h"
 #include "channel.h"
 #include "container.h"
 #include "event.h"
@@ -54,6 +55,8 @@ struct proc {
 	struct hs_buf inbuf;
 	int stdin_eof;
 	int status;
+	long oom_base;       /* the container's OOM kills when it started (-1: unknown) */
+	int oom_killed;      /* and there were more when it was reaped */
 	uint64_t active_ms;  /* exit time, then time of the last output after it */
 	int finished;        /* event queued: only kept to answer signals as no-ops */
 	int dead;            /* to be freed by hs_proc_sync */
@@ -350,6 +353,7 @@ int hs_proc_start(struct hs_container *c, json_t *spec, int init, struct hs_err 
 		hs_fail(err, "out of memory");
 		goto out;
 	}
+	p->oom_base = hs_cgroup_oom_kills(c);
 	if (launch(c, spec, &s, p, err) < 0) {
 		p->next = procs; /* freed by the next hs_proc_sync */
 		procs = p;
@@ -400,8 +404,8 @@ static void finish(struct proc *p)
 	close_out(&p->out[1]);
 	close_in(p);
 	p->finished = 1;
-	hs_log("%s/%s: exit %d", p->c->id, p->id, p->status);
-	hs_event_finished(p->c->id, p->id, p->status, NULL);
+	hs_log("%s/%s: exit %d%s", p->c->id, p->id, p->status, p->oom_killed ? " (OOM kill)" : "");
+	hs_event_finished(p->c->id, p->id, p->status, NULL, p->oom_killed);
 }
 
 static void exited(pid_t pid, int wstatus)
@@ -412,6 +416,7 @@ static void exited(pid_t pid, int wstatus)
 			continue;
 		p->pid = 0;
 		p->status = WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : WEXITSTATUS(wstatus);
+		p->oom_killed = p->oom_base >= 0 && hs_cgroup_oom_kills(p->c) > p->oom_base;
 		p->active_ms = hs_now_ms();
 		return;
 	}

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "container.h"
 #include "ns.h"
 #include "util.h"
@@ -137,6 +138,8 @@ static void __attribute__((noreturn)) child(struct spawn *s)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
 	setsid();
+	if (hs_cgroup_join(c->cgroup_fd) < 0)
+		child_fail(126, "join the container's cgroup: %s", hs_strerror(errno));
 	for (int i = 0; i < 3; i++)
 		if (dup2(s->fd[i], i) < 0)
 			child_fail(126, "dup2: %s", hs_strerror(errno));

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "channel.h"
 #include "container.h"
 #include "net.h"
@@ -90,6 +91,7 @@ void hs_system_init(void)
 	leave_initramfs();
 	mount_one("proc", "/proc", "proc", nsd, NULL);
 	mount_one("sysfs", "/sys", "sysfs", nsd, NULL);
+	hs_cgroup_init();
 	mount_one("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
 	open_console();
 	mount_one("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "ptmxmode=0666,mode=0620,gid=5");

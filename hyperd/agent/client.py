@@ -122,7 +122,7 @@ class AgentClient:
         self._buffered = 0
         self._room = asyncio.Event()
         self._room.set()
-        self._exits: dict[tuple[str, str], asyncio.Future] = {}
+        self._exits: dict[tuple[str, str], asyncio.Future] = {}  # of each one's p.Event
         self._transfers: dict[tuple[str, str], Transfer] = {}
         self._closed: asyncio.Future | None = None
         self._seq = itertools.count(time.time_ns() // 1000)
@@ -403,7 +403,7 @@ class AgentClient:
             return
         fut = self._exits.get(key)
         if fut is not None and not fut.done():
-            fut.set_result(ev.status)
+            fut.set_result(ev)
 
     async def _read_streams(self, reader: asyncio.StreamReader) -> None:
         try:

@@ -60,7 +60,7 @@ class Transfer:
 
 @dataclass
 class ProcessIO:
-    """Host end of one guest process: its output streams and its exit status."""
+    """Host end of one guest process: its output streams and how it ended."""
 
     container: str
     process: str
@@ -68,4 +68,39 @@ class ProcessIO:
     stderr: int
     stdout_stream: OutputStream
     stderr_stream: OutputStream | None
-    exited: asyncio.Future
+    finished: asyncio.Future  # of the protocol.Event that reported its end
+    exited: asyncio.Future = field(init=False)  # of its exit status alone (an int)
+
+    def __post_init__(self) -> None:
+        self.exited = _status_of(self.finished)
+
+    @property
+    def oom_killed(self) -> bool:
+        """Once it has ended: did the OOM killer kill a process of its container meanwhile?"""
+        end = self.finished
+        return (
+            end.done()
+            and not end.cancelled()
+            and end.exception() is None
+            and (end.result().oom_killed)
+        )
+
+
+def _status_of(finished: asyncio.Future) -> asyncio.Future:
+    """A future of the exit status of the event ``finished`` resolves with (its error, or
+    cancellation, passed on)."""
+    exited = finished.get_loop().create_future()
+
+    def copy(done: asyncio.Future) -> None:
+        if exited.done():
+            return
+        if done.cancelled():
+            exited.cancel()
+        elif done.exception() is not None:
+            exited.set_exception(done.exception())
+            exited.exception()  # a waiter may never come; do not warn about it
+        else:
+            exited.set_result(done.result().status)
+
+    finished.add_done_callback(copy)
+    return exited

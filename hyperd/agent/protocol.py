@@ -25,8 +25,11 @@ Version 3: each container's processes run in its own PID, mount, IPC and UTS
 namespaces; PROCESS carries what the process may do (``Security``) and NEWCONTAINER
 whether the container is privileged.
 Processes and archive transfers end with a PROCESSASYNCEVENT
-``{"container", "process", "event": "finished", "status": N, "error": str (opt.)}``
-sent after the EOF of their streams.
+``{"container", "process", "event": "finished", "status": N, "error": str (opt.),
+"oomKilled": true (opt.)}`` sent after the EOF of their streams. Version 4: a process's
+event says ``oomKilled`` when the guest kernel's OOM killer killed a process of its
+container while it ran; each container has a memory cgroup whose limit is what the guest
+had available less 6 MiB, so that happens within seconds.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import stat
 import struct
 from dataclasses import dataclass, field
 
-API_VERSION = 3
+API_VERSION = 4
 
 CONTROL_PORT = "sh.hyper.channel.0"
 STREAM_PORT = "sh.hyper.channel.1"
@@ -396,16 +399,24 @@ class Event:
     process: str
     status: int
     error: str = ""
+    oom_killed: bool = False  # the OOM killer killed a process of the container meanwhile
 
 
 def decode_event(payload: bytes) -> Event:
     """Decode a PROCESSASYNCEVENT payload; ProtocolError when malformed."""
     try:
         ev = json.loads(payload)
+        oom = ev.get("oomKilled", False)
+        if not isinstance(oom, bool):
+            raise TypeError(f"oomKilled is {type(oom).__name__}, not a boolean")
         return Event(
-            str(ev["container"]), str(ev["process"]), int(ev["status"]), str(ev.get("error", ""))
+            str(ev["container"]),
+            str(ev["process"]),
+            int(ev["status"]),
+            str(ev.get("error", "")),
+            oom,
         )
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise ProtocolError(f"malformed process event: {payload[:200]!r}") from exc
 
 

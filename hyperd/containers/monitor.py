@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DRAIN_TIMEOUT = 5.0
+#: ``Hyper.Reason`` of a run during which the guest kernel's OOM killer killed a process.
+OOM_REASON = "oom: the guest kernel killed a process of the container for want of memory"
 
 
 @dataclass
@@ -78,9 +80,11 @@ class Monitor:
         return run
 
     async def _watch(self, c: Container, run: Run) -> None:
-        reason = ""
+        reason, oom = "", False
         try:
             status = await run.io.exited
+            oom = run.io.oom_killed
+            reason = OOM_REASON if oom else ""
         except AgentError:
             status = 137
             if run.sandbox.fenced:  # the guest broke the protocol: its VM is destroyed
@@ -89,7 +93,7 @@ class Monitor:
                 reason = f"VM not responding ({run.sandbox.unresponsive}), destroyed"
             else:
                 reason = await self.service.sandboxes.end_reason(run.sandbox)
-        await self.handle_exit(c, run, status, reason)
+        await self.handle_exit(c, run, status, reason, oom)
 
     def vm_health(self, c: Container, reason: str) -> None:
         """The agent of c's VM stopped answering (``reason``) or answers again (""):
@@ -110,8 +114,11 @@ class Monitor:
             await asyncio.wait_for(asyncio.shield(run.pump), timeout)
         run.pump.cancel()
 
-    async def handle_exit(self, c: Container, run: Run, status: int, reason: str) -> None:
-        """The one place a run's end is recorded and acted on."""
+    async def handle_exit(
+        self, c: Container, run: Run, status: int, reason: str, oom: bool = False
+    ) -> None:
+        """The one place a run's end is recorded and acted on (``oom``: the OOM killer
+        killed a process of the container during the run)."""
         if self._runs.get(c.id) is not run:
             return
         self.health.stop(c.id)
@@ -132,11 +139,13 @@ class Monitor:
             svc.teardown(c, run.sandbox)
         svc.execs.container_exited(c.id)
         if restart:
-            c.state.set_restarting(status, reason)
+            c.state.set_restarting(status, reason, oom_killed=oom)
         else:
-            c.state.set_stopped(status, reason)
+            c.state.set_stopped(status, reason, oom_killed=oom)
         log.info("container %s exited with %d%s", c.id[:12], status, f" ({reason})" * bool(reason))
         await svc.store.save(c)
+        if oom:  # as Docker: "oom", then "die"
+            svc.events.publish("container", "oom", c.id, **svc.event_attrs(c))
         svc.events.publish("container", "die", c.id, exitCode=status, **svc.event_attrs(c))
         if restart:
             self._pending[c.id] = svc.spawn(self._restart_later(c, rm.delay))

@@ -104,14 +104,19 @@ class State:
         self.health, self.failing_streak = status, failing_streak
         self.health_log = list(log or [])
 
-    def set_stopped(self, exit_code: int, reason: str = "", error: str = "") -> None:
-        """The main process (or its VM) ended."""
+    def set_stopped(
+        self, exit_code: int, reason: str = "", error: str = "", oom_killed: bool = False
+    ) -> None:
+        """The main process (or its VM) ended; ``oom_killed``: the OOM killer killed a
+        process of the container during the run (Docker's OOMKilled)."""
         self.status = EXITED
+        self.oom_killed = oom_killed
         self._ended(exit_code, reason, error)
 
-    def set_restarting(self, exit_code: int, reason: str = "") -> None:
+    def set_restarting(self, exit_code: int, reason: str = "", oom_killed: bool = False) -> None:
         """Ended, and the restart policy will start it again (waiters hear of this exit)."""
         self.status = RESTARTING
+        self.oom_killed = oom_killed
         self._ended(exit_code, reason, "")
 
     def set_start_failed(self, error: str, exit_code: int = 128) -> None:

@@ -17,7 +17,7 @@ from hyperd.agent.client import AgentError
 from hyperd.config import Config
 from hyperd.errors import HyperError
 from hyperd.network import Endpoint, Network, SpareNic
-from hyperd.vm import accel, designer
+from hyperd.vm import accel, designer, users
 from hyperd.vm.machine import DOMAIN_PREFIX, GuestAssets, Machine
 from hyperd.vm.virt import Hypervisor, VirtError
 
@@ -68,7 +68,8 @@ class Sandboxes:
             nics=nics,
             metadata={**spec.metadata, "root": self.config.root},
         )
-        return Machine(self.hv, vm, accel.domain_type(self.accel), self.config.tb_cache_mib)
+        hv_type = accel.domain_type(self.accel)
+        return Machine(self.hv, vm, hv_type, self.config.tb_cache_mib, users.of(self.config))
 
     async def create(self, spec: SandboxSpec, prepare: Prepare | None = None) -> Sandbox:
         """A pool VM made into the sandbox when one fits, else a VM booted for it. The

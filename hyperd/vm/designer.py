@@ -36,8 +36,9 @@ METADATA_NS = "https://hyper.dev/xmlns/domain/1"
 DISK_CACHE = "writeback"
 # 9p shares: files keep their real owners and modes on the host, as Docker bind mounts do
 # (root in the container writes root-owned files). QEMU then acts with the guest's ids, so
-# it has to run as root: domains with shares get a DAC label of root (the others keep
-# libvirt's unprivileged user).
+# it has to run as root: domains with shares get a DAC label of root. The others run as a
+# user of their own when the VM has one (VMSpec.user, see hyperd.vm.users), else as
+# libvirt's shared QEMU user.
 SHARE_ACCESSMODE = "passthrough"
 SHARE_EMULATOR_LABEL = "+0:+0"
 # The largest msize Linux 6.1's virtio transport takes (PAGE_SIZE * (128 - 3)); the
@@ -100,6 +101,8 @@ class VMSpec:
     nics: list[NicSpec] = field(default_factory=list)
     shares: list[ShareSpec] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)
+    # QEMU's own (uid, gid), ignored with shares; None: libvirt's shared user
+    user: tuple[int, int] | None = None
 
 
 def design(spec: VMSpec, hypervisor: str, tb_cache_mib: int = DEFAULT_TB_CACHE_MIB) -> d.Domain:
@@ -133,8 +136,34 @@ def design(spec: VMSpec, hypervisor: str, tb_cache_mib: int = DEFAULT_TB_CACHE_M
             no_usb=True,
             no_memballoon=True,
         ),
-        seclabels=[d.SecLabel("dac", SHARE_EMULATOR_LABEL)] if spec.shares else [],
+        seclabels=_seclabels(spec),
     )
+
+
+def _seclabels(spec: VMSpec) -> list[d.SecLabel]:
+    """QEMU as root for 9p shares; else as the VM's own user, with libvirt relabelling
+    nothing (it would chown the shared kernel and initrd to each VM's user and refuse the
+    second VM): the daemon grants that user its disks itself (hyperd.vm.users)."""
+    if spec.shares:
+        return [d.SecLabel("dac", SHARE_EMULATOR_LABEL)]
+    if spec.user is not None:
+        return [d.SecLabel("dac", "+{}:+{}".format(*spec.user))]
+    return []
+
+
+def own_user(domain_xml: str) -> tuple[int, int] | None:
+    """The (uid, gid) a running domain's QEMU was given as its own user (None: libvirt's
+    shared user, or root for 9p shares)."""
+    for label in d.SecLabel.parse(domain_xml):
+        if label.model != "dac" or label.type != "static" or label.relabel:
+            continue
+        uid, _, gid = label.label.partition(":")
+        if uid.startswith("+") and gid.startswith("+") and label.label != SHARE_EMULATOR_LABEL:
+            try:
+                return int(uid[1:]), int(gid[1:])
+            except ValueError:
+                return None
+    return None
 
 
 def _xen(spec: VMSpec) -> d.Domain:

@@ -345,6 +345,23 @@ class SecLabel:
         if self.label:
             _sub(sec, "label", self.label)
 
+    @classmethod
+    def parse(cls, xml: str) -> list[SecLabel]:
+        """The domain-level ``<seclabel>`` elements of a domain's (live) XML."""
+        try:
+            root = ET.fromstring(xml)
+        except ET.ParseError as exc:
+            raise ValueError(f"domain XML does not parse: {exc}") from exc
+        return [
+            cls(
+                model=el.get("model", ""),
+                label=_text(el, "label"),
+                type=el.get("type", ""),
+                relabel=el.get("relabel") == "yes",
+            )
+            for el in root.findall("seclabel")
+        ]
+
 
 @dataclass
 class Domain:

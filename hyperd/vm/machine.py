@@ -14,7 +14,7 @@ import asyncio
 import os
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from hyperd.errors import Conflict, HyperError, NotFound
 from . import designer
 from . import domain as d
 from .stats import VMStats
+from .users import VMUsers
 from .virt import Domain, Hypervisor
 
 # Where `make install` puts the guest kernel and initrd.
@@ -55,13 +56,25 @@ class GuestAssets:
 
 
 class Machine:
-    """A guest VM: build its domain, boot it, talk to its agent, tear it down."""
+    """A guest VM: build its domain, boot it, talk to its agent, tear it down.
 
-    def __init__(self, hv: Hypervisor, spec: designer.VMSpec, hypervisor: str, tb_cache_mib: int):
+    With ``users``, QEMU runs as a user of its own that may open this VM's disks and no
+    other file of the daemon (not for VMs with 9p shares, which need root, nor on xen).
+    """
+
+    def __init__(
+        self,
+        hv: Hypervisor,
+        spec: designer.VMSpec,
+        hypervisor: str,
+        tb_cache_mib: int,
+        users: VMUsers | None = None,
+    ):
         self.hv = hv
         self.spec = spec
         self.hypervisor = hypervisor
         self.tb_cache_mib = tb_cache_mib
+        self.users = users if hypervisor in ("kvm", "qemu") and not spec.shares else None
         self.agent: AgentClient | None = None
         self._devices_lock = threading.Lock()
 
@@ -83,18 +96,62 @@ class Machine:
         for sock in (self.spec.control_socket, self.spec.stream_socket):
             Path(sock).parent.mkdir(parents=True, exist_ok=True)
             Path(sock).unlink(missing_ok=True)
+        if self._run_dir().name == self.name:  # libvirtd binds the sockets, QEMU gets fds
+            self._run_dir().chmod(0o700)
         Path(self.spec.console_log).parent.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(self.hv.create, self.domain_xml())
+        await asyncio.to_thread(self._own_user)
+        try:
+            await asyncio.to_thread(self.hv.create, self.domain_xml())
+        except BaseException:
+            await asyncio.to_thread(self._release_user)
+            raise
         try:
             return await self.attach(timeout, wait_ready=True, prepare=prepare)
         except BaseException:
             await self.destroy()
             raise
 
+    def _run_dir(self) -> Path:
+        return Path(self.spec.control_socket).parent
+
+    def _own_user(self) -> None:
+        """Before boot: a uid for QEMU, let into the VM's disks (and nothing else)."""
+        if self.users is None:
+            return
+        uid = self.users.claim(self.name)
+        self.spec.user = (uid, self.users.gid)
+        try:
+            self.users.grant(uid, {x.path: not x.readonly for x in self.spec.disks})
+        except BaseException:
+            self._release_user()
+            raise
+
+    def _adopt_user(self) -> None:
+        """A VM booted before the daemon restarted: its uid (live XML) and disks, leased."""
+        if self.users is None or self.spec.user is not None:
+            return
+        try:
+            xml = self.hv.lookup(self.name).xml()
+        except NotFound:
+            return  # gone: connecting to its agent fails next
+        self.spec.user = designer.own_user(xml)
+        if self.spec.user is None:  # booted as libvirt's user (an older daemon)
+            self.users = None
+            return
+        disks = {x.source: not x.readonly for x in d.Devices.parse(xml).disks}
+        self.users.adopt(self.name, self.spec.user[0], disks)
+
+    def _release_user(self) -> None:
+        """The VM has ended: its uid opens none of its files any more and is free."""
+        if self.users is not None and self.spec.user is not None:
+            self.users.release(self.spec.user[0])
+            self.spec.user = None
+
     async def attach(
         self, timeout: float = 10.0, wait_ready: bool = False, prepare: Prepare | None = None
     ) -> AgentClient:
         """Connect to the agent of an already running domain."""
+        await asyncio.to_thread(self._adopt_user)
         agent = AgentClient(self.spec.control_socket, self.spec.stream_socket)
         if prepare is not None:
             prepare(agent)
@@ -130,9 +187,9 @@ class Machine:
         if self.agent is not None:
             await self.agent.close()
         await asyncio.to_thread(self.hv.destroy, self.name)
-        run_dir = Path(self.spec.control_socket).parent
-        if run_dir.name == self.name:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        await asyncio.to_thread(self._release_user)
+        if self._run_dir().name == self.name:
+            shutil.rmtree(self._run_dir(), ignore_errors=True)
 
     async def pause(self) -> None:
         """Suspend the guest's vCPUs (``docker pause``); its agent stays connected."""
@@ -147,16 +204,46 @@ class Machine:
         return await self._on_domain(Domain.stats)
 
     async def attach_disk(self, spec: designer.DiskSpec) -> None:
-        """Hot-plug a disk; the agent finds it by ``spec.serial``."""
-        await self._attach(
-            lambda devs: devs.disk(spec.serial),
-            f"disk with serial {spec.serial}",
-            lambda devs: designer.disk(spec, self.hypervisor, [x.target for x in devs.disks]),
-        )
+        """Hot-plug a disk; the agent finds it by ``spec.serial``. The VM's own user is
+        let into the file just before (and out again if the plug fails)."""
+        uid = self.spec.user[0] if self.users is not None and self.spec.user else None
+        granted = False
+
+        def make(devs: d.Devices) -> d.Disk:
+            nonlocal granted
+            disk = designer.disk(spec, self.hypervisor, [x.target for x in devs.disks])
+            if uid is not None:
+                granted = True
+                self.users.grant(uid, {spec.path: not spec.readonly})
+            return disk
+
+        try:
+            await self._attach(
+                lambda devs: devs.disk(spec.serial), f"disk with serial {spec.serial}", make
+            )
+        except BaseException:
+            if granted:
+                await asyncio.to_thread(self._revoke_unless_plugged, uid, spec.path)
+            raise
 
     async def detach_disk(self, serial: str, wait: float = DETACH_WAIT_S) -> None:
-        """Unplug the disk with this serial once the guest has let it go (unmount it first)."""
-        await self._detach(lambda devs: devs.disk(serial), f"disk with serial {serial}", wait)
+        """Unplug the disk with this serial once the guest has let it go (unmount it first);
+        the VM's own user may open its file no more."""
+        detached = await self._detach(
+            lambda devs: devs.disk(serial), f"disk with serial {serial}", wait
+        )
+        if self.users is not None and self.spec.user is not None:
+            uid = self.spec.user[0]
+            await asyncio.to_thread(self._revoke_unless_plugged, uid, detached.source)
+
+    def _revoke_unless_plugged(self, uid: int, path: str) -> None:
+        """Take ``path`` from the VM's user unless another of its disks still uses it."""
+        try:
+            disks = d.Devices.parse(self.hv.lookup(self.name).xml()).disks
+        except HyperError:  # the VM is gone
+            disks = []
+        if all(x.source != path for x in disks):
+            self.users.revoke(uid, path)
 
     async def attach_nic(self, spec: designer.NicSpec) -> None:
         """Hot-plug a NIC; the agent finds it by ``spec.mac`` (SETUPINTERFACE)."""
@@ -187,16 +274,36 @@ class Machine:
 
     async def _detach(
         self, find: Callable[[d.Devices], d.Device | None], what: str, wait: float
-    ) -> None:
-        def detach(dom: Domain) -> None:
+    ) -> d.Device:
+        def detach(dom: Domain) -> d.Device:
             with self._devices_lock:
                 device = find(d.Devices.parse(dom.xml()))
                 if device is None:
                     raise NotFound(f"VM {self.name} has no {what}")
                 dom.detach_device(device.to_device_xml(), wait=wait)
+                return device
 
-        await self._on_domain(detach)
+        return await self._on_domain(detach)
 
     async def _on_domain(self, action: Callable[[Domain], object]):
         """Run ``action(domain)`` in a thread on a fresh handle (libvirtd may have restarted)."""
         return await asyncio.to_thread(lambda: action(self.hv.lookup(self.name)))
+
+
+async def sweep_users(hv: Hypervisor, users: VMUsers, running: Collection[str]) -> list[str]:
+    """At the daemon's start: revoke the users of VMs that ended while it was away, or
+    that it destroyed as nothing needed them (``running``: its VMs libvirt still runs);
+    their names."""
+
+    def sweep() -> list[str]:
+        live = set()
+        for name in running:
+            try:
+                user = designer.own_user(hv.lookup(name).xml())
+            except NotFound:
+                continue
+            if user is not None:
+                live.add(user[0])
+        return users.sweep(live)
+
+    return await asyncio.to_thread(sweep)

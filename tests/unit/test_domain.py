@@ -48,6 +48,12 @@ def _shares_spec() -> designer.VMSpec:
     return spec
 
 
+def _own_user_spec() -> designer.VMSpec:
+    spec = _spec()
+    spec.user = (100_000_007, 64055)
+    return spec
+
+
 def _matches_golden(text: str, name: str) -> bool:
     golden = GOLDEN / name
     if os.environ.get("HYPER_UPDATE_GOLDEN"):
@@ -67,6 +73,7 @@ DOMAINS = {
     "domain-kvm.xml": (_spec, "kvm"),
     "domain-xen.xml": (_spec, "xen"),
     "domain-qemu-shares.xml": (_shares_spec, "qemu"),
+    "domain-qemu-user.xml": (_own_user_spec, "qemu"),
 }
 
 

@@ -146,7 +146,7 @@ def test_new_codes_are_the_next_free_numbers():
         29,
         30,
     ]
-    assert p.API_VERSION == 3  # 3: namespaces, capabilities and seccomp per process
+    assert p.API_VERSION == 4  # 3: namespaces, capabilities, seccomp; 4: oomKilled
 
 
 def test_mount_payload_leaves_defaults_out():
@@ -218,7 +218,16 @@ def test_decode_event():
     failed = p.decode_event(
         b'{"container":"c","process":"j","event":"finished","status":18,"error":"no"}'
     )
-    assert (failed.status, failed.error) == (18, "no")
-    for bad in (b"{}", b"not json", b'{"container":"c","process":"j","status":"x"}'):
+    assert (failed.status, failed.error, failed.oom_killed) == (18, "no", False)
+    oom = p.decode_event(b'{"container":"c","process":"m","status":137,"oomKilled":true}')
+    assert (oom.status, oom.oom_killed) == (137, True)
+    for bad in (
+        b"{}",
+        b"not json",
+        b"[1]",
+        b'{"container":"c","process":"j","status":"x"}',
+        b'{"container":"c","process":"j","status":137,"oomKilled":1}',
+        b'{"container":"c","process":"j","status":137,"oomKilled":"yes"}',
+    ):
         with pytest.raises(p.ProtocolError):
             p.decode_event(bad)

@@ -8,6 +8,8 @@ import uuid
 
 import pytest
 
+from hyperd.config import Config
+from hyperd.vm import users
 from tests.conftest import ROOT, failed
 from tests.workdir import qemu_workdir
 
@@ -24,18 +26,28 @@ def vm_workdir():
 
 
 @pytest.fixture(scope="session")
+def vm_users(vm_workdir):
+    """Each VM's QEMU runs as a user of its own, as under hyperd (leases in the workdir)."""
+    return users.VMUsers(
+        vm_workdir / users.LEASE_DIR, Config.vm_uid_base, Config.vm_uid_count, users.qemu_gid()
+    )
+
+
+@pytest.fixture(scope="session")
 def busybox_image(vm_workdir):
     return build_busybox_disk(vm_workdir / "busybox")
 
 
 @pytest.fixture
-def boot(loop_thread, libvirt_up, guest_assets, busybox_image, vm_workdir, request):
+def boot(loop_thread, libvirt_up, guest_assets, busybox_image, vm_workdir, vm_users, request):
     """Boot a fresh VM for one test (for tests that end or break their VM)."""
     guests = []
 
     def _boot():
         name = f"hyper-test-{uuid.uuid4().hex[:10]}"
-        guest = loop_thread.run(boot_guest(name, guest_assets, busybox_image, vm_workdir))
+        guest = loop_thread.run(
+            boot_guest(name, guest_assets, busybox_image, vm_workdir, users=vm_users)
+        )
         guests.append(guest)
         return guest
 
@@ -46,14 +58,18 @@ def boot(loop_thread, libvirt_up, guest_assets, busybox_image, vm_workdir, reque
 
 
 @pytest.fixture(scope="module")
-def shared_guest(request, loop_thread, libvirt_up, guest_assets, busybox_image, vm_workdir):
+def shared_guest(
+    request, loop_thread, libvirt_up, guest_assets, busybox_image, vm_workdir, vm_users
+):
     """One VM shared by a module's tests: each runs its own processes in it. A module
     whose tests act as the guest's root (mknod and mount its disks) sets
     ``PRIVILEGED_CONTAINER = True``."""
     name = f"hyper-test-{uuid.uuid4().hex[:10]}"
     privileged = getattr(request.module, "PRIVILEGED_CONTAINER", False)
     guest = loop_thread.run(
-        boot_guest(name, guest_assets, busybox_image, vm_workdir, privileged=privileged)
+        boot_guest(
+            name, guest_assets, busybox_image, vm_workdir, privileged=privileged, users=vm_users
+        )
     )
     yield guest
     loop_thread.run(guest.machine.destroy())
@@ -66,7 +82,9 @@ def guest(shared_guest, request):
 
 
 @pytest.fixture(scope="module")
-def module_disks_guest(request, loop_thread, libvirt_up, guest_assets, busybox_image, vm_workdir):
+def module_disks_guest(
+    request, loop_thread, libvirt_up, guest_assets, busybox_image, vm_workdir, vm_users
+):
     """One VM for a module, with the disks its ``extra_disks(workdir)`` returns
     (DiskSpecs) after the image and the writable disk of container c0."""
     name = f"hyper-test-{uuid.uuid4().hex[:10]}"
@@ -75,7 +93,15 @@ def module_disks_guest(request, loop_thread, libvirt_up, guest_assets, busybox_i
     disks = request.module.extra_disks(work)
     memory = getattr(request.module, "VM_MEMORY_MIB", 0)
     guest = loop_thread.run(
-        boot_guest(name, guest_assets, busybox_image, work, extra_disks=disks, memory_mib=memory)
+        boot_guest(
+            name,
+            guest_assets,
+            busybox_image,
+            work,
+            extra_disks=disks,
+            memory_mib=memory,
+            users=vm_users,
+        )
     )
     yield guest
     loop_thread.run(guest.machine.destroy())

@@ -15,6 +15,7 @@ from hyperd.agent import protocol as p
 from hyperd.agent.facade import Agent
 from hyperd.vm import accel, designer
 from hyperd.vm.machine import Machine
+from hyperd.vm.users import VMUsers
 from hyperd.vm.virt import Hypervisor
 
 CONTAINER = "c0"
@@ -160,10 +161,11 @@ async def boot_guest(
     extra_disks=(),
     memory_mib: int = 0,
     privileged: bool = False,
+    users: VMUsers | None = None,
 ) -> Guest:
     """Boot a VM with `image` as read-only root image, a fresh writable disk (the
     container CONTAINER on them, privileged if asked) and ``extra_disks`` (DiskSpecs)
-    after them."""
+    after them; with ``users``, QEMU runs as a user of its own as under hyperd."""
     rw = new_rw_disk(workdir / f"{name}-rw.ext4")
     run_dir = Path("/run/hyper-test") / name
     spec = designer.VMSpec(
@@ -183,7 +185,11 @@ async def boot_guest(
     if memory_mib:
         spec.memory_mib = memory_mib
     machine = Machine(
-        Hypervisor(), spec, accel.domain_type(accel.choose()), designer.DEFAULT_TB_CACHE_MIB
+        Hypervisor(),
+        spec,
+        accel.domain_type(accel.choose()),
+        designer.DEFAULT_TB_CACHE_MIB,
+        users,
     )
     await machine.boot(timeout=60)
     guest = Guest(machine, privileged)

@@ -22,7 +22,7 @@ import pytest
 from hyperd.agent import protocol as p
 from hyperd.agent.client import AgentError
 from hyperd.errors import Conflict, NotFound
-from hyperd.vm import designer
+from hyperd.vm import acl, designer
 from hyperd.vm import domain as d
 from hyperd.vm.machine import Machine
 from hyperd.vm.virt import VirtError
@@ -118,11 +118,14 @@ async def _setup_interface(agent, mac: str, timeout: float = 30.0) -> None:
 
 
 def test_hotplugged_disk_is_mounted_written_and_released(guest, loop_thread, vm_workdir):
+    """The VM's own user is let into the disk's file for as long as it is plugged."""
     machine = guest.machine
     image = _ext4_with_marker(vm_workdir / f"hot-{uuid.uuid4().hex[:6]}.ext4", "from the host\n")
+    uid = machine.spec.user[0]
     loop_thread.run(machine.attach_disk(designer.DiskSpec(str(image), "hot0")))
     try:
         assert _live_devices(machine).disk("hot0").source == str(image)
+        assert acl.named_users(image) == {uid: acl.READ | acl.WRITE}
         use = "cat /mnt/hot0/marker && echo written-in-guest > /mnt/hot0/from-guest"
         script = f"{MOUNT_SERIAL}\n{use}\n{UMOUNT_SERIAL}"
         res = loop_thread.run(guest.run(["sh", "-c", script, "sh", "hot0"]))
@@ -131,6 +134,7 @@ def test_hotplugged_disk_is_mounted_written_and_released(guest, loop_thread, vm_
     finally:
         loop_thread.run(machine.detach_disk("hot0"))
     assert _live_devices(machine).disk("hot0") is None
+    assert acl.named_users(image) == {}
     assert "hot0" not in _serials_in_guest(guest, loop_thread)
     assert _debugfs_cat(image, "from-guest") == "written-in-guest\n"
     with pytest.raises(NotFound, match="hot0"):
