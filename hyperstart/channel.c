@@ -22,6 +22,8 @@
 #define CTL_QUEUE_LIMIT    (32u << 20) /* stop reading commands while answers pile up */
 #define READ_CHUNK         65536
 #define RECONNECT_POLL_MS  20
+#define PORT_WAIT_MS       300000 /* longer than any boot timeout of the host */
+#define PORT_SAY_MS        5000
 
 struct frame {
 	struct frame *next;
@@ -450,20 +452,35 @@ static int find_port(const char *name, char *dev, size_t devlen)
 	return hs_sysfs_find("/sys/class/virtio-ports", "", "name", name, dev, devlen);
 }
 
+/*
+ * A port is named by the host after the device is probed; with many TCG guests on few
+ * cores that took over 5 s. The host bounds the boot (it destroys a VM that is not READY
+ * in time), so the agent waits as long as the host would rather than giving up first.
+ */
 static int open_port(struct chan *c)
 {
+	uint64_t start = hs_now_ms(), said = 0;
 	char dev[300];
 
-	for (int i = 0; i < 500; i++) {
+	for (;;) {
+		uint64_t waited = hs_now_ms() - start;
+
 		if (find_port(c->name, dev, sizeof(dev)) == 0) {
 			c->w.fd = open(dev, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 			if (c->w.fd >= 0)
 				return 0;
 		}
+		if (waited >= PORT_WAIT_MS) {
+			hs_log("%s: port not found in %d s", c->name, PORT_WAIT_MS / 1000);
+			return -1;
+		}
+		if (waited >= said + PORT_SAY_MS) {
+			said = waited;
+			hs_log("%s: still waiting for the port (%llu s)", c->name,
+			       (unsigned long long)(waited / 1000));
+		}
 		usleep(10000);
 	}
-	hs_log("%s: port not found", c->name);
-	return -1;
 }
 
 int hs_chan_open(void)

@@ -18,7 +18,7 @@ from hyperd.config import Config
 from hyperd.errors import HyperError
 from hyperd.network import Endpoint, Network, SpareNic
 from hyperd.vm import accel, designer, users
-from hyperd.vm.machine import DOMAIN_PREFIX, GuestAssets, Machine
+from hyperd.vm.machine import DOMAIN_PREFIX, GuestAssets, Machine, console_tail
 from hyperd.vm.virt import Hypervisor, VirtError
 
 from .pool import Pool, assets_key, parse_factory
@@ -150,7 +150,7 @@ class Sandboxes:
         try:
             await sb.boot_vm()
         except BaseException:
-            tail = await asyncio.to_thread(_tail, spec.console_log)
+            tail = await asyncio.to_thread(console_tail, spec.console_log)
             log.warning("pool VM %s did not boot; its console ended with:\n%s", vid, tail)
             await self._discard_pooled(sb)
             raise
@@ -336,17 +336,6 @@ END_REASONS = {
     "crashed": "guest kernel crashed",
     "destroyed": "vm destroyed outside hyperd",
 }
-
-
-def _tail(path: str, lines: int = 15) -> str:
-    """The last lines of a console log ("" if there is none)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 4096))
-            return b"\n".join(f.read().splitlines()[-lines:]).decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def _move_console(src: str, dst: str) -> None:

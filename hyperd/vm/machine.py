@@ -107,6 +107,12 @@ class Machine:
             raise
         try:
             return await self.attach(timeout, wait_ready=True, prepare=prepare)
+        except AgentError as exc:
+            await self.destroy()
+            why = await asyncio.to_thread(console_reason, self.spec.console_log)
+            if why:
+                raise AgentError(f"{exc.message} (console: {why})") from exc
+            raise
         except BaseException:
             await self.destroy()
             raise
@@ -307,3 +313,25 @@ async def sweep_users(hv: Hypervisor, users: VMUsers, running: Collection[str]) 
         return users.sweep(live)
 
     return await asyncio.to_thread(sweep)
+
+
+def console_tail(path: str, lines: int = 15) -> str:
+    """The last lines of a console log ("" if there is none)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            return b"\n".join(f.read().splitlines()[-lines:]).decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def console_reason(path: str) -> str:
+    """The console's last word on why a guest gave up: the agent's last line or a kernel
+    panic ("" when it says neither)."""
+    for line in reversed(console_tail(path, 40).splitlines()):
+        line = line.strip()
+        for mark in ("Kernel panic", "hyperstart: "):
+            if mark in line:
+                return line[line.index(mark) :][:200]
+    return ""
