@@ -53,10 +53,17 @@ compat: all
 density: all
 	$(VENV)/bin/python bench/density.py -n 50
 
-# Every benchmark, one after another (each prints its figures beside its same-run baseline).
+# Every benchmark, one after another (each prints its figures beside its same-run baseline),
+# then one table of the headline figures, baselines, ratios and targets (bench/summary.py).
 bench: all
+	rm -f $(BUILD)/bench-results.jsonl; status=0; \
 	for b in boot pull push run volumes logs net density; do \
-		echo "== bench/$$b.py"; $(VENV)/bin/python bench/$$b.py || exit 1; done
+		echo "== bench/$$b.py"; \
+		HYPER_BENCH_RESULTS=$(abspath $(BUILD))/bench-results.jsonl \
+			$(VENV)/bin/python bench/$$b.py || { echo "bench/$$b.py failed"; status=1; }; \
+	done; \
+	echo "== summary"; $(VENV)/bin/python bench/summary.py $(BUILD)/bench-results.jsonl; \
+	exit $$status
 
 clean:
 	rm -rf $(BUILD)

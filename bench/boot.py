@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.summary import record  # noqa: E402
 from hyperd.agent import protocol as p  # noqa: E402
 from hyperd.images import builtin  # noqa: E402
 from hyperd.vm import accel, designer  # noqa: E402
@@ -155,6 +156,7 @@ def main() -> None:
     for label, values in (("hyper  boot to READY", readies), ("hyper  boot to `true` done", trues)):
         med = statistics.median(values)
         print(f"{label:<33}: {med:.3f} s  ({med / floor:.2f}x floor)")
+    record("boot", "boot to READY", statistics.median(readies), "s", floor, "QEMU floor", 1.5)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.boot import boot_floor, floor_initrd  # noqa: E402
 from bench.run import Daemon  # noqa: E402
+from bench.summary import record  # noqa: E402
 from hyperd.vm import accel  # noqa: E402
 from tests.workdir import qemu_workdir  # noqa: E402
 
@@ -160,10 +161,23 @@ def _report(args, accel_name, floor, failed, start_s, pss_off, pss_on, shared, r
             f"{med / t['pss_mib']:.2f}x target)"
         )
     rm_s, gone_s, left = removal
+    _record(n, failed, start_s, pss_off, pss_on, gone_s)
     print(
         f"rm -f of all at once                  : {rm_s:.1f} s, VMs gone in {gone_s:.1f} s "
         f"(target {t['rm_s']:.0f} s: {gone_s / t['rm_s']:.2f}x); VMs left: {left}"
     )
+
+
+def _record(n, failed, start_s, pss_off, pss_on, gone_s) -> None:
+    t = TARGETS
+    record("density", f"{n} run -d at once: failed", failed, "", target_value=0)
+    record("density", f"{n} run -d at once: all running", start_s, "s", target_value=t["start_s"])
+    for label, pss in (("KSM off", pss_off), ("KSM on", pss_on)):
+        if pss:
+            med = statistics.median(pss)
+            record("density", f"PSS per idle container, {label}", med, "MiB",
+                   target_value=t["pss_mib"])  # fmt: skip
+    record("density", f"rm -f of {n}: VMs gone", gone_s, "s", target_value=t["rm_s"])
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import docker
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.summary import record  # noqa: E402
 from tests.workdir import qemu_workdir  # noqa: E402
 
 MiB = 1 << 20
@@ -185,6 +186,8 @@ def main() -> None:
     print(f"{f'RSS peak in a {args.seconds:.0f} s flood (MiB)':44} {fl['peak_mib']:>10.1f}"
           f"  ({fl['peak_mib'] / fl['idle_mib']:.2f}x idle)")  # fmt: skip
     print(f"{'log on disk after the flood (MiB)':44} {fl['log_mib']:>10.1f}")
+    record("logs", "daemon descriptors after the runs", after, "fds", base, "at start")
+    record("logs", "daemon RSS peak in a log flood", fl["peak_mib"], "MiB", fl["idle_mib"], "idle")
 
 
 if __name__ == "__main__":

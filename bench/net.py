@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.summary import record  # noqa: E402
 from tests.net.conftest import NGINX, REGISTRY, NetDaemon  # noqa: E402
 from tests.net.nginx_image import CONF, PAGE  # noqa: E402
 from tests.workdir import qemu_workdir  # noqa: E402
@@ -120,6 +121,8 @@ def main() -> None:
     print(f"host  nginx in the namespace          : {host:10.0f}")
     print(f"proxy 127.0.0.1:8080 -> VM nginx      : {proxy:10.0f}  ({proxy / host:.3f}x host)")
     print(f"vm    bridge -> VM nginx (no proxy)   : {vm:10.0f}  ({vm / host:.3f}x host)")
+    record("net", "requests/s through a published port", proxy, "req/s", host, "host nginx")
+    record("net", "requests/s to the VM's address", vm, "req/s", host, "host nginx")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "tests" / "images"))
 
 import imagebuilder as ib  # noqa: E402
 
+from bench.summary import record  # noqa: E402
 from hyperd.images import ImageService  # noqa: E402
 from hyperd.images.rootfs import build_image  # noqa: E402
 
@@ -128,6 +129,7 @@ def main() -> None:
         print(f"median hyper pull:            {mp:.3f}s  (ratio to skopeo {mp / ms:.2f})")
         print(f"median hyper pull + rootfs:   {mt:.3f}s  (ratio to skopeo {mt / ms:.2f})")
         print(f"median skopeo copy dir:       {ms:.3f}s")
+        record("pull", "pull + root disk", mt, "s", ms, "skopeo copy", 1.5)
         bench_fstypes(work, name, args.n, args.build_dir)
     finally:
         proc.terminate()

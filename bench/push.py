@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "tests" / "images"))
 import imagebuilder as ib  # noqa: E402
 
 from bench.pull import make_layers, start_registry, timed  # noqa: E402
+from bench.summary import record  # noqa: E402
 from hyperd.images import ImageService  # noqa: E402
 
 
@@ -99,6 +100,7 @@ def main() -> None:
         print(f"median hyper push:   {mh:.3f}s  ({compressed / 1e6 / mh:.0f} MB/s)")
         print(f"median skopeo copy:  {ms:.3f}s  ({compressed / 1e6 / ms:.0f} MB/s)")
         print(f"ratio hyper/skopeo:  {mh / ms:.2f}")
+        record("push", "push", mh, "s", ms, "skopeo copy")
     finally:
         proc.terminate()
         proc.wait()

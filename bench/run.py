@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.boot import boot_floor, floor_initrd  # noqa: E402
+from bench.summary import record  # noqa: E402
 from hyperctl.client import APIClient  # noqa: E402
 from hyperd.vm import accel  # noqa: E402
 from tests.workdir import qemu_workdir  # noqa: E402
@@ -171,6 +172,9 @@ def main() -> None:
         f"qemu RSS per idle container (5 running)   : {statistics.median(rss):.1f} MiB "
         f"(max {max(rss):.1f})"
     )
+    record("run", "cold run --rm busybox true", run, "s", floor, "QEMU floor", 1.5)
+    record("run", "warm run (pool)", wr, "s", floor, "QEMU floor", 0.5)
+    record("run", "hyper exec C true (CLI)", ex * 1000, "ms", target_value=60)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.logs import start_daemon  # noqa: E402
+from bench.summary import record  # noqa: E402
 from tests.workdir import qemu_workdir  # noqa: E402
 
 
@@ -151,6 +152,9 @@ def _report(results: dict, args) -> None:
             f"{args.files / r['untar']:>9.0f} {host['untar'] / r['untar']:>6.2f}"
         )
     print("ratio: the host's time / the target's (1.00 = as fast as the host)")
+    for name in ("volume (ext4)", "bind (9p)"):
+        r = results[name]
+        record("volumes", f"{name} write", mb / r["write"], "MB/s", mb / host["write"], "host")
 
 
 if __name__ == "__main__":
