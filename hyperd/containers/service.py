@@ -75,6 +75,7 @@ class ContainerService:
         self._io: dict[str, ContainerIO] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._teardowns: dict[str, asyncio.Task] = {}
+        self._volume_teardowns: dict[str, set[asyncio.Task]] = {}  # VMs going down, by volume
         self._tasks: set[asyncio.Task] = set()
         self._seq = itertools.count(time.time_ns() // 1000)
 
@@ -218,14 +219,31 @@ class ContainerService:
             await self.sandboxes.release(sb, graceful=graceful)
             await self.refresh_hosts()
 
-        self._teardowns[c.id] = self.spawn(down())
+        task = self._teardowns[c.id] = self.spawn(down())
+        for name in {m.source for m in c.mounts if m.type == "volume"}:
+            held = self._volume_teardowns.setdefault(name, set())
+            held.add(task)
+            task.add_done_callback(lambda t, name=name: self._volume_released(name, t))
+
+    def _volume_released(self, name: str, task: asyncio.Task) -> None:
+        held = self._volume_teardowns.get(name)
+        if held is not None:
+            held.discard(task)
+            if not held:
+                del self._volume_teardowns[name]
 
     async def teardown_done(self, c: Container) -> None:
-        """Wait until the VM of c's last run is gone."""
+        """Wait until the VM of c's last run is gone, and every VM still going down that
+        holds one of c's volumes: QEMU locks a disk for writing, so a second VM cannot open
+        it before the first has ended (``run --rm -v v:/x`` twice in a row)."""
         pending = self._teardowns.pop(c.id, None)
         if pending is not None:
             with contextlib.suppress(Exception):
                 await asyncio.shield(pending)
+        for name in {m.source for m in c.mounts if m.type == "volume"}:
+            for task in list(self._volume_teardowns.get(name, ())):
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(task)
 
     # -- stop / kill / restart / pause -----------------------------------------------------
 
