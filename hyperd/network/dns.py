@@ -8,7 +8,8 @@ network (``lookup``): A records for the names it resolves (hyperd/containers/hos
 peers by name, alias, short ID and hostname, and its own links), NOERROR without answers
 for other types of a known name (the networks are IPv4), PTR for known addresses. Every
 other name is forwarded to the container's upstream servers (its ``--dns``, else the
-host's), the reply passed back as it came; SERVFAIL when none answers in time.
+host's; none when all its networks are internal), the reply passed back as it came; SERVFAIL
+when none answers in time.
 
 A query from an address that is no running container's on that network is REFUSED: the
 server is not an open resolver for whatever else reaches the bridge. Malformed packets are
