@@ -16,6 +16,15 @@ from .test_network import _inspect, _ok
 
 pytestmark = pytest.mark.vm
 
+# From the namespace's own address on the bridge: garbage first (dropped), then a query.
+PROBE = """import socket, sys
+from dnslib import DNSRecord
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(20)
+s.sendto(b"\\xff" * 40, (sys.argv[1], 53))
+s.sendto(DNSRecord.question(sys.argv[2]).pack(), (sys.argv[1], 53))
+print(DNSRecord.parse(s.recv(4096)).header.rcode)
+"""
 UPSTREAM = "127.0.0.1"  # the stand-in upstream server, in the namespace (dns_upstream.py)
 
 
@@ -49,7 +58,7 @@ def _addresses(out: str) -> list[str]:
 def test_names_aliases_links_and_upstream(netd, upstream):
     """A asks for B (started after A) by name, network alias, short ID and A's own link
     alias for it (docker-py's test_create_with_links), in any case and with a trailing dot;
-    other names go to A's --dns (its upstream);
+    other names go to A's --dns (its upstream); a query from no container is refused;
     after hyperd's kill -9 the restored network answers again."""
     u = uuid.uuid4().hex[:6]
     net, a, b = f"dns-{u}", f"asker-{u}", f"target-{u}"
@@ -83,6 +92,9 @@ def test_names_aliases_links_and_upstream(netd, upstream):
         code, out = _lookup(netd, b, "bar")
         assert code != 0, out  # a link alias is its asker's only
 
+        res = netd.inside(sys.executable, "-c", PROBE, "10.93.0.1", b)
+        assert res.stdout.split() == [b"5"], res  # REFUSED: the host is no container of net
+
         netd.kill_hyperd(signal.SIGKILL)
         netd.relaunch()
         a_ip = _inspect(netd, a)["NetworkSettings"]["Networks"][net]["IPAddress"]
@@ -90,4 +102,22 @@ def test_names_aliases_links_and_upstream(netd, upstream):
         assert code == 0 and _addresses(out) == [a_ip], out
     finally:
         netd.docker("rm", "-f", a, b)
+        netd.docker("network", "rm", net)
+
+
+def test_internal_network_answers_its_names_and_forwards_nothing(netd, upstream):
+    """On an --internal network the embedded server answers the network's names but asks
+    no upstream, not even the container's own --dns (as Docker's resolver there)."""
+    u = uuid.uuid4().hex[:6]
+    net, name = f"dnsint-{u}", f"inner-{u}"
+    _ok(netd.docker("network", "create", "--internal", "--subnet", "10.94.0.0/24", net))
+    try:
+        script = f"nslookup {name}; echo rc=$?; nslookup up.example; echo rc=$?"
+        run = ("run", "--rm", "--name", name, "--network", net, "--dns", upstream)
+        out = _ok(netd.docker(*run, "busybox", "sh", "-c", script))
+        first, second = out.split("rc=")[0], out.split("rc=")[1]
+        assert _addresses(first) == ["10.94.0.2"] and out.count("rc=0") == 1, out
+        assert "SERVFAIL" in second and "10.9.9.9" not in out, out
+    finally:
+        netd.docker("rm", "-f", name)
         netd.docker("network", "rm", net)
