@@ -32,9 +32,11 @@ class Resolver:
         return [c for c in self.svc.store if self.svc.monitor.run(c.id) is not None]
 
     def client(self, network_id: str, ip: str) -> Client | None:
-        """The running container at ``ip`` on the network: its names and upstreams."""
+        """The container at ``ip`` on the network: its names and upstreams. Known by its
+        endpoint's address, set before its process starts (the daemon watches the run a
+        moment later, and an entrypoint may ask at once); cleared when the run ends."""
         running = self._running()
-        for c in running:
+        for c in self.svc.store:
             for name, att in c.networks.items():
                 if att.network_id == network_id and att.ip == ip:
                     return Client(dns_table(c, running, name), self._upstream(c))
