@@ -151,6 +151,7 @@ def _matches(rec: NetworkRecord, svc, key: str, value: str) -> bool:
 async def create(request):
     spec = network_spec(await common.body(request))
     rec = await asyncio.to_thread(_manager(request).create, spec)
+    await common.containers(request).dns.sync()
     _event(request, "create", rec)
     return web.json_response({"Id": rec.id, "Warning": ""}, status=201)
 

@@ -80,11 +80,18 @@ def sandbox_spec(
             PortBinding(r.proto, r.host_ip or "0.0.0.0", r.host_port, r.port)
             for r in _port_requests(c)
         ],
-        dns=c.host.dns or host_dns(),
+        dns=nameservers(svc, c),
         dns_search=c.host.dns_search,
         console_log=str(svc.console_path(c)),
         metadata={"container": c.id},
     )
+
+
+def nameservers(svc: ContainerService, c: Container) -> list[str]:
+    """c's resolv.conf servers: the embedded DNS on the gateway of its first user-defined
+    network (its ``--dns`` become upstreams there), else its ``--dns`` or the host's."""
+    gateway = svc.dns.gateway(c)
+    return [gateway] if gateway else (c.host.dns or host_dns())
 
 
 def nets(c: Container) -> list[tuple[str, Attachment]]:

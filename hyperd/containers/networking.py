@@ -107,4 +107,7 @@ async def remove_network(svc: ContainerService, ref: str) -> NetworkRecord:
                 await asyncio.to_thread(net.detach, owner, rec.id)
             break
         await asyncio.sleep(0.1)
-    return await asyncio.to_thread(net.remove, rec.id)
+    try:
+        return await asyncio.to_thread(net.remove, rec.id)
+    finally:
+        await svc.dns.sync()

@@ -28,13 +28,16 @@ def merge_env(*lists: list[str]) -> dict[str, str]:
     return out
 
 
-def host_dns() -> list[str]:
-    """Nameservers of the host that a guest can reach (not the host's loopback)."""
+def host_dns(guest: bool = True) -> list[str]:
+    """Nameservers of the host: those a guest can reach (not the host's loopback), or all
+    of them with ``guest=False`` (the embedded DNS server forwards from the host)."""
     servers = []
     with contextlib.suppress(OSError), open("/etc/resolv.conf") as f:
         for line in f:
             parts = line.split()
-            if len(parts) >= 2 and parts[0] == "nameserver" and not parts[1].startswith("127."):
+            if len(parts) < 2 or parts[0] != "nameserver":
+                continue
+            if not (guest and parts[1].startswith("127.")):
                 servers.append(parts[1])
     return servers
 

@@ -36,6 +36,7 @@ async def restore(svc: ContainerService) -> None:
         await svc.sandboxes.destroy_vm(vm)
     if svc.sandboxes.network is not None:
         await asyncio.to_thread(svc.sandboxes.network.setup)
+        await svc.dns.sync()  # restored networks answer names again
     for c in svc.store:
         # a VM of a stopped container, or one kept for a restart, goes: a fresh start follows
         if c.sandbox in vms and (not c.running or c.state.status == RESTARTING):

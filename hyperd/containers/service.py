@@ -38,6 +38,7 @@ from .logs import log_limits, read_logs
 from .model import Container
 from .monitor import Monitor, Run
 from .process import main_process
+from .resolver import Resolver
 from .signals import parse_signal
 from .spec import CreateSpec, EndpointSpec, UpdateSpec
 from .state import EXITED, RESTARTING
@@ -70,6 +71,7 @@ class ContainerService:
         self.monitor = Monitor(self)
         self.execs = Execs(self)
         self.files = Files(self)
+        self.dns = Resolver(self)  # the embedded DNS of user-defined networks
         self.root = Path(config.root) / "containers"
         self.root.mkdir(parents=True, exist_ok=True)
         self._io: dict[str, ContainerIO] = {}
@@ -626,5 +628,6 @@ class ContainerService:
         for task in list(self._tasks):
             task.cancel()
         await restoring.shutdown(self, self.monitor.runs().values())
+        await self.dns.close()
         for cio in self._io.values():
             cio.close()

@@ -15,7 +15,9 @@ addresses, NAT out (unless internal) and isolation from the others (firewall.py)
 
 Every method is synchronous (netlink, iptables, SQLite); call them through
 ``asyncio.to_thread`` from the daemon's loop. The userland port proxies run on an event loop
-of their own, in a thread started on first use.
+of their own, in a thread started on first use. The embedded DNS server of user-defined
+networks (dns.py) is the exception: asyncio, on the daemon's loop, fed by the containers
+(hyperd/containers/resolver.py).
 
 Default subnet: ``10.213.0.0/16``. It avoids Docker's ``172.17.0.0/16`` (and the 172.16/12
 range Docker allocates more bridges from), podman's ``10.88.0.0/16``, libvirt's default
