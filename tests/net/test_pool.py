@@ -149,6 +149,15 @@ def _ready_vm(d: NetDaemon) -> str:
     return ready[0]
 
 
+def _busybox_next(d: NetDaemon) -> str:
+    """A busybox container takes the ready pool VM: the refill, booted with busybox's root
+    disk, is the pool VM waiting now."""
+    _wait_ready(d)
+    res = d.hyper("run", "--rm", "busybox", "true")
+    assert res.returncode == 0, res.stderr
+    return _ready_vm(d)
+
+
 def _virsh(d: NetDaemon, *args: str) -> str:
     res = d.inside("nsenter", "-t", str(d.ns_pid), "-m", "virsh", *args)
     assert res.returncode == 0, res.stderr
@@ -201,8 +210,7 @@ def test_a_pool_vm_brings_the_image_and_a_blank_layer(poold):
     in that file once it stopped: diff, export, cp and commit (each in a VM of its own)
     see it, and a second start (a pool VM again, the used layer hot-plugged) finds it.
     The exit code comes back each time; the VM's user loses the layer when the VM ends."""
-    poold.hyper("run", "--rm", "busybox", "true")  # the pool's last taker: busybox
-    vm = _ready_vm(poold)
+    vm = _busybox_next(poold)
     image = _rootfs(poold, "busybox")
     assert _disk_sources(poold, vm) == [image, str(poold.root / "pool" / vm / "rw.ext4")]
     script = (
@@ -263,7 +271,7 @@ def test_another_image_then_rmi_of_the_image_a_pool_vm_holds(poold):
     discarded (no VM keeps a removed disk) and the next one boots without it."""
     _import_image(poold, "pool-other:1")
     try:
-        vm = _ready_vm(poold)
+        vm = _busybox_next(poold)
         assert _rootfs(poold, "busybox") in _disk_sources(poold, vm)
         res = poold.hyper("run", "--rm", "pool-other:1", "cat", "/marker")
         assert res.returncode == 0, res.stderr
