@@ -87,7 +87,8 @@ class Pool:
             self._task = asyncio.create_task(self._fill())
 
     def take(self) -> Sandbox | None:
-        """A ready VM (booted with today's kernel and initrd), or None; refills after."""
+        """A ready VM (booted with today's kernel and initrd, its disks' files still
+        there), or None; refills after."""
         self.prune()
         sb = self._ready.pop(0)[0] if self._ready else None
         self._wake.set()
