@@ -206,6 +206,8 @@ async def serve(config: Config) -> None:
         )
     events = EventBus()
     sandboxes = Sandboxes(config, hv, network)
+    loop = asyncio.get_running_loop()
+    images.on_rootfs_removed = lambda: loop.call_soon_threadsafe(sandboxes.pool.prune)
     volumes = VolumeStore(config.root, config.volume_size)
     service = ContainerService(config, images, sandboxes, state, events, volumes)
     hv.on_stopped(sandboxes.vm_stopped)
@@ -227,7 +229,6 @@ async def serve(config: Config) -> None:
     log.info("hyperd listening on %s (accel %s, root %s)", sock, sandboxes.accel, config.root)
 
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()

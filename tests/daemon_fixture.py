@@ -62,6 +62,7 @@ class Daemon:
             stdout=log,
             stderr=log,
             stdin=subprocess.DEVNULL,
+            cwd=ROOT,  # `-m hyperd.main` runs this checkout's daemon, not an installed one
         )
         deadline = time.time() + 30
         while time.time() < deadline:

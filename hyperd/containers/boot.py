@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from hyperd.network import PortBinding
 from hyperd.sandbox import NicRequest, Sandbox, SandboxSpec
 from hyperd.vm.designer import DiskSpec, ShareSpec, share_mount_options
 
+from .create import RW_DISK, writable_disk_blank
 from .io import INIT
 from .model import Attachment, Container, Published
 from .monitor import Run
@@ -127,9 +129,10 @@ def devices(
 ) -> tuple[list[Mount], list[DiskSpec], list[ShareSpec]]:
     """NEWCONTAINER's mounts and the VM's disks and 9p shares they need: the image (lower),
     the writable layer (upper), then volumes (disks), binds (shares) and tmpfs, in order."""
+    rw = svc.dir(c) / RW_DISK
     disks = [
-        DiskSpec(str(svc.images.rootfs_path(c.image_id)), IMAGE_SERIAL, readonly=True),
-        DiskSpec(str(svc.dir(c) / "rw.ext4"), RW_SERIAL),
+        DiskSpec(str(svc.images.rootfs_path(c.image_id)), IMAGE_SERIAL, True, shared=True),
+        DiskSpec(str(rw), RW_SERIAL, blank=writable_disk_blank(rw)),
     ]
     out = [
         Mount(
@@ -181,6 +184,15 @@ def devices(
     for target, options in c.host.tmpfs.items():
         out.append(_tmpfs(target, options))
     return out, disks, shares
+
+
+def with_serials(mounts: list[Mount], serials: dict[str, str]) -> list[Mount]:
+    """The mounts with each disk named by the serial it got in the sandbox (a pool VM may
+    have given a disk another serial than the one asked for: ``Sandbox.serials``)."""
+    return [
+        dataclasses.replace(m, source=serials.get(m.source, m.source)) if m.type == "block" else m
+        for m in mounts
+    ]
 
 
 def _tmpfs(target: str, options: str, readonly: bool = False) -> Mount:
@@ -269,6 +281,7 @@ async def rerun(svc: ContainerService, c: Container, sb: Sandbox) -> Run:
 async def _run_in(svc: ContainerService, c: Container, sb: Sandbox, mounts, io) -> Run:
     """Create c in its booted sandbox and start its main process."""
     pump = svc.io(c).pump(io)
+    mounts = with_serials(mounts, sb.serials)
     try:
         _record_network(c, sb)
         proc = svc.main_process(c)

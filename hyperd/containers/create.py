@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import secrets
+import struct
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +25,9 @@ from .volumes import resolve as resolve_mounts
 if TYPE_CHECKING:
     from .service import ContainerService
 
-RW_DISK_SIZE = "4G"
+RW_DISK, RW_DISK_SIZE = "rw.ext4", "4G"  # the writable layer's file (sparse) and size
+# ext4's superblock (at byte 1024): s_mtime (last mount time), s_mnt_count, s_magic.
+_SB_OFFSET, _SB_MTIME, _SB_MNT_COUNT, _SB_MAGIC, EXT4_MAGIC = 1024, 0x2C, 0x34, 0x38, 0xEF53
 
 
 async def new_container(svc: ContainerService, spec: CreateSpec) -> Container:
@@ -191,6 +194,26 @@ async def make_writable_disk(path: Path) -> None:
         if "No space left" in text:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         raise HyperError(f"mkfs.ext4 failed: {text}")
+
+
+def writable_disk_blank(path: Path) -> bool:
+    """Is the writable layer as ``make_writable_disk`` left it: never mounted by a guest?
+
+    Read from the disk itself rather than from the container's state, since a container
+    that never ran may have had files copied in (``cp`` mounts it in a VM of its own). A
+    read-write mount counts itself in the superblock at once (ext4 writes it synchronously
+    at mount); a read-only mount changes nothing, so the disk is still as made."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(_SB_OFFSET)
+            sb = f.read(_SB_MAGIC + 2)
+    except OSError:
+        return False
+    if len(sb) < _SB_MAGIC + 2 or struct.unpack_from("<H", sb, _SB_MAGIC)[0] != EXT4_MAGIC:
+        return False
+    (mtime,) = struct.unpack_from("<I", sb, _SB_MTIME)
+    (count,) = struct.unpack_from("<H", sb, _SB_MNT_COUNT)
+    return mtime == 0 and count == 0
 
 
 _ADJ = ["brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "sharp", "vivid"]

@@ -19,7 +19,7 @@ from hyperd.agent.client import AgentError
 from hyperd.agent.facade import Agent
 from hyperd.errors import Conflict, HyperError, InvalidArgument, NotFound
 
-from .boot import devices, sandbox_spec
+from .boot import devices, sandbox_spec, with_serials
 from .model import Container
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ class Files:
             spec.networks, spec.port_requests = [], []
             sb = await svc.sandboxes.create(spec)
             try:
-                await sb.agent.create_container(c.id, mounts, None, False)
+                await sb.agent.create_container(c.id, with_serials(mounts, sb.serials), None, False)
                 yield sb.agent
                 await sb.agent.sync(c.id)
             finally:

@@ -20,7 +20,7 @@ from hyperd.config import Config
 from hyperd.errors import Conflict, HyperError, InvalidArgument
 from hyperd.events import EventBus
 from hyperd.images.service import ImageService
-from hyperd.sandbox import Sandbox, Sandboxes
+from hyperd.sandbox import BlankDisk, Sandbox, Sandboxes
 from hyperd.state import StateStore
 from hyperd.volumes import VolumeStore
 
@@ -66,6 +66,10 @@ class ContainerService:
         self.images = images
         self.volumes = volumes
         self.sandboxes = sandboxes
+        # pool VMs boot with a blank writable layer: a container never started takes it
+        sandboxes.pool_vms.blank = BlankDisk(
+            booting.RW_SERIAL, creating.RW_DISK, creating.make_writable_disk
+        )
         self.events = events
         self.store = ContainerStore(db, self._image_id)
         self.monitor = Monitor(self)
@@ -144,7 +148,7 @@ class ContainerService:
         try:
             cdir.mkdir(parents=True)
             cdir.chmod(0o711)  # QEMU runs as libvirt-qemu and must reach the disk and console
-            await creating.make_writable_disk(cdir / "rw.ext4")
+            await creating.make_writable_disk(cdir / creating.RW_DISK)
             await self.store.add(c)
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, cdir, True)

@@ -73,6 +73,8 @@ class ImageService:
         self.credentials = CredentialStore(config.credentials_path or self.root / "config.json")
         self.session_factory = session_factory
         self.in_use = in_use or (lambda _image_id: False)
+        # called (in gc's thread) once root disks were deleted: VMs holding one let it go
+        self.on_rootfs_removed: Callable[[], None] = lambda: None
         self._gc_lock = threading.Lock()
         self._build_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -335,11 +337,15 @@ class ImageService:
                     freed += self.store.path(digest).stat().st_size
                 self.store.delete(digest)
             ids = {r.id.removeprefix("sha256:") for r in self.index.all()}
+            removed = False
             for p in self.rootfs_dir.iterdir():
                 if p.is_file() and not p.name.startswith(".") and p.name.split(".")[0] not in ids:
                     freed += p.stat().st_size
                     p.unlink()
-            return freed
+                    removed = True
+        if removed:
+            self.on_rootfs_removed()
+        return freed
 
     # -- archives and root disks -------------------------------------------------------------
 

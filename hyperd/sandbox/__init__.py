@@ -10,7 +10,8 @@ Today each sandbox holds one container (its ID is ``hyper-<container id[:12]>``)
 shape allows several (pods) without changing callers.
 """
 
+from .pooled import BlankDisk
 from .sandbox import NicRequest, Sandbox, SandboxSpec
 from .service import Sandboxes
 
-__all__ = ["NicRequest", "Sandbox", "SandboxSpec", "Sandboxes"]
+__all__ = ["BlankDisk", "NicRequest", "Sandbox", "SandboxSpec", "Sandboxes"]

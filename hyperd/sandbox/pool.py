@@ -1,15 +1,17 @@
 """The VM pool (config ``factory = "cache:N"``): booted, READY guests waiting for a sandbox.
 
-A pool VM boots at the daemon's default size with no disk and no name: the kernel, the
-agent and its sockets, and (with networking) one NIC on a spare tap on no bridge. A sandbox
-that fits (default CPUs and memory, no 9p share, which cannot be hot-plugged) takes one
-instead of booting: the NIC becomes its first network's, its disks and other NICs are
+A pool VM boots at the daemon's default size with no name: the kernel, the agent and its
+sockets, (with networking) one NIC on a spare tap on no bridge, and the disks a sandbox
+will likely ask for (``pooled.py``). A sandbox that fits (default CPUs and memory, no 9p
+share, which cannot be hot-plugged) takes one instead of booting: the NIC becomes its first
+network's, the disks it holds serve where they can, the other disks and NICs are
 hot-plugged and the agent names the pod (see ``Sandboxes.create``). The pool refills in the
 background, one boot at a time, so a user's start never waits for a pool boot.
 
 A pool VM is handed out only if the kernel and initrd it booted are still the ones on
-disk; one that changed is discarded. A daemon restart does not keep the pool: the VMs are
-destroyed with the other VMs of no container (``restore``) and a new pool boots.
+disk and its disks' files are still there (``unfit``); others are discarded. A daemon
+restart does not keep the pool: the VMs are destroyed with the other VMs of no container
+(``restore``), their files swept, and a new pool boots.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def assets_key(paths: tuple[str, ...]) -> tuple:
 
 
 class Pool:
-    """``size`` ready VMs; ``boot()`` makes one, ``discard(sb)`` destroys one."""
+    """``size`` ready VMs; ``boot()`` makes one, ``discard(sb)`` destroys one, ``unfit(sb)``
+    says why a ready one may not be handed out any more ("" when it may)."""
 
     def __init__(
         self,
@@ -64,9 +67,10 @@ class Pool:
         boot: Callable[[], Awaitable[Sandbox]],
         discard: Callable[[Sandbox], Awaitable[None]],
         key: Callable[[], tuple],
+        unfit: Callable[[Sandbox], str] = lambda _sb: "",
     ):
         self.size = size
-        self._boot, self._discard, self._key = boot, discard, key
+        self._boot, self._discard, self._key, self._unfit = boot, discard, key, unfit
         self._ready: list[tuple[Sandbox, tuple]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -83,18 +87,35 @@ class Pool:
             self._task = asyncio.create_task(self._fill())
 
     def take(self) -> Sandbox | None:
-        """A ready VM (booted with today's kernel and initrd), or None; refills after."""
-        now = self._key()
-        sb = None
-        while self._ready and sb is None:
-            cand, key = self._ready.pop(0)
-            if key == now and cand.connected:
-                sb = cand
-            else:
-                log.info("pool: discarding %s (%s)", cand.id, _why_stale(cand, key, now))
-                self._later(self._discard(cand))
+        """A ready VM (booted with today's kernel and initrd, its disks' files still
+        there), or None; refills after."""
+        self.prune()
+        sb = self._ready.pop(0)[0] if self._ready else None
         self._wake.set()
         return sb
+
+    def prune(self) -> None:
+        """Discard the ready VMs that may not be handed out any more (kernel or initrd
+        changed, agent gone, ``unfit``); the pool refills."""
+        now = self._key()
+        keep = []
+        for sb, key in self._ready:
+            why = self._why_stale(sb, key, now)
+            if why:
+                log.info("pool: discarding %s (%s)", sb.id, why)
+                self._later(self._discard(sb))
+            else:
+                keep.append((sb, key))
+        if len(keep) < len(self._ready):
+            self._wake.set()
+        self._ready = keep
+
+    def _why_stale(self, sb: Sandbox, key: tuple, now: tuple) -> str:
+        if key != now:
+            return "the guest kernel or initrd changed"
+        if not sb.connected:
+            return "its agent is gone"
+        return self._unfit(sb)
 
     async def _fill(self) -> None:
         while True:
@@ -107,6 +128,11 @@ class Pool:
                 except Exception as exc:  # noqa: BLE001 - logged; the pool retries
                     log.warning("pool: a VM did not boot: %s", getattr(exc, "message", exc))
                     await asyncio.sleep(RETRY_S)
+                    continue
+                why = self._unfit(sb)  # a disk removed while it booted
+                if why:
+                    log.info("pool: discarding %s (%s)", sb.id, why)
+                    self._later(self._discard(sb))
                     continue
                 self._ready.append((sb, key))
                 log.debug("pool: %s ready (%d/%d)", sb.id, len(self._ready), self.size)
@@ -128,9 +154,3 @@ class Pool:
         ready, self._ready = self._ready, []
         await asyncio.gather(*(self._discard(sb) for sb, _ in ready), return_exceptions=True)
         await asyncio.gather(*self._closing, return_exceptions=True)
-
-
-def _why_stale(sb: Sandbox, key: tuple, now: tuple) -> str:
-    if key != now:
-        return "the guest kernel or initrd changed"
-    return "its agent is gone" if not sb.connected else "unknown"

@@ -19,6 +19,8 @@ from hyperd.network import Endpoint, PortBinding, SpareNic
 from hyperd.vm.designer import DiskSpec, ShareSpec
 from hyperd.vm.machine import Machine
 
+from .disks import Held
+
 Prepare = Callable[[Agent], None]
 
 
@@ -68,6 +70,10 @@ class Sandbox:
         self.containers: set[str] = set()
         self.paused = False
         self.spare: SpareNic | None = None  # a pool VM's NIC, on no network yet
+        self.held: list[Held] = []  # a pool VM's disks, for no sandbox yet
+        # requested disk serial -> the serial the disk has in the VM, when not the same
+        # (a pool VM may have had a disk on that serial already: hyperd.sandbox.disks)
+        self.serials: dict[str, str] = {}
         self.link_local: dict[str, tuple[str, ...]] = {}  # guest device -> extra addresses
         self._watchdog: asyncio.Task | None = None
 

@@ -7,8 +7,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
-import secrets
 import shutil
 import uuid
 from pathlib import Path
@@ -18,15 +16,16 @@ from hyperd.config import Config
 from hyperd.errors import HyperError
 from hyperd.network import Endpoint, Network, SpareNic
 from hyperd.vm import accel, designer, users
-from hyperd.vm.machine import DOMAIN_PREFIX, GuestAssets, Machine, console_tail
+from hyperd.vm.machine import DOMAIN_PREFIX, GuestAssets, Machine
 from hyperd.vm.virt import Hypervisor, VirtError
 
+from .disks import live_serials
 from .pool import Pool, assets_key, parse_factory
+from .pooled import POOL_PREFIX, PoolVMs, move_console
 from .sandbox import NicRequest, Prepare, Sandbox, SandboxSpec
 
 log = logging.getLogger(__name__)
 HOTPLUG_WAIT = 30.0  # seconds a hot-plugged NIC may take to show up in the guest (TCG)
-POOL_PREFIX = f"{DOMAIN_PREFIX}pool-"
 
 
 class Sandboxes:
@@ -40,11 +39,13 @@ class Sandboxes:
         self.assets = GuestAssets.locate(config.kernel or None, config.initrd or None)
         self._live: dict[str, Sandbox] = {}
         self._stop_reasons: dict[str, str] = {}
+        self.pool_vms = PoolVMs(config, self._machine, network)
         self.pool = Pool(
             parse_factory(config.factory),
-            self._boot_pooled,
-            self._discard_pooled,
+            self.pool_vms.boot,
+            self.pool_vms.discard,
             lambda: assets_key((self.assets.kernel, self.assets.initrd)),
+            self.pool_vms.unfit,
         )
 
     def get(self, sid: str) -> Sandbox | None:
@@ -74,12 +75,16 @@ class Sandboxes:
     async def create(self, spec: SandboxSpec, prepare: Prepare | None = None) -> Sandbox:
         """A pool VM made into the sandbox when one fits, else a VM booted for it. The
         sandbox's ID is the VM's: ``spec.id`` for a booted one, the pool VM's own name."""
-        pooled = self.pool.take() if self._fits_pool(spec) else None
+        pooled = None
+        if self._fits_pool(spec):
+            self.pool_vms.remember(spec.disks)  # before take(): its refill boots with them
+            pooled = self.pool.take()
         if pooled is not None:
             try:
                 return await self._take_over(pooled, spec, prepare)
-            except (AgentError, VirtError) as exc:
-                log.warning("pool VM %s failed (%s); booting one", pooled.id, exc.message)
+            except (AgentError, VirtError, OSError) as exc:
+                why = getattr(exc, "message", exc)
+                log.warning("pool VM %s failed (%s); booting one", pooled.id, why)
         return await self._boot(spec, prepare)
 
     async def _boot(self, spec: SandboxSpec, prepare: Prepare | None) -> Sandbox:
@@ -101,10 +106,11 @@ class Sandboxes:
     async def start_pool(self) -> None:
         """Fill the pool in the background (after restore destroyed the last daemon's VMs;
         their spare taps go here)."""
+        running = set(await asyncio.to_thread(self.hv.names, POOL_PREFIX))
         if self.network is not None:
-            running = await asyncio.to_thread(self.hv.names, POOL_PREFIX)
             tokens = {name[len(POOL_PREFIX) :][:8] for name in running}
             await asyncio.to_thread(self.network.drop_stray_spares, tokens)
+        await self.pool_vms.sweep(running)
         self.pool.start()
 
     async def close(self) -> None:
@@ -129,60 +135,31 @@ class Sandboxes:
             and bool(spec.networks) == (self.network is not None)
         )
 
-    async def _boot_pooled(self) -> Sandbox:
-        token = secrets.token_hex(6)
-        vid = f"{POOL_PREFIX}{token}"
-        spec = SandboxSpec(
-            id=vid,
-            owner="",
-            hostname="",
-            cpus=self.config.cpus,
-            memory=self.config.memory_bytes,
-            console_log=str(Path(self.config.root) / "pool" / vid / "console.log"),
-            metadata={"pool": "1"},
-        )
-        spare = None
-        if self.network is not None:
-            spare = await asyncio.to_thread(self.network.spare_nic, token)
-        nics = [designer.NicSpec(spare.mac, tap=spare.tap)] if spare else []
-        sb = Sandbox(spec, self._machine(spec, nics), self.config.agent_timeout)
-        sb.spare = spare
-        try:
-            await sb.boot_vm()
-        except BaseException:
-            tail = await asyncio.to_thread(console_tail, spec.console_log)
-            log.warning("pool VM %s did not boot; its console ended with:\n%s", vid, tail)
-            await self._discard_pooled(sb)
-            raise
-        return sb
-
-    async def _discard_pooled(self, sb: Sandbox) -> None:
-        await sb.destroy()
-        if sb.spare is not None and self.network is not None:
-            await asyncio.to_thread(self.network.drop_spare, sb.spare)
-        await asyncio.to_thread(shutil.rmtree, Path(sb.spec.console_log).parent, True)
-
     async def _take_over(self, sb: Sandbox, spec: SandboxSpec, prepare: Prepare | None) -> Sandbox:
-        """Make a pool VM the sandbox ``spec`` asks for: console log moved to its place,
-        network reserved (its NIC becomes the first network's), the other NICs and the
-        disks hot-plugged, the pod named and addressed."""
+        """Make a pool VM the sandbox ``spec`` asks for: the disks it holds given to the
+        sandbox (the rest hot-plugged), console log moved to its place, network reserved
+        (its NIC becomes the first network's), the other NICs hot-plugged, the pod named
+        and addressed."""
         console, spare = sb.spec.console_log, sb.spare
         sb.hand_over(dataclasses.replace(spec, id=sb.id), prepare)
         sb.spare = None
         self._live[sb.id] = sb
         try:
-            await asyncio.to_thread(_move_console, console, spec.console_log)
+            disks = await self.pool_vms.hand_disks(sb, spec.disks)
+            sb.serials = disks.serials
+            await asyncio.to_thread(move_console, console, spec.console_log)
             if spec.networks and self.network is not None:
                 await self._connect(sb, spare)
             for nic in self._nics(sb)[1:]:
                 await sb.machine.attach_nic(nic)
-            for disk in spec.disks:
+            for disk in disks.plugs:
                 await sb.machine.attach_disk(disk)
             await sb.setup_pod(nic_wait=HOTPLUG_WAIT)
         except BaseException:
             await self.release(sb, graceful=False)
             if spare is not None:  # not renamed into an endpoint's tap: still the pool's
                 await asyncio.to_thread(self.network.drop_spare, spare)
+            await asyncio.to_thread(shutil.rmtree, Path(console).parent, True)
             raise
         log.debug("pool VM %s is now the sandbox of %s", sb.id, spec.owner[:12])
         return sb
@@ -224,6 +201,9 @@ class Sandboxes:
         if state == "paused":  # a paused guest cannot answer: wake it to re-attach
             await sb.resume()
         await sb.adopt(prepare)
+        if self.is_pooled(spec.id):  # its disks may be on other serials than asked for
+            with contextlib.suppress(HyperError):  # gone: its agent's end follows
+                sb.serials = live_serials(spec.disks, await sb.machine.disks())
         if state == "paused":
             await sb.pause()
         self._live[spec.id] = sb
@@ -336,16 +316,6 @@ END_REASONS = {
     "crashed": "guest kernel crashed",
     "destroyed": "vm destroyed outside hyperd",
 }
-
-
-def _move_console(src: str, dst: str) -> None:
-    """The pool VM's console log becomes the container's (virtlogd keeps writing it)."""
-    tmp = f"{dst}.new"
-    Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    Path(tmp).unlink(missing_ok=True)
-    os.link(src, tmp)
-    os.replace(tmp, dst)
-    shutil.rmtree(Path(src).parent, ignore_errors=True)
 
 
 def _with_mac(endpoints: list[Endpoint], spec: SandboxSpec) -> list[Endpoint]:

@@ -66,6 +66,11 @@ class DiskSpec:
     path: str
     serial: str
     readonly: bool = False
+    # A writable disk never used yet (as made): a pool VM's blank disk can stand in for it.
+    blank: bool = False
+    # A read-only disk any number of VMs may hold (an image's root): a pool VM may boot
+    # with it already attached (hyperd.sandbox.disks).
+    shared: bool = False
 
 
 @dataclass

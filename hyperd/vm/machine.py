@@ -11,6 +11,7 @@ and NIC MAC.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import threading
@@ -144,7 +145,11 @@ class Machine:
         if self.spec.user is None:  # booted as libvirt's user (an older daemon)
             self.users = None
             return
-        disks = {x.source: not x.readonly for x in d.Devices.parse(xml).disks}
+        # a disk file moved away since boot (a pool VM's blank disk, now a container's
+        # layer) is in the lease under its new path already
+        disks = {
+            x.source: not x.readonly for x in d.Devices.parse(xml).disks if os.path.exists(x.source)
+        }
         self.users.adopt(self.name, self.spec.user[0], disks)
 
     def _release_user(self) -> None:
@@ -231,6 +236,27 @@ class Machine:
             if granted:
                 await asyncio.to_thread(self._revoke_unless_plugged, uid, spec.path)
             raise
+
+    async def move_disk(self, src: str, dst: str) -> None:
+        """Rename one of the running VM's disk files onto ``dst`` (same filesystem): QEMU
+        keeps the file open, so ``dst`` names the VM's disk from now on (the live XML still
+        says ``src``; disks are found by serial). The VM's user keeps its access to the
+        file, recorded under ``dst`` before the rename so that the VM's end revokes it."""
+
+        def move() -> None:
+            if self.users is not None and self.spec.user is not None:
+                self.users.moved(self.spec.user[0], src, dst)
+            os.replace(src, dst)
+            self.spec.disks = [
+                dataclasses.replace(x, path=dst) if x.path == src else x for x in self.spec.disks
+            ]
+
+        await asyncio.to_thread(move)
+
+    async def disks(self) -> list[tuple[str, str]]:
+        """The running VM's disks as (source path, serial), from its live XML."""
+        xml = await self._on_domain(Domain.xml)
+        return [(x.source, x.serial) for x in d.Devices.parse(xml).disks]
 
     async def detach_disk(self, serial: str, wait: float = DETACH_WAIT_S) -> None:
         """Unplug the disk with this serial once the guest has let it go (unmount it first);

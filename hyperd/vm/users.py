@@ -149,6 +149,16 @@ class VMUsers:
             except FileNotFoundError:
                 raise NotFound(f"disk {path} does not exist") from None
 
+    def moved(self, uid: int, src: str, dst: str) -> None:
+        """A granted file is about to be renamed to ``dst`` (its ACL goes with it): the
+        lease records ``dst`` too (``src`` stays: revoking a missing file does nothing)."""
+        with self._lock:
+            lease = self._leases.get(uid)
+            if lease is None or src not in lease.files:
+                raise HyperError(f"VM user {uid} was not granted {src}")
+            lease.files[dst] = lease.files[src]
+            self._save(lease)
+
     def revoke(self, uid: int, path: str) -> None:
         """Take one file away from ``uid`` (a disk unplugged)."""
         acl.revoke(path, uid)

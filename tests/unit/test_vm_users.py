@@ -102,6 +102,27 @@ def test_lease_is_written_before_the_grant_and_gone_with_the_release(workdir):
         vu.grant(uid, {str(disk): True})
 
 
+def test_a_moved_disk_is_revoked_under_its_new_path(workdir):
+    """A pool VM's blank disk renamed onto a container's layer: the ACL goes with the
+    inode, and the VM's end takes it off there (the old path is gone: nothing to do)."""
+    blank, layer = _disk(workdir, "pool-rw.ext4"), _disk(workdir, "rw.ext4")
+    vu = _users(workdir)
+    uid = vu.claim("hyper-pool-x")
+    vu.grant(uid, {str(blank): True})
+    vu.moved(uid, str(blank), str(layer))
+    os.replace(blank, layer)
+    assert _opens(uid, layer, write=True)
+    lease = json.loads((workdir / "leases" / f"{uid}.json").read_text())
+    assert lease["files"] == {str(blank): True, str(layer): True}
+    after = _users(workdir)  # a daemon restart in between: the lease says where it went
+    after.adopt("hyper-pool-x", uid, {})
+    after.release(uid)
+    assert not _opens(uid, layer) and acl.named_users(layer) == {}
+    assert list((workdir / "leases").iterdir()) == []
+    with pytest.raises(HyperError, match="not granted"):
+        vu.moved(vu.claim("vm1"), str(blank), str(layer))
+
+
 def test_a_restarted_daemon_keeps_running_vms_uids_and_sweeps_the_others(workdir):
     """Leases outlive the daemon: the uid of a VM still running stays its own (and is not
     handed out again); a VM that ended meanwhile has its grants revoked at start."""
