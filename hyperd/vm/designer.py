@@ -30,7 +30,10 @@ MACHINE = "pc"
 # way out. PCI scan of bus 0 only: our devices all sit there. no_timer_check: the boot-time
 # check that the IO-APIC timer ticks within a busy loop fails, and panics, when many TCG
 # guests share few host cores (the timer is emulated and can be late, never broken).
-KERNEL_ARGS = "quiet panic=-1 reboot=t pci=lastbus=0 no_timer_check"
+# acpi=noirq: legacy IRQs routed from the BIOS table, not by evaluating the ACPI PCI link
+# objects, which costs ~0.35 s per link (1.3-1.5 s a boot) under TCG; virtio devices use
+# MSI-X anyway, and ACPI still powers off and announces hot-plugged slots.
+KERNEL_ARGS = "quiet panic=-1 reboot=t pci=lastbus=0 no_timer_check acpi=noirq"
 METADATA_NS = "https://hyper.dev/xmlns/domain/1"
 # Host page cache for every disk: it honours the guest's flushes (so fsync in a container
 # is durable), works on any host filesystem (cache=none needs O_DIRECT, which tmpfs lacks),
