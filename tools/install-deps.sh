@@ -20,7 +20,7 @@ apt-get install -y -qq --no-install-recommends \
     linux-source-6.1 flex bison bc libelf-dev libssl-dev \
     libjansson-dev busybox-static e2fsprogs erofs-utils \
     docker-registry umoci skopeo apache2-utils \
-    iproute2 iptables util-linux procps nginx-light wrk \
+    iproute2 iptables util-linux procps nginx-light wrk tini \
     docker-compose >/dev/null
 # docker-compose (1.29, on docker-py) drives hyperd in tests/net. The docker CLI is a
 # client the tests drive against hyperd; Debian ships it in docker.io
