@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import string
 import threading
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from hyperd.images import archive, history
+from hyperd.images import archive, history, staging
 from hyperd.images.auth import CredentialStore
 from hyperd.images.errors import ImageError, ImageInUse, ImageNotFound, InvalidReference
 from hyperd.images.limits import ImageLimits
@@ -37,7 +38,8 @@ class ImageServiceConfig:
     max_concurrent_downloads: int = 3
     push_chunk_size: int = 16 << 20  # larger blobs are pushed in PATCH chunks of this size
     rootfs_fstype: str = "erofs"  # measured faster to build and smaller than ext4
-    build_dir: str | None = None  # where layers are flattened (default: <root>/rootfs)
+    # where layers are flattened; default: tmpfs when it has room, else <root>/rootfs
+    build_dir: str | None = None
     credentials_path: str | None = None  # default: <root>/config.json
     limits: ImageLimits = field(default_factory=ImageLimits)
     timeout: float = 30.0
@@ -374,12 +376,20 @@ class ImageService:
                     config = load_json(self.store.read(rec.config_digest), "image config")
                     diff_ids = (config.get("rootfs") or {}).get("diff_ids")
                     layers = [self.store.path(d.digest) for d in rec.layers]
-                    build_dir = self.config.build_dir or self.rootfs_dir
-                    build_image(
-                        layers, out, self.config.rootfs_fstype, Path(build_dir), diff_ids,
-                        self.config.limits,
-                    )  # fmt: skip
+                    self._build_rootfs(layers, out, diff_ids)
         return out
+
+    def _build_rootfs(self, layers: list[Path], out: Path, diff_ids) -> None:
+        """Build ``out``, flattening where configured, else on tmpfs when it has room;
+        tmpfs filled meanwhile by others sends the build back to the disk."""
+        where = Path(self.config.build_dir or staging.build_dir(layers, self.rootfs_dir))
+        fstype, limits = self.config.rootfs_fstype, self.config.limits
+        try:
+            build_image(layers, out, fstype, where, diff_ids, limits)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC or self.config.build_dir or where == self.rootfs_dir:
+                raise
+            build_image(layers, out, fstype, self.rootfs_dir, diff_ids, limits)
 
     @property
     def rootfs_fstype(self) -> str:
