@@ -110,7 +110,7 @@ class Files:
             if svc.monitor.run(c.id) is not None:  # started meanwhile
                 yield svc.monitor.run(c.id).sandbox.agent
                 return
-            await svc.teardown_done(c)
+            await svc.teardowns.wait(c)
             mounts, disks, shares = devices(svc, c)
             spec = sandbox_spec(svc, c, disks, shares)
             spec.networks, spec.port_requests = [], []

@@ -5,16 +5,21 @@ and, in /etc/hosts only, its extra hosts (``--add-host``).
 Names resolve per network, as Docker's embedded DNS does: a container on networks A and B
 sees A's containers by their A addresses and aliases and B's by theirs, and nothing of a
 network it is not on. One function (``known_names``) holds these rules; /etc/hosts (rewritten
-on every start, stop, rename, connect and disconnect) and the embedded DNS server of
-user-defined networks (hyperd/network/dns.py, asked at every query) both read it.
+by ``refresh`` on every start, stop, rename, connect and disconnect) and the embedded DNS
+server of user-defined networks (hyperd/network/dns.py, asked at every query) both read it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .model import Attachment, Container
+
+if TYPE_CHECKING:
+    from .service import ContainerService
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,29 @@ def hosts_file(c: Container, peers: Iterable[Container], gateway_ip: str = "") -
     return ("\n".join(lines) + "\n").encode()
 
 
+async def refresh(
+    svc: ContainerService, first: Container | None = None, wait: bool = False
+) -> None:
+    """Rewrite /etc/hosts in every running container (names come and go).
+
+    Only ``first``'s own file (a container just started) is waited for, or every file
+    with ``wait`` (network connect and disconnect answer once names follow); the others
+    are written in the background, so a guest that does not answer delays nobody else.
+    """
+    running = [c for c in svc.store if svc.monitor.run(c.id) is not None]
+    waited = []
+    for c in running:
+        run = svc.monitor.run(c.id)
+        if not c.networks or run is None:
+            continue
+        write = run.sandbox.write_file(c.id, "/etc/hosts", hosts_file(c, running, _gateway(c)))
+        if wait or (first is not None and c.id == first.id):
+            waited.append(write)
+        else:
+            svc.spawn(write)
+    await asyncio.gather(*waited)
+
+
 def dns_table(c: Container, peers: Iterable[Container], network: str = "") -> dict[str, list[str]]:
     """Name (lower case, no trailing dot) -> c's addresses for it, those learnt on
     ``network`` (where the query came from) first."""
@@ -88,6 +116,10 @@ def _shared(target: Container | None, mine: dict, net: str | None) -> tuple[str,
         if att.ip and name in mine and (net is None or name == net):
             return name, att.ip
     return None
+
+
+def _gateway(c: Container) -> str:
+    return next((a.gateway for a in c.networks.values() if a.gateway), "")
 
 
 def _uniq(*names: str) -> tuple[str, ...]:

@@ -41,6 +41,20 @@ class Run:
     since: float = field(default_factory=time.monotonic)
     watcher: asyncio.Task | None = None
 
+    async def ended(self, timeout: float | None) -> bool:
+        """Did the run end within ``timeout`` s (None: ever)? False as soon as its VM is
+        found unresponsive: a hung guest will not end it."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not self.sandbox.unresponsive:
+            step = 1.0 if deadline is None else min(1.0, deadline - loop.time())
+            if step <= 0:
+                return False
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.watcher), step)
+                return True
+        return self.watcher.done()
+
 
 class Monitor:
     """Watches every run and handles every exit."""
@@ -136,7 +150,7 @@ class Monitor:
             self._kept[c.id] = run.sandbox
         else:
             await svc.sandboxes.unpublish(run.sandbox)  # host ports are free at once
-            svc.teardown(c, run.sandbox)
+            svc.teardowns.start(c, run.sandbox)
         svc.execs.container_exited(c.id)
         if restart:
             c.state.set_restarting(status, reason, oom_killed=oom)
@@ -170,7 +184,7 @@ class Monitor:
         sb = self._kept.pop(c.id, None)
         if sb is not None:
             await self.service.sandboxes.unpublish(sb)
-            self.service.teardown(c, sb)
+            self.service.teardowns.start(c, sb)
 
     def schedule_restart(self, c: Container) -> None:
         """Restart a container found restarting when the daemon started."""

@@ -20,19 +20,18 @@ from hyperd.config import Config
 from hyperd.errors import Conflict, HyperError, InvalidArgument
 from hyperd.events import EventBus
 from hyperd.images.service import ImageService
-from hyperd.sandbox import BlankDisk, Sandbox, Sandboxes
+from hyperd.sandbox import BlankDisk, Sandboxes
 from hyperd.state import StateStore
 from hyperd.volumes import VolumeStore
 
 from . import boot as booting
 from . import create as creating
-from . import links, networking
+from . import hosts, links, networking
 from . import prune as pruning
 from . import restore as restoring
 from . import volumes as mounting
 from .exec import Execs
 from .files import Files
-from .hosts import hosts_file
 from .io import INIT, ContainerIO
 from .logs import log_limits, read_logs
 from .model import Container
@@ -44,6 +43,7 @@ from .spec import CreateSpec, EndpointSpec, UpdateSpec
 from .state import EXITED, RESTARTING
 from .stats import Sample
 from .store import ContainerStore
+from .teardown import Teardowns
 
 log = logging.getLogger(__name__)
 DEFAULT_STOP_TIMEOUT = 10
@@ -73,6 +73,7 @@ class ContainerService:
         self.events = events
         self.store = ContainerStore(db, self._image_id)
         self.monitor = Monitor(self)
+        self.teardowns = Teardowns(self)
         self.execs = Execs(self)
         self.files = Files(self)
         self.dns = Resolver(self)  # the embedded DNS of user-defined networks
@@ -80,8 +81,6 @@ class ContainerService:
         self.root.mkdir(parents=True, exist_ok=True)
         self._io: dict[str, ContainerIO] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._teardowns: dict[str, asyncio.Task] = {}
-        self._volume_teardowns: dict[str, set[asyncio.Task]] = {}  # VMs going down, by volume
         self._tasks: set[asyncio.Task] = set()
         self._seq = itertools.count(time.time_ns() // 1000)
 
@@ -178,7 +177,7 @@ class ContainerService:
             await self.monitor.drop_kept(c)
             raise
         kept = await self.monitor.take_kept(c)
-        await self.teardown_done(c)
+        await self.teardowns.wait(c)
         try:
             run = await (booting.rerun(self, c, kept) if kept else booting.boot(self, c))
         except BaseException as exc:
@@ -211,45 +210,6 @@ class ContainerService:
                 log.error("restart of %s failed: %s", c.id[:12], exc.message)
                 c.state.set_stopped(c.state.exit_code, error=exc.message)
                 await self.store.save(c)
-
-    def teardown(self, c: Container, sb: Sandbox) -> None:
-        """Take an ended run's sandbox down in the background (libvirt needs 1-2 s under
-        TCG); a new start of the container waits for it."""
-        booting.clear_network(c)
-
-        # A --rm container's writable layer is discarded, so its VM may be destroyed at
-        # once, unless volumes or binds are mounted: those must be synced and unmounted.
-        graceful = not c.host.auto_remove or any(m.type != "tmpfs" for m in c.mounts)
-
-        async def down():
-            await self.sandboxes.release(sb, graceful=graceful)
-            await self.refresh_hosts()
-
-        task = self._teardowns[c.id] = self.spawn(down())
-        for name in {m.source for m in c.mounts if m.type == "volume"}:
-            held = self._volume_teardowns.setdefault(name, set())
-            held.add(task)
-            task.add_done_callback(lambda t, name=name: self._volume_released(name, t))
-
-    def _volume_released(self, name: str, task: asyncio.Task) -> None:
-        held = self._volume_teardowns.get(name)
-        if held is not None:
-            held.discard(task)
-            if not held:
-                del self._volume_teardowns[name]
-
-    async def teardown_done(self, c: Container) -> None:
-        """Wait until the VM of c's last run is gone, and every VM still going down that
-        holds one of c's volumes: QEMU locks a disk for writing, so a second VM cannot open
-        it before the first has ended (``run --rm -v v:/x`` twice in a row)."""
-        pending = self._teardowns.pop(c.id, None)
-        if pending is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(pending)
-        for name in {m.source for m in c.mounts if m.type == "volume"}:
-            for task in list(self._volume_teardowns.get(name, ())):
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(task)
 
     # -- stop / kill / restart / pause -----------------------------------------------------
 
@@ -285,28 +245,13 @@ class ContainerService:
                 break
             with contextlib.suppress(AgentError):  # bounded by the agent's timeout
                 await run.sandbox.agent.kill_container(c.id, sig)
-            if await self._ended(run, None if wait < 0 else wait):
+            if await run.ended(None if wait < 0 else wait):
                 self._event(c, "stop")
                 return
         await run.sandbox.destroy()
         with contextlib.suppress(asyncio.TimeoutError):  # the monitor records the exit
             await asyncio.wait_for(asyncio.shield(run.watcher), 10)
         self._event(c, "stop")
-
-    @staticmethod
-    async def _ended(run: Run, timeout: float | None) -> bool:
-        """Did the run end within ``timeout`` s (None: ever)? False as soon as its VM is
-        found unresponsive: a hung guest will not end it."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while not run.sandbox.unresponsive:
-            step = 1.0 if deadline is None else min(1.0, deadline - loop.time())
-            if step <= 0:
-                return False
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(run.watcher), step)
-                return True
-        return run.watcher.done()
 
     async def kill(self, ref: str, signal: str | int = "SIGKILL") -> None:
         """Send a signal to the main process."""
@@ -332,10 +277,10 @@ class ContainerService:
         except AgentError as exc:
             raise Conflict(f"cannot signal container {c.id}: {exc.message}") from exc
         self._event(c, "kill", signal=sig)
-        if sig == 9 and not await self._ended(run, KILL_WAIT):
+        if sig == 9 and not await run.ended(KILL_WAIT):
             # as Docker, a SIGKILL answers once the container is down: take its VM down
             await run.sandbox.destroy()
-            await self._ended(run, 10)
+            await run.ended(10)
 
     async def restart(self, ref: str, timeout: int | None = None) -> None:
         """Stop (if running) and start again, in the same VM when it is still up."""
@@ -481,20 +426,12 @@ class ContainerService:
         if cio is not None:
             cio.close()
         self.execs.drop_container(c.id)
-        pending = self._teardowns.pop(c.id, None)
-        self.spawn(self._delete_files(c, pending))
+        self.teardowns.delete_files(c)
         self._locks.pop(c.id, None)
         c.state.set_removed()
         log.info("removed container %s", c.id[:12])
         self._event(c, "destroy")
         await self.refresh_hosts()
-
-    async def _delete_files(self, c: Container, teardown: asyncio.Task | None) -> None:
-        """Delete a removed container's disk and logs once its VM is gone."""
-        if teardown is not None:
-            with contextlib.suppress(Exception):
-                await teardown
-        await asyncio.to_thread(shutil.rmtree, self.dir(c), True)
 
     async def prune(self, labels: list[str], until: float | None) -> tuple[list[str], int]:
         """Remove every stopped container (matching the filters); (IDs, bytes freed)."""
@@ -597,29 +534,8 @@ class ContainerService:
     # -- names between containers ----------------------------------------------------------
 
     async def refresh_hosts(self, first: Container | None = None, wait: bool = False) -> None:
-        """Rewrite /etc/hosts in every running container (names come and go).
-
-        Only ``first``'s own file (a container just started) is waited for, or every file
-        with ``wait`` (network connect and disconnect answer once names follow); the others
-        are written in the background, so a guest that does not answer delays nobody else.
-        """
-        running = [c for c in self.store if self.monitor.run(c.id) is not None]
-        waited = []
-        for c in running:
-            run = self.monitor.run(c.id)
-            if not c.networks or run is None:
-                continue
-            write = run.sandbox.write_file(
-                c.id, "/etc/hosts", hosts_file(c, running, self._gateway(c))
-            )
-            if wait or (first is not None and c.id == first.id):
-                waited.append(write)
-            else:
-                self.spawn(write)
-        await asyncio.gather(*waited)
-
-    def _gateway(self, c: Container) -> str:
-        return next((a.gateway for a in c.networks.values() if a.gateway), "")
+        """Rewrite /etc/hosts in every running container (see hosts.refresh)."""
+        await hosts.refresh(self, first, wait)
 
     # -- daemon start and stop -------------------------------------------------------------
 

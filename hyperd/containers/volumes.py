@@ -64,11 +64,14 @@ def anonymous(svc: ContainerService, c: Container) -> list[str]:
     return names
 
 
+def volume_names(c: Container) -> set[str]:
+    """Names of the volumes c mounts."""
+    return {m.source for m in c.mounts if m.type == "volume"}
+
+
 def users(svc: ContainerService, name: str) -> list[str]:
     """IDs of the containers that mount a volume."""
-    return [
-        c.id for c in svc.store if any(m.type == "volume" and m.source == name for m in c.mounts)
-    ]
+    return [c.id for c in svc.store if name in volume_names(c)]
 
 
 async def snapshot(svc: ContainerService, volume: str, name: str):
