@@ -143,11 +143,13 @@ class VMUsers:
                 raise HyperError(f"VM user {uid} holds no lease")
             lease.files.update(files)
             self._save(lease)
-        for path, writable in files.items():
-            try:
-                acl.grant(path, uid, writable)
-            except FileNotFoundError:
-                raise NotFound(f"disk {path} does not exist") from None
+            # Under the lock: a grant rewrites the whole ACL, and VMs booting at once share
+            # the image's root disk; interleaved, one VM's entry would undo another's.
+            for path, writable in files.items():
+                try:
+                    acl.grant(path, uid, writable)
+                except FileNotFoundError:
+                    raise NotFound(f"disk {path} does not exist") from None
 
     def moved(self, uid: int, src: str, dst: str) -> None:
         """A granted file is about to be renamed to ``dst`` (its ACL goes with it): the
@@ -161,8 +163,8 @@ class VMUsers:
 
     def revoke(self, uid: int, path: str) -> None:
         """Take one file away from ``uid`` (a disk unplugged)."""
-        acl.revoke(path, uid)
         with self._lock:
+            acl.revoke(path, uid)
             lease = self._leases.get(uid)
             if lease is not None and lease.files.pop(path, None) is not None:
                 self._save(lease)

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,23 @@ def test_shares_run_as_root_even_with_an_own_user_and_root_is_no_own_user():
         "<label>+64055:+64055</label></seclabel></domain>"
     )
     assert designer.own_user(dynamic) is None
+
+
+def test_grants_and_releases_at_once_on_one_shared_disk_lose_no_entry(workdir, monkeypatch):
+    """Many VMs booting and ending at once share an image's root disk: each grant and
+    revoke rewrites the file's whole ACL, and none may undo another's (50 'run -d' at once
+    saw QEMU refused its image disk)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(users, "_process_uids", set)
+    write = acl._write  # a busy host preempts a thread between reading and writing the ACL
+    monkeypatch.setattr(acl, "_write", lambda *a: time.sleep(0.002) or write(*a))
+    disk = _disk(workdir, "image.erofs")
+    vu = _users(workdir, count=64)
+    uids = [vu.claim(f"vm{i}") for i in range(64)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda uid: vu.grant(uid, {str(disk): False}), uids))
+    assert set(acl.named_users(disk)) == set(uids)
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(vu.release, uids[::2]))
+    assert set(acl.named_users(disk)) == set(uids[1::2])
