@@ -36,8 +36,8 @@ from hyperd.logfilter import RepeatFilter
 from hyperd.network import Network, parse_pools
 from hyperd.sandbox import Sandboxes
 from hyperd.state import StateStore
+from hyperd.vm import ksm, virt
 from hyperd.vm import users as vm_users
-from hyperd.vm import virt
 from hyperd.vm.machine import sweep_users
 from hyperd.volumes import VolumeStore
 
@@ -185,6 +185,11 @@ async def serve(config: Config) -> None:
     virt.use_asyncio_events()
     hv = virt.Hypervisor(config.libvirt_uri)
     await wait_for_libvirt(hv, config.libvirt_wait)
+    if config.ksm:
+        try:
+            log.info("%s", await asyncio.to_thread(ksm.enable))
+        except OSError as exc:
+            log.warning("cannot turn KSM on: %s", exc)
     state = StateStore(Path(config.root) / "state.db")
     service: ContainerService | None = None
     images = ImageService(
