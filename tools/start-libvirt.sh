@@ -14,8 +14,13 @@ fi
 # that zombie is reaped. Where PID 1 is no real init it reaps late (~2 s per VM stop here,
 # so 50 'rm -f' took 23 s); tini reaps on SIGCHLD, as systemd would.
 if [ ! -S /run/libvirt/libvirt-sock ] || ! pgrep -x libvirtd >/dev/null 2>&1; then
-    mkdir -p /var/log/libvirt
-    setsid tini -s -- libvirtd </dev/null >>/var/log/libvirt/libvirtd.log 2>&1 &
+    if command -v tini >/dev/null 2>&1; then
+        mkdir -p /var/log/libvirt
+        setsid tini -s -- libvirtd </dev/null >>/var/log/libvirt/libvirtd.log 2>&1 &
+    else
+        echo "start-libvirt: tini not installed (make deps): VM stops may wait on PID 1" >&2
+        libvirtd -d
+    fi
 fi
 i=0
 until virsh -q -c qemu:///system version >/dev/null 2>&1; do

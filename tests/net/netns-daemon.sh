@@ -10,7 +10,8 @@ ip link set lo up
 sleep infinity &
 echo $! > "$2"
 virtlogd -d -p /run/libvirt/virtlogd.pid
-libvirtd -d -p /run/libvirt/libvirtd.pid
+# under tini as subreaper, as tools/start-libvirt.sh: ended QEMUs are reaped at once
+tini -s -- libvirtd -p /run/libvirt/libvirtd.pid </dev/null &
 for _ in $(seq 100); do
     [ -S /run/libvirt/libvirt-sock ] && break
     sleep 0.1
