@@ -13,6 +13,7 @@ link to outside is refused with UnsafeLayerEntry. Nothing is ever created throug
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import hashlib
 import io
@@ -89,9 +90,12 @@ class _HashingReader(io.RawIOBase):
 class LayerApplier:
     """Applies layer tar streams, in order, onto a root directory."""
 
-    def __init__(self, root: str | os.PathLike, budget: Budget | None = None):
+    def __init__(
+        self, root: str | os.PathLike, budget: Budget | None = None, strict_xattrs: bool = False
+    ):
         self.root = Path(os.path.realpath(root))
         self.budget = budget or Budget(None)
+        self.strict_xattrs = strict_xattrs  # an xattr the filesystem refuses is an error
         if not self.root.is_dir():
             raise ImageError(f"rootfs directory {self.root} does not exist")
         self._dir_times: dict[tuple[str, ...], float] = {}
@@ -248,8 +252,13 @@ class LayerApplier:
     def _create(self, tar, m: tarfile.TarInfo, parts, rel, path: Path) -> None:
         if m.isreg():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as out, tar.extractfile(m) as src:
-                shutil.copyfileobj(src, out, 1 << 20)
+            try:
+                with os.fdopen(fd, "wb") as out, tar.extractfile(m) as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+            except OSError as exc:
+                if exc.errno is not None and exc.filename is None:
+                    exc.filename = str(path)  # a full disk: say which file
+                raise
         elif m.issym():
             target = m.linkname
             if not target.startswith("/"):
@@ -299,6 +308,8 @@ class LayerApplier:
                 try:
                     os.setxattr(path, key[13:], raw, follow_symlinks=False)
                 except OSError as e:
+                    if self.strict_xattrs and e.errno in (errno.EOPNOTSUPP, errno.ENOTSUP):
+                        raise
                     log.debug("xattr %s on %s not kept: %s", key[13:], m.name, e)
         if m.isdir():
             self._dir_times[rel] = m.mtime
@@ -327,13 +338,15 @@ def flatten(
     dest: str | os.PathLike,
     diff_ids: Iterable[str] | None = None,
     limits: ImageLimits | None = None,
+    strict_xattrs: bool = False,
 ) -> LayerApplier:
     """Apply layer blobs (bottom first) onto the existing directory ``dest``.
 
     With ``diff_ids`` (from the image config) each layer's uncompressed digest is checked;
-    the image's expansion is held to ``limits`` as it goes.
+    the image's expansion is held to ``limits`` as it goes. ``strict_xattrs``: an extended
+    attribute ``dest``'s filesystem does not take raises (else it is skipped, logged).
     """
-    applier = LayerApplier(dest, Budget(limits))
+    applier = LayerApplier(dest, Budget(limits), strict_xattrs)
     paths = list(layer_paths)
     for p, diff_id in zip(paths, _pair_diff_ids(paths, diff_ids), strict=True):
         applier.apply_file(p, diff_id)
@@ -430,6 +443,7 @@ def build_image(
     workdir: Path | None = None,
     diff_ids: list[str] | None = None,
     limits: ImageLimits | None = None,
+    strict_xattrs: bool = False,
 ) -> dict:
     """Flatten layers (in a temp dir under ``workdir``) and pack them into ``out``.
 
@@ -444,7 +458,7 @@ def build_image(
         tree.mkdir(mode=0o755)
         os.chmod(tree, 0o755)
         t0 = time.monotonic()
-        flatten(layer_paths, tree, diff_ids, limits)
+        flatten(layer_paths, tree, diff_ids, limits, strict_xattrs)
         t1 = time.monotonic()
         MAKERS[fstype](tree, img)
         t2 = time.monotonic()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import errno
+import logging
 import os
 import string
 import threading
@@ -25,6 +25,7 @@ from hyperd.images.registry import RegistryClient, RegistryConfig
 from hyperd.images.rootfs import FSTYPES, build_image
 from hyperd.images.store import ContentStore, ImageIndex, ImageRecord
 
+log = logging.getLogger(__name__)
 DEFAULT_ROOT = "/var/lib/hyper"
 
 
@@ -72,6 +73,7 @@ class ImageService:
         self.index = ImageIndex(self.root / "images.db")
         self.rootfs_dir = self.root / "rootfs"
         self.rootfs_dir.mkdir(parents=True, exist_ok=True)
+        self.staging = staging.Staging(self.root)
         self.credentials = CredentialStore(config.credentials_path or self.root / "config.json")
         self.session_factory = session_factory
         self.in_use = in_use or (lambda _image_id: False)
@@ -380,16 +382,25 @@ class ImageService:
         return out
 
     def _build_rootfs(self, layers: list[Path], out: Path, diff_ids) -> None:
-        """Build ``out``, flattening where configured, else on tmpfs when it has room;
-        tmpfs filled meanwhile by others sends the build back to the disk."""
-        where = Path(self.config.build_dir or staging.build_dir(layers, self.rootfs_dir))
+        """Build ``out``, flattening where configured, else on tmpfs when it has room
+        (hyperd/images/staging.py), else, or when tmpfs gives out, on disk."""
         fstype, limits = self.config.rootfs_fstype, self.config.limits
-        try:
-            build_image(layers, out, fstype, where, diff_ids, limits)
-        except OSError as exc:
-            if exc.errno != errno.ENOSPC or self.config.build_dir or where == self.rootfs_dir:
-                raise
-            build_image(layers, out, fstype, self.rootfs_dir, diff_ids, limits)
+        if self.config.build_dir:
+            build_image(layers, out, fstype, Path(self.config.build_dir), diff_ids, limits)
+            return
+        with self.staging.reserve(layers) as tar_bytes:
+            if tar_bytes is not None:
+                try:
+                    build_image(
+                        layers, out, fstype, self.staging.workdir(), diff_ids,
+                        staging.capped(limits, tar_bytes), strict_xattrs=True,
+                    )  # fmt: skip
+                    return
+                except (OSError, ImageError) as exc:
+                    if not self.staging.gave_out(exc):
+                        raise
+                    log.info("root disk %s: staging on tmpfs gave out (%s); on disk", out, exc)
+        build_image(layers, out, fstype, self.rootfs_dir, diff_ids, limits)
 
     @property
     def rootfs_fstype(self) -> str:

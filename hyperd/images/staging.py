@@ -1,20 +1,36 @@
 """Where an image's layers are flattened before mkfs packs them: tmpfs when it has room.
 
 The flattened tree lives only until mkfs has read it, so writing it to disk (and deleting
-it after) is wasted I/O; on tmpfs the flatten takes about half the time. tmpfs is memory,
-so it is used only when the tree fits well within both its free space and the host's
-available memory; otherwise, or when the size cannot be told, the tree goes to disk.
+it after) is wasted I/O; on tmpfs the flatten takes about half the time. tmpfs is memory, so
+a build is staged there only when a generous bound of its tree (every KiB of the layers'
+tars taking a 4 KiB page) fits in half of what tmpfs and the host's available memory have
+left after the builds already staged; the layers' sizes come from their gzip trailers,
+which the image's author wrote, so the build is held to them (a larger tree gives out and
+the build moves to disk). tmpfs refusing an extended attribute (``user.*`` before Linux
+6.6) or filling up moves the build to disk too, so the root disk is the same either way.
+
+Each daemon stages in a directory of its own, ``/dev/shm/hyperd-<hash of its root>``
+(root, 0700), emptied when the daemon starts: a build cut short by a crash holds no memory.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import errno
+import hashlib
 import os
-from collections.abc import Iterable
+import shutil
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from hyperd.images.limits import ImageLimits, ImageTooLarge
+
 TMPFS = Path("/dev/shm")
-# The tree may take up to this share of tmpfs's free space and of the available memory.
-MAX_SHARE = 0.25
+PAGE_BOUND = 4  # tmpfs bytes per tar byte at worst: a 1 KiB entry takes a 4 KiB page
+SHARE = 0.5  # of tmpfs's free space and of the available memory, for all staged builds
+GAVE_OUT = (errno.ENOSPC, errno.EOPNOTSUPP, errno.ENOTSUP)
 
 
 def uncompressed_size(path: Path) -> int | None:
@@ -33,25 +49,63 @@ def uncompressed_size(path: Path) -> int | None:
 
 def mem_available() -> int:
     """MemAvailable from /proc/meminfo, in bytes (0 when unknown)."""
-    try:
+    with contextlib.suppress(OSError, ValueError):
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024
-    except OSError:
-        pass
     return 0
 
 
-def build_dir(layers: Iterable[Path], fallback: Path, tmpfs: Path = TMPFS) -> Path:
-    """``tmpfs`` when the layers' expanded tree fits in MAX_SHARE of its free space and of
-    the available memory, else ``fallback``."""
-    sizes = [uncompressed_size(Path(p)) for p in layers]
-    if any(s is None for s in sizes):
-        return fallback
-    need = sum(sizes)
-    try:
-        st = os.statvfs(tmpfs)
-    except OSError:
-        return fallback
-    room = min(st.f_bavail * st.f_frsize, mem_available())
-    return tmpfs if need <= room * MAX_SHARE else fallback
+class Staging:
+    """One daemon's staging directory on tmpfs and the room its builds hold there."""
+
+    def __init__(self, root: Path, tmpfs: Path | None = None):
+        self.tmpfs = tmpfs or TMPFS
+        tag = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:12]
+        self.dir = self.tmpfs / f"hyperd-{tag}"
+        self._lock = threading.Lock()
+        self._held = 0
+        shutil.rmtree(self.dir, ignore_errors=True)  # left by a daemon that died mid-build
+
+    @contextlib.contextmanager
+    def reserve(self, layers: Iterable[Path]) -> Iterator[int | None]:
+        """Room for these layers' tree: yields their tar bytes (the most the tree may hold,
+        see ``capped``) while it is held, or None when the build belongs on disk."""
+        sizes = [uncompressed_size(Path(p)) for p in layers]
+        need = None if None in sizes else sum(sizes)
+        with self._lock:
+            if need is None or PAGE_BOUND * need > self._room() - self._held:
+                need = None
+            else:
+                self._held += PAGE_BOUND * need
+        try:
+            yield need
+        finally:
+            if need is not None:
+                with self._lock:
+                    self._held -= PAGE_BOUND * need
+
+    def _room(self) -> int:
+        try:
+            st = os.statvfs(self.tmpfs)
+        except OSError:
+            return 0
+        return int(min(st.f_bavail * st.f_frsize, mem_available()) * SHARE)
+
+    def workdir(self) -> Path:
+        """The staging directory (made root-only if it is not there)."""
+        self.dir.mkdir(mode=0o700, exist_ok=True)
+        return self.dir
+
+    def gave_out(self, exc: BaseException) -> bool:
+        """Did a staged build fail for staging's sake (the build belongs on disk)?"""
+        if isinstance(exc, ImageTooLarge):
+            return True  # past the layers' own sizes; on disk the real limits decide
+        if not isinstance(exc, OSError) or exc.errno not in GAVE_OUT:
+            return False
+        return str(exc.filename or "").startswith(f"{self.dir}/")
+
+
+def capped(limits: ImageLimits, tar_bytes: int) -> ImageLimits:
+    """``limits`` with file content held to the layers' tar size (what tmpfs was promised)."""
+    return dataclasses.replace(limits, max_size=min(limits.max_size, tar_bytes))
