@@ -98,4 +98,8 @@ class Config:
         unknown = sorted(set(data) - known)
         if unknown:
             raise InvalidArgument(f"config file {path}: unknown keys {', '.join(unknown)}")
+        switches = [f.name for f in fields(cls) if isinstance(f.default, bool)]
+        for key in switches:
+            if key in data and not isinstance(data[key], bool):
+                raise InvalidArgument(f"config file {path}: {key} must be true or false")
         return cls(**data)

@@ -11,6 +11,7 @@ VMs outlive it (live restore).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 SYSFS = Path("/sys/kernel/mm/ksm")
@@ -26,7 +27,14 @@ def enable(sysfs: Path = SYSFS) -> str:
         return f"no KSM in this kernel ({sysfs} missing): memory is not merged"
     if run.read_text().strip() == "1":
         return "KSM already on: memory of VMs is merged at the host's scan rate"
-    for key, value in SCAN_RATE.items():
-        (sysfs / key).write_text(value)
-    run.write_text("1")
+    saved = {key: (sysfs / key).read_text().strip() for key in SCAN_RATE}
+    try:
+        for key, value in SCAN_RATE.items():
+            (sysfs / key).write_text(value)
+        run.write_text("1")
+    except OSError:
+        for key, value in saved.items():  # the host's scan rate back, KSM still off
+            with contextlib.suppress(OSError):
+                (sysfs / key).write_text(value)
+        raise
     return f"KSM turned on: memory of VMs is merged ({SCAN_RATE['pages_to_scan']} pages / 20 ms)"

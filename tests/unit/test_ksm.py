@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
+import pytest
+
+from hyperd.config import Config
+from hyperd.errors import InvalidArgument
 from hyperd.vm import ksm
 
 
@@ -30,3 +37,34 @@ def test_a_host_already_merging_keeps_its_scan_rate(tmp_path):
 def test_a_kernel_without_ksm_is_said_and_nothing_written(tmp_path):
     assert "no KSM in this kernel" in ksm.enable(tmp_path / "ksm")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a read-only tmpfs: needs root")
+def test_a_failed_write_puts_the_hosts_scan_rate_back(tmp_path):
+    """``run`` refusing the write (here a file on a read-only mount) leaves the host's scan
+    rate as it was and KSM off."""
+    (tmp_path / "ksm").mkdir()
+    sysfs = _sysfs(tmp_path / "ksm", "0")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(ro)], check=True)
+    try:
+        (ro / "run").write_text("0\n")
+        subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
+        (sysfs / "run").unlink()
+        (sysfs / "run").symlink_to(ro / "run")
+        with pytest.raises(OSError):
+            ksm.enable(sysfs)
+        assert _settings(sysfs) == {"run": "0", "pages_to_scan": "100", "sleep_millisecs": "200"}
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False)
+
+
+def test_ksm_must_be_true_or_false_in_the_config(tmp_path):
+    """A quoted "false" is not false: a switch that weakens isolation takes a boolean."""
+    path = tmp_path / "config"
+    path.write_text('ksm = "false"\n')
+    with pytest.raises(InvalidArgument, match="ksm must be true or false"):
+        Config.load(str(path))
+    path.write_text("ksm = false\n")
+    assert Config.load(str(path)).ksm is False
