@@ -39,8 +39,9 @@ HYPER_CLI = [sys.executable, "-c", "from hyperctl.cli import main; main()"]
 
 
 def compile_cli() -> None:
-    """Byte-compile the CLI's packages, as `pip install` does: a user's `hyper` does not
-    compile its sources on every start (it would add ~50 ms to each command)."""
+    """Byte-compile the CLI's packages, as `pip install` does, so the figures do not hang on
+    whether this shell lets Python cache bytecode: with PYTHONDONTWRITEBYTECODE set (as on
+    these machines) and no cache, every command compiled every module it imported."""
     subprocess.run(
         [sys.executable, "-m", "compileall", "-q", "hyperctl", "hyperapi"], check=True, cwd=ROOT
     )

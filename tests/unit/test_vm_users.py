@@ -180,11 +180,16 @@ def test_grants_and_releases_at_once_on_one_shared_disk_lose_no_entry(workdir, m
     write = acl._write  # a busy host preempts a thread between reading and writing the ACL
     monkeypatch.setattr(acl, "_write", lambda *a: time.sleep(0.002) or write(*a))
     disk = _disk(workdir, "image.erofs")
-    vu = _users(workdir, count=64)
-    uids = [vu.claim(f"vm{i}") for i in range(64)]
+    vu = _users(workdir, count=96)
+    uids = [vu.claim(f"vm{i}") for i in range(96)]
     with ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda uid: vu.grant(uid, {str(disk): False}), uids))
-    assert set(acl.named_users(disk)) == set(uids)
+        list(pool.map(lambda uid: vu.grant(uid, {str(disk): False}), uids[:64]))
+    assert set(acl.named_users(disk)) == set(uids[:64])
+    with ThreadPoolExecutor(16) as pool:  # unplugs and boots at once
+        jobs = [pool.submit(vu.revoke, uid, str(disk)) for uid in uids[:32]]
+        jobs += [pool.submit(vu.grant, uid, {str(disk): False}) for uid in uids[64:]]
+        [job.result() for job in jobs]
+    assert set(acl.named_users(disk)) == set(uids[32:])
     with ThreadPoolExecutor(16) as pool:
-        list(pool.map(vu.release, uids[::2]))
-    assert set(acl.named_users(disk)) == set(uids[1::2])
+        list(pool.map(vu.release, uids[32::2]))
+    assert set(acl.named_users(disk)) == set(uids[33::2])
