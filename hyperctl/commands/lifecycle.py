@@ -10,6 +10,7 @@ from hyperctl import opts
 from hyperctl.commands.common import (
     confirm,
     for_each,
+    for_each_at_once,
     parsed_by,
     pass_client,
     print_prune_report,
@@ -22,7 +23,7 @@ from hyperctl.commands.common import (
 @pass_client
 def stop(client, timeout, containers) -> int:
     """Stop one or more running containers."""
-    return for_each(containers, lambda c: client.stop(c, timeout))
+    return for_each_at_once(containers, lambda c: client.stop(c, timeout))
 
 
 @click.command()
@@ -31,7 +32,7 @@ def stop(client, timeout, containers) -> int:
 @pass_client
 def restart(client, timeout, containers) -> int:
     """Restart one or more containers."""
-    return for_each(containers, lambda c: client.restart(c, timeout))
+    return for_each_at_once(containers, lambda c: client.restart(c, timeout))
 
 
 @click.command()
@@ -40,7 +41,7 @@ def restart(client, timeout, containers) -> int:
 @pass_client
 def kill(client, sig: str, containers) -> int:
     """Kill one or more running containers."""
-    return for_each(containers, lambda c: client.kill(c, sig))
+    return for_each_at_once(containers, lambda c: client.kill(c, sig))
 
 
 @click.command()
@@ -50,7 +51,7 @@ def kill(client, sig: str, containers) -> int:
 @pass_client
 def rm(client, force: bool, volumes: bool, containers) -> int:
     """Remove one or more containers."""
-    return for_each(containers, lambda c: client.remove_container(c, force, volumes))
+    return for_each_at_once(containers, lambda c: client.remove_container(c, force, volumes))
 
 
 @click.command()
@@ -58,7 +59,7 @@ def rm(client, force: bool, volumes: bool, containers) -> int:
 @pass_client
 def pause(client, containers) -> int:
     """Pause all processes within one or more containers (their VMs are suspended)."""
-    return for_each(containers, client.pause)
+    return for_each_at_once(containers, client.pause)
 
 
 @click.command()
@@ -66,7 +67,7 @@ def pause(client, containers) -> int:
 @pass_client
 def unpause(client, containers) -> int:
     """Unpause all processes within one or more containers."""
-    return for_each(containers, client.unpause)
+    return for_each_at_once(containers, client.unpause)
 
 
 @click.command()

@@ -228,3 +228,16 @@ def test_system_df_prints_the_three_sections(hyperd, sleeper):
     assert any(row.split()[:2] == [IMG, "latest"] for row in images[1:])
     containers = verbose.split("Containers space usage:\n\n")[1].split("\n\n")[0]
     assert any(row.endswith(sleeper) for row in containers.splitlines()[1:])
+
+
+def test_rm_of_several_answers_in_the_order_given_with_each_error_in_its_place(hyperd):
+    """`rm a missing b c` removes at once (as the docker CLI does) but prints as given: the
+    names removed, one error line for the missing one, and a non-zero exit."""
+    names = [_create(hyperd) for _ in range(3)]
+    missing = _name("missing")
+    res = hyperd.hyper("rm", names[0], missing, names[1], names[2])
+    assert res.returncode != 0
+    assert res.stdout.decode().splitlines() == names
+    assert res.stderr.decode().splitlines() == [f"hyper: No such container: {missing}"]
+    for name in names:
+        assert hyperd.hyper("inspect", name).returncode == 125
