@@ -84,6 +84,9 @@ class Staging:
             if need is not None:
                 with self._lock:
                     self._held -= PAGE_BOUND * need
+                    if not self._held:  # no build staged: no directory left behind
+                        with contextlib.suppress(OSError):
+                            self.dir.rmdir()
 
     def _room(self) -> int:
         try:
