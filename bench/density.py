@@ -33,9 +33,9 @@ from bench.boot import boot_floor, floor_initrd  # noqa: E402
 from bench.run import Daemon  # noqa: E402
 from bench.summary import record  # noqa: E402
 from hyperd.vm import accel  # noqa: E402
+from hyperd.vm.ksm import SYSFS as KSM  # noqa: E402
 from tests.workdir import qemu_workdir  # noqa: E402
 
-KSM = Path("/sys/kernel/mm/ksm")
 TARGETS = {"start_s": 15.0, "rm_s": 5.0, "pss_mib": 64.0}
 
 

@@ -34,7 +34,7 @@ class NameEntry:
 def dns_names(c: Container, att: Attachment) -> list[str]:
     """The names c answers to on one network, in Docker's order: its name, its aliases
     there, its short ID and its hostname."""
-    return list(dict.fromkeys(n for n in (c.name, *att.aliases, c.id[:12], c.config.hostname) if n))
+    return list(_uniq(c.name, *att.aliases, c.id[:12], c.config.hostname))
 
 
 def known_names(c: Container, peers: Iterable[Container]) -> list[NameEntry]:

@@ -57,7 +57,7 @@ class Resolver:
             return ""
         for name, att in nets(c):
             rec = self._network.records.find(att.network_id or name)
-            if rec is not None and rec.has_bridge and not rec.builtin:
+            if rec is not None and _served(rec):
                 return rec.gateway
         return ""
 
@@ -66,8 +66,13 @@ class Resolver:
         if self._network is None:
             return
         recs = self._network.list()
-        await self.server.sync({r.id: r.gateway for r in recs if r.has_bridge and not r.builtin})
+        await self.server.sync({r.id: r.gateway for r in recs if _served(r)})
 
     async def close(self) -> None:
         """Stop serving (daemon shutdown; the next daemon serves again)."""
         await self.server.close()
+
+
+def _served(rec) -> bool:
+    """Does the network have the embedded DNS: user-defined, with its bridge up?"""
+    return rec.has_bridge and not rec.builtin

@@ -391,8 +391,8 @@ class ContainerService:
             if run is not None:
                 # a volume or bind must get what the container wrote: the agent syncs and
                 # unmounts (bounded; a guest that does not answer is destroyed anyway)
-                durable = any(m.type != "tmpfs" for m in c.mounts)
-                await self.sandboxes.release(run.sandbox, graceful=durable)
+                graceful = mounting.has_durable_mounts(c)
+                await self.sandboxes.release(run.sandbox, graceful=graceful)
                 await self.monitor.drain(run, 1)
                 if c.state.status != EXITED:
                     c.state.set_stopped(137)

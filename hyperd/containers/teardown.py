@@ -18,7 +18,7 @@ from hyperd.sandbox import Sandbox
 
 from . import boot as booting
 from .model import Container
-from .volumes import volume_names
+from .volumes import has_durable_mounts, volume_names
 
 if TYPE_CHECKING:
     from .service import ContainerService
@@ -37,7 +37,7 @@ class Teardowns:
         booting.clear_network(c)
         # A --rm container's writable layer is discarded, so its VM may be destroyed at
         # once, unless volumes or binds are mounted: those must be synced and unmounted.
-        graceful = not c.host.auto_remove or any(m.type != "tmpfs" for m in c.mounts)
+        graceful = not c.host.auto_remove or has_durable_mounts(c)
         task = self._by_container[c.id] = self.service.spawn(self._down(sb, graceful))
         for name in volume_names(c):
             self._by_volume.setdefault(name, set()).add(task)
@@ -70,8 +70,7 @@ class Teardowns:
 
     async def _delete_files(self, c: Container, teardown: asyncio.Task | None) -> None:
         if teardown is not None:
-            with contextlib.suppress(Exception):
-                await teardown
+            await _settled(teardown)
         await asyncio.to_thread(shutil.rmtree, self.service.dir(c), True)
 
 

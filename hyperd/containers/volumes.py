@@ -69,6 +69,12 @@ def volume_names(c: Container) -> set[str]:
     return {m.source for m in c.mounts if m.type == "volume"}
 
 
+def has_durable_mounts(c: Container) -> bool:
+    """Does c mount a volume or a bind (what it writes there must be synced and unmounted
+    before its VM goes)?"""
+    return any(m.type != "tmpfs" for m in c.mounts)
+
+
 def users(svc: ContainerService, name: str) -> list[str]:
     """IDs of the containers that mount a volume."""
     return [c.id for c in svc.store if name in volume_names(c)]

@@ -37,4 +37,5 @@ def enable(sysfs: Path = SYSFS) -> str:
             with contextlib.suppress(OSError):
                 (sysfs / key).write_text(value)
         raise
-    return f"KSM turned on: memory of VMs is merged ({SCAN_RATE['pages_to_scan']} pages / 20 ms)"
+    rate = f"{SCAN_RATE['pages_to_scan']} pages / {SCAN_RATE['sleep_millisecs']} ms"
+    return f"KSM turned on: memory of VMs is merged ({rate})"
