@@ -74,7 +74,7 @@
 #ifndef HYPERSTART_API_H
 #define HYPERSTART_API_H
 
-#define HYPER_API_VERSION 4
+#define HYPER_API_VERSION 5
 
 #define HYPER_CONTROL_PORT "sh.hyper.channel.0"
 #define HYPER_STREAM_PORT  "sh.hyper.channel.1"
@@ -91,7 +91,15 @@
 enum hyper_code {
 	/* host -> guest. ACK payload {"version": HYPER_API_VERSION} */
 	HYPER_GETVERSION = 0,
-	/* {"hostname": str, "dns": [str], "dnsSearch": [str]} -> ACK */
+	/*
+	 * {"hostname": str, "dns": [str], "dnsSearch": [str],
+	 *  "time": N (opt.), "seed": str (opt.)} -> ACK
+	 * (version 5) "time": the host's wall clock, integer nanoseconds since the
+	 * Unix epoch, set as CLOCK_REALTIME; "seed": random bytes from the host as
+	 * hex (even length, at most 512 hex chars), credited to the kernel's pool
+	 * and the CRNG reseeded at once. A guest restored from a template wakes with
+	 * the template's clock and CRNG state, so the host sends both to every pod.
+	 */
 	HYPER_STARTPOD = 1,
 	/* {} -> ACK, then every process is killed, disks synced, power off */
 	HYPER_DESTROYPOD = 4,

@@ -4,12 +4,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
+#include <linux/random.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "archive.h"
@@ -49,18 +54,84 @@ static int append_lines(json_t *arr, const char *prefix, int joined, struct hs_b
 	return 0;
 }
 
+#define SEED_MAX_HEX 512
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* STARTPOD's "seed" (hex): its bytes, credited in full, go into the kernel's pool and
+   the CRNG is reseeded at once, so that clones of one template diverge from here on */
+static int mix_seed(const char *hex, struct hs_err *err)
+{
+	union {
+		struct rand_pool_info info;
+		unsigned char raw[sizeof(struct rand_pool_info) + SEED_MAX_HEX / 2];
+	} e;
+	unsigned char *bytes = e.raw + offsetof(struct rand_pool_info, buf);
+	size_t n = strlen(hex) / 2;
+	int fd, rc = 0;
+
+	if (!n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		bytes[i] = (unsigned char)(hex_digit(hex[2 * i]) << 4 | hex_digit(hex[2 * i + 1]));
+	e.info.entropy_count = (int)(n * 8);
+	e.info.buf_size = (int)n;
+	fd = open("/dev/urandom", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return hs_fail(err, "open /dev/urandom: %s", strerror(errno));
+	if (ioctl(fd, RNDADDENTROPY, &e.info) < 0)
+		rc = hs_fail(err, "ioctl RNDADDENTROPY: %s", strerror(errno));
+	/* ENODATA: the CRNG is not ready yet; it will be seeded from the pool, seed included */
+	else if (ioctl(fd, RNDRESEEDCRNG) < 0 && errno != ENODATA)
+		rc = hs_fail(err, "ioctl RNDRESEEDCRNG: %s", strerror(errno));
+	close(fd);
+	explicit_bzero(&e, sizeof(e));
+	return rc;
+}
+
 int hs_pod_start(json_t *req, struct hs_err *err)
 {
-	const char *hostname = "";
+	const char *hostname = "", *seed = NULL;
+	long long now = LLONG_MIN;
 	json_t *dns, *search;
 	struct hs_buf b = {0};
 
 	if (hs_json_str(req, "hostname", 0, &hostname, err) < 0 ||
 	    hs_json_array(req, "dns", JSON_STRING, &dns, err) < 0 ||
-	    hs_json_array(req, "dnsSearch", JSON_STRING, &search, err) < 0)
+	    hs_json_array(req, "dnsSearch", JSON_STRING, &search, err) < 0 ||
+	    hs_json_int(req, "time", 0, &now, err) < 0 || hs_json_str(req, "seed", 0, &seed, err) < 0)
 		return -1;
 	if (strlen(hostname) >= sizeof(pod.hostname))
 		return hs_fail(err, "hostname too long");
+	if (now != LLONG_MIN && now < 0)
+		return hs_fail(err, "field \"time\": expected nanoseconds since the epoch, got %lld", now);
+	if (seed) {
+		size_t len = strlen(seed);
+
+		if (len % 2 || len > SEED_MAX_HEX)
+			return hs_fail(err, "field \"seed\": expected an even number of hex digits, at most %d, got %zu",
+				       SEED_MAX_HEX, len);
+		for (size_t i = 0; i < len; i++)
+			if (hex_digit(seed[i]) < 0)
+				return hs_fail(err, "field \"seed\": not a hex digit at offset %zu", i);
+	}
+	if (now != LLONG_MIN) {
+		struct timespec ts = { .tv_sec = now / 1000000000LL, .tv_nsec = now % 1000000000LL };
+
+		if (clock_settime(CLOCK_REALTIME, &ts) < 0)
+			return hs_fail(err, "clock_settime: %s", strerror(errno));
+	}
+	if (seed && mix_seed(seed, err) < 0)
+		return -1;
 	if (*hostname && sethostname(hostname, strlen(hostname)) < 0)
 		return hs_fail(err, "sethostname: %s", strerror(errno));
 	snprintf(pod.hostname, sizeof(pod.hostname), "%s", hostname);

@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import json
 import os
+import time
 from collections.abc import AsyncIterable, AsyncIterator
 
 from . import protocol as p
@@ -58,8 +59,10 @@ class Agent:
         *,
         timeout: float | None = None,
     ) -> None:
-        """Set the pod's hostname and DNS settings (STARTPOD)."""
-        await self.client.call(p.Code.STARTPOD, p.startpod(hostname, dns, search), timeout)
+        """Set the pod's hostname and DNS settings (STARTPOD), and the guest's wall clock
+        and a fresh CRNG seed from the host (a guest restored from a template has stale ones)."""
+        payload = p.startpod(hostname, dns, search, time_ns=time.time_ns(), seed=os.urandom(32))
+        await self.client.call(p.Code.STARTPOD, payload, timeout)
 
     async def destroy_pod(self, *, timeout: float | None = None) -> None:
         """Kill everything, sync and power the guest off (DESTROYPOD)."""

@@ -29,7 +29,10 @@ Processes and archive transfers end with a PROCESSASYNCEVENT
 "oomKilled": true (opt.)}`` sent after the EOF of their streams. Version 4: a process's
 event says ``oomKilled`` when the guest kernel's OOM killer killed a process of its
 container while it ran; each container has a memory cgroup whose limit is what the guest
-had available less 6 MiB, so that happens within seconds.
+had available less 6 MiB, so that happens within seconds. Version 5: STARTPOD may carry
+the host's wall clock (``time``, ns since the epoch) and random bytes (``seed``, hex) the
+guest mixes into its CRNG: a guest restored from a template wakes with the template's
+clock and CRNG state.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import stat
 import struct
 from dataclasses import dataclass, field
 
-API_VERSION = 4
+API_VERSION = 5
 
 CONTROL_PORT = "sh.hyper.channel.0"
 STREAM_PORT = "sh.hyper.channel.1"
@@ -215,9 +218,27 @@ class Process:
         return out
 
 
-def startpod(hostname: str, dns: list[str] | None = None, search: list[str] | None = None):
-    """STARTPOD payload."""
-    return {"hostname": hostname, "dns": dns or [], "dnsSearch": search or []}
+SEED_MAX_BYTES = 256  # api.h: "seed" is at most 512 hex digits
+
+
+def startpod(
+    hostname: str,
+    dns: list[str] | None = None,
+    search: list[str] | None = None,
+    *,
+    time_ns: int | None = None,
+    seed: bytes | None = None,
+) -> dict:
+    """STARTPOD payload; ``time_ns`` (the host's wall clock, ns since the epoch) and
+    ``seed`` (random bytes for the guest's CRNG) are sent when given."""
+    out: dict = {"hostname": hostname, "dns": dns or [], "dnsSearch": search or []}
+    if time_ns is not None:
+        out["time"] = int(time_ns)
+    if seed is not None:
+        if len(seed) > SEED_MAX_BYTES:
+            raise ValueError(f"seed of {len(seed)} bytes exceeds {SEED_MAX_BYTES}")
+        out["seed"] = bytes(seed).hex()
+    return out
 
 
 @dataclass

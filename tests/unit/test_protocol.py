@@ -146,7 +146,31 @@ def test_new_codes_are_the_next_free_numbers():
         29,
         30,
     ]
-    assert p.API_VERSION == 4  # 3: namespaces, capabilities, seccomp; 4: oomKilled
+    # 3: namespaces, capabilities, seccomp; 4: oomKilled; 5: STARTPOD time and seed
+    assert p.API_VERSION == 5
+
+
+def test_startpod_payload():
+    assert p.startpod("pod") == {"hostname": "pod", "dns": [], "dnsSearch": []}
+    assert p.startpod("pod", ["8.8.8.8"], ["example.com"]) == {
+        "hostname": "pod",
+        "dns": ["8.8.8.8"],
+        "dnsSearch": ["example.com"],
+    }
+    now = 1_700_000_000_123_456_789
+    payload = p.startpod("pod", time_ns=now, seed=bytes([0, 1, 0xAB, 0xFF]))
+    assert payload["time"] == now and payload["seed"] == "0001abff"
+    wire = json.loads(p.json_payload(payload))
+    assert wire["time"] == now and isinstance(wire["time"], int)
+    assert p.startpod("pod", time_ns=0)["time"] == 0 and "seed" not in p.startpod("pod", time_ns=0)
+    assert p.startpod("pod", seed=b"")["seed"] == ""
+
+
+def test_startpod_seed_limit_matches_api_h():
+    assert "at most 512 hex chars" in API_H.read_text()
+    assert len(p.startpod("pod", seed=bytes(256))["seed"]) == 512
+    with pytest.raises(ValueError):
+        p.startpod("pod", seed=bytes(257))
 
 
 def test_mount_payload_leaves_defaults_out():

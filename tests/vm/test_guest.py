@@ -213,6 +213,56 @@ def test_sync_the_guest_and_a_container(guest, loop_thread):
         loop_thread.run(guest.agent.sync("nope"))
 
 
+def _guest_clock(guest, loop_thread) -> int:
+    res = loop_thread.run(guest.run(["date", "+%s"]))
+    assert res.status == 0, res.stderr
+    return int(res.stdout)
+
+
+def test_startpod_sets_the_wall_clock(guest, loop_thread):
+    """STARTPOD's "time" becomes the guest's CLOCK_REALTIME (a restored template's clock
+    is stale); the daemon's start_pod sends the host's, with a seed the agent accepts."""
+    name = guest.machine.spec.name
+    year_ago = time.time_ns() - 365 * 86400 * 10**9
+    try:
+        loop_thread.run(
+            guest.agent.client.call(p.Code.STARTPOD, p.startpod(name, time_ns=year_ago))
+        )
+        assert abs(_guest_clock(guest, loop_thread) - year_ago // 10**9) <= 5
+    finally:
+        loop_thread.run(guest.agent.start_pod(name))
+    assert abs(_guest_clock(guest, loop_thread) - time.time()) <= 5
+
+
+@pytest.mark.parametrize(
+    "fields, text",
+    [
+        ({"seed": "abc"}, 'field "seed": expected an even number of hex digits'),
+        ({"seed": "zz"}, 'field "seed": not a hex digit'),
+        ({"seed": "00" * 257}, 'field "seed": expected an even number of hex digits, at most 512'),
+        ({"seed": 12}, 'field "seed": expected a string'),
+        ({"time": "now"}, 'field "time": expected an integer'),
+        ({"time": 1.5e18}, 'field "time": expected an integer'),
+        ({"time": -1}, 'field "time": expected nanoseconds'),
+    ],
+    ids=[
+        "odd-length",
+        "not-hex",
+        "too-long",
+        "seed-not-string",
+        "time-string",
+        "time-float",
+        "time-negative",
+    ],
+)
+def test_startpod_refuses_a_bad_time_or_seed(guest, loop_thread, fields, text):
+    payload = {**p.startpod(guest.machine.spec.name), **fields}
+    with pytest.raises(AgentError) as info:
+        loop_thread.run(guest.agent.client.call(p.Code.STARTPOD, payload))
+    assert text in str(info.value)
+    loop_thread.run(guest.agent.ping())
+
+
 def test_reconnect_keeps_the_agent(boot, loop_thread):
     guest = boot()
     machine = guest.machine
