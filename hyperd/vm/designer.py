@@ -60,6 +60,9 @@ SHARE_MOUNT_OPTIONS = f"msize={SHARE_MSIZE},cache=mmap,access=client,posixacl"
 # virtio-blk hands the guest at most 20 bytes of serial; a longer one would be cut and the
 # agent would never find the disk.
 MAX_SERIAL = 20
+# The id of the RAM object of a VM whose RAM is a file: a template's state names its RAM
+# by it, so its clones must use the same.
+RAM_BACKEND = "hyper.ram"
 
 
 @dataclass
@@ -95,6 +98,15 @@ class ShareSpec:
 
 
 @dataclass
+class RamFile:
+    """Guest RAM in a file: a template's (``shared``: its writes reach the file), or a
+    clone's private copy-on-write view of a template's file."""
+
+    path: str
+    shared: bool
+
+
+@dataclass
 class VMSpec:
     """What a VM needs, independent of the hypervisor."""
 
@@ -113,6 +125,9 @@ class VMSpec:
     metadata: dict[str, str] = field(default_factory=dict)
     # QEMU's own (uid, gid), ignored with shares; None: libvirt's shared user
     user: tuple[int, int] | None = None
+    ram_file: RamFile | None = None  # kvm/qemu only
+    # QEMU waits for a saved state (``Domain.load_state``) instead of booting
+    incoming: bool = False
 
 
 def design(spec: VMSpec, hypervisor: str, tb_cache_mib: int = DEFAULT_TB_CACHE_MIB) -> d.Domain:
@@ -147,7 +162,28 @@ def design(spec: VMSpec, hypervisor: str, tb_cache_mib: int = DEFAULT_TB_CACHE_M
             no_memballoon=True,
         ),
         seclabels=_seclabels(spec),
+        qemu_args=_qemu_args(spec),
     )
+
+
+def _qemu_args(spec: VMSpec) -> list[str]:
+    """What libvirt 9 cannot say: guest RAM in a file of our choosing (libvirt's file
+    backing names its own per-domain file), and a QEMU that waits for a saved state.
+    libvirt's own RAM object stays on its command line, unused and never touched."""
+    args = []
+    if spec.ram_file is not None:
+        path = spec.ram_file.path.replace(",", ",,")
+        share = "on" if spec.ram_file.shared else "off"
+        args += [
+            "-object",
+            f"memory-backend-file,id={RAM_BACKEND},mem-path={path},share={share},"
+            f"size={spec.memory_mib}M",
+            "-machine",
+            f"memory-backend={RAM_BACKEND}",
+        ]
+    if spec.incoming:
+        args += ["-incoming", "defer"]
+    return args
 
 
 def _seclabels(spec: VMSpec) -> list[d.SecLabel]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
+QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs) -> ET.Element:
     el = ET.SubElement(parent, tag, {k.rstrip("_"): str(v) for k, v in attrs.items()})
@@ -382,10 +384,15 @@ class Domain:
     metadata: dict[str, str] = field(default_factory=dict)
     metadata_ns: str = ""
     seclabels: list[SecLabel] = field(default_factory=list)
+    # QEMU arguments libvirt has no element for (``<qemu:commandline>``; libvirt marks
+    # such a domain "tainted: custom-argv")
+    qemu_args: list[str] = field(default_factory=list)
 
     def to_element(self) -> ET.Element:
         """The ``<domain>`` element."""
         dom = ET.Element("domain", type=self.type)
+        if self.qemu_args:
+            dom.set("xmlns:qemu", QEMU_NS)
         _sub(dom, "name", self.name)
         _sub(dom, "uuid", self.uuid)
         if self.metadata and self.metadata_ns:
@@ -404,6 +411,10 @@ class Domain:
         self.devices.to_xml(dom)
         for label in self.seclabels:
             label.to_xml(dom)
+        if self.qemu_args:
+            cmdline = _sub(dom, "qemu:commandline")
+            for arg in self.qemu_args:
+                _sub(cmdline, "qemu:arg", value=arg)
         return dom
 
     def to_xml(self) -> str:

@@ -68,12 +68,29 @@ def _validate(path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def _template_spec() -> designer.VMSpec:
+    spec = _spec()
+    spec.disks = []
+    spec.ram_file = designer.RamFile("/var/lib/hyper/template/ram", shared=True)
+    return spec
+
+
+def _clone_spec() -> designer.VMSpec:
+    spec = _spec()
+    spec.disks = []
+    spec.ram_file = designer.RamFile("/srv/a,b/template/ram", shared=False)
+    spec.incoming = True
+    return spec
+
+
 DOMAINS = {
     "domain-qemu.xml": (_spec, "qemu"),
     "domain-kvm.xml": (_spec, "kvm"),
     "domain-xen.xml": (_spec, "xen"),
     "domain-qemu-shares.xml": (_shares_spec, "qemu"),
     "domain-qemu-user.xml": (_own_user_spec, "qemu"),
+    "domain-qemu-template.xml": (_template_spec, "qemu"),
+    "domain-qemu-clone.xml": (_clone_spec, "qemu"),
 }
 
 
@@ -289,3 +306,18 @@ def test_emulator_pid_is_found_by_uuid_and_forgotten_when_gone(tmp_path):
     assert stats.emulator_pid(uuid, tmp_path) == 20
     shutil.rmtree(tmp_path / "20")
     assert stats.emulator_pid(uuid, tmp_path) is None
+
+
+def test_clone_maps_the_template_ram_private_and_waits_for_its_state():
+    """A template's RAM file is shared (its writes reach the file); a clone maps the same
+    file private under the same object id (the saved state names its RAM by it) and its
+    QEMU waits for the state. A comma in the path is doubled (QEMU's option syntax)."""
+    template = designer.design(_template_spec(), "qemu").qemu_args
+    clone = designer.design(_clone_spec(), "qemu").qemu_args
+    assert "share=on" in template[1] and "-incoming" not in template
+    assert "share=off" in clone[1] and "mem-path=/srv/a,,b/template/ram," in clone[1]
+    assert clone[-2:] == ["-incoming", "defer"]
+    for args in (template, clone):
+        assert args[1].startswith(f"memory-backend-file,id={designer.RAM_BACKEND},")
+        assert args[2:4] == ["-machine", f"memory-backend={designer.RAM_BACKEND}"]
+    assert designer.design(_spec(), "qemu").qemu_args == []
