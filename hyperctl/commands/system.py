@@ -115,6 +115,7 @@ def info(client, fmt) -> None:
                 ("Default CPUs", hyper.get("DefaultCpus")),
                 ("Default Memory", hyper.get("DefaultMemory")),
                 ("VM Pool", _pool(hyper.get("VMPool"))),
+                ("VM Template", hyper.get("VMTemplate")),
             ],
         )
     click.echo("\n".join(lines))

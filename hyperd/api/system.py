@@ -91,6 +91,7 @@ async def info(request):
                 "DefaultCpus": svc.config.cpus,
                 "DefaultMemory": svc.config.memory_bytes,
                 "VMPool": {"Size": svc.sandboxes.pool.size, "Ready": svc.sandboxes.pool.ready},
+                "VMTemplate": svc.sandboxes.template_status(),
             },
         }
     )

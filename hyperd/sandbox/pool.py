@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from hyperd.errors import HyperError
 
@@ -31,17 +32,34 @@ RETRY_S = 5.0  # pause after a failed pool boot (a broken kernel must not spin)
 MAX_POOL = 64
 
 
-def parse_factory(value: str) -> int:
-    """How many VMs ``factory`` keeps ready: ``"cache:N"``, or ``"none"``/``""`` for 0."""
+@dataclass(frozen=True)
+class Factory:
+    """What ``factory`` asks for: ``cache`` VMs kept ready, and whether VMs start as
+    clones of a template (``hyperd.sandbox.template``)."""
+
+    cache: int = 0
+    template: bool = False
+
+
+def parse_factory(value: str) -> Factory:
+    """``factory``: ``"none"``/``""``, or a comma-separated ``"cache:N"`` and/or
+    ``"template"`` (``"template,cache:2"``: two ready VMs, refilled by cloning)."""
     text = (value or "none").strip()
     if text == "none":
-        return 0
-    kind, _, count = text.partition(":")
-    if kind != "cache" or not count.isdigit() or not 0 <= int(count) <= MAX_POOL:
-        raise HyperError(
-            f'config: factory = "{value}": expected "none" or "cache:N" (N from 0 to {MAX_POOL})'
-        )
-    return int(count)
+        return Factory()
+    cache, template = 0, False
+    for part in (x.strip() for x in text.split(",")):
+        kind, _, count = part.partition(":")
+        if part == "template" and not template:
+            template = True
+        elif kind == "cache" and count.isdigit() and 0 <= int(count) <= MAX_POOL and not cache:
+            cache = int(count)
+        else:
+            raise HyperError(
+                f'config: factory = "{value}": expected "none", "cache:N" (N from 0 to '
+                f'{MAX_POOL}), "template" or both ("template,cache:N")'
+            )
+    return Factory(cache, template)
 
 
 def assets_key(paths: tuple[str, ...]) -> tuple:

@@ -35,6 +35,7 @@ from hyperd.vm.machine import DOMAIN_PREFIX, Machine, console_tail
 
 from .disks import Held, Plan, file_key, plan, same_filesystem
 from .sandbox import Sandbox, SandboxSpec
+from .template import Template
 
 log = logging.getLogger(__name__)
 POOL_PREFIX = f"{DOMAIN_PREFIX}pool-"
@@ -57,15 +58,17 @@ class PoolVMs:
         config: Config,
         machine: Callable[[SandboxSpec, list[designer.NicSpec]], Machine],
         network: Network | None,
+        template: Template | None = None,
     ):
         self.config = config
         self.dir = Path(config.root) / "pool"
-        self._machine, self.network = machine, network
+        self._machine, self.network, self.template = machine, network, template
         self.blank: BlankDisk | None = None
         self.shared: list[DiskSpec] = []  # the shared disks of the last sandbox that fit
 
     async def boot(self) -> Sandbox:
-        """A pool VM, booted and READY, with the blank disk and the remembered shared ones."""
+        """A pool VM, READY, with the blank disk and the remembered shared ones: a clone of
+        the template (its disks and NIC hot-plugged) when there is one, else booted."""
         token = secrets.token_hex(6)
         vid = f"{POOL_PREFIX}{token}"
         vdir = self.dir / vid
@@ -81,12 +84,19 @@ class PoolVMs:
         sb = Sandbox(spec, self._machine(spec, []), self.config.agent_timeout)
         try:
             sb.held = await self._disks(vdir)
-            spec.disks = [h.spec for h in sb.held]
             if self.network is not None:
                 sb.spare = await asyncio.to_thread(self.network.spare_nic, token)
             nics = [designer.NicSpec(sb.spare.mac, tap=sb.spare.tap)] if sb.spare else []
-            sb.machine = self._machine(spec, nics)
-            await sb.boot_vm()
+            if self.template is not None and self.template.ready():
+                await self.template.clone(sb)
+                for held in sb.held:
+                    await sb.machine.attach_disk(held.spec)
+                for nic in nics:
+                    await sb.machine.attach_nic(nic)
+            else:
+                spec.disks = [h.spec for h in sb.held]
+                sb.machine = self._machine(spec, nics)
+                await sb.boot_vm()
         except BaseException:
             tail = await asyncio.to_thread(console_tail, spec.console_log)
             log.warning("pool VM %s did not boot; its console ended with:\n%s", vid, tail)

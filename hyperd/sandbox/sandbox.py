@@ -131,9 +131,15 @@ class Sandbox:
         await self.boot_vm(prepare, timeout)
         await self.setup_pod()
 
-    async def boot_vm(self, prepare: Prepare | None = None, timeout: float = 120) -> None:
-        """Start the VM and wait for its agent (READY); the pod is not set up yet."""
-        await self.machine.boot(timeout=timeout, prepare=self._wrap(prepare))
+    async def boot_vm(
+        self, prepare: Prepare | None = None, timeout: float = 120, state: str = ""
+    ) -> None:
+        """Start the VM (booted, or restored from a template's ``state``) and wait for its
+        agent (READY); the pod is not set up yet."""
+        if state:
+            await self.machine.restore(state, timeout=timeout, prepare=self._wrap(prepare))
+        else:
+            await self.machine.boot(timeout=timeout, prepare=self._wrap(prepare))
         self._watch()
 
     async def setup_pod(self, nic_wait: float = 0) -> None:

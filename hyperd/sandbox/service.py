@@ -23,6 +23,8 @@ from .disks import live_serials
 from .pool import Pool, assets_key, parse_factory
 from .pooled import POOL_PREFIX, PoolVMs, move_console
 from .sandbox import NicRequest, Prepare, Sandbox, SandboxSpec
+from .template import Template, template_key
+from .template import sweep as sweep_template
 
 log = logging.getLogger(__name__)
 HOTPLUG_WAIT = 30.0  # seconds a hot-plugged NIC may take to show up in the guest (TCG)
@@ -39,9 +41,26 @@ class Sandboxes:
         self.assets = GuestAssets.locate(config.kernel or None, config.initrd or None)
         self._live: dict[str, Sandbox] = {}
         self._stop_reasons: dict[str, str] = {}
-        self.pool_vms = PoolVMs(config, self._machine, network)
+        factory = parse_factory(config.factory)
+        self.template = (
+            Template(
+                config.root,
+                self._bare_spec,
+                lambda spec: self._machine(spec, []),
+                lambda: template_key(
+                    (self.assets.kernel, self.assets.initrd),
+                    config.cpus,
+                    config.memory_bytes,
+                    self.accel,
+                ),
+                config.agent_timeout,
+            )
+            if factory.template
+            else None
+        )
+        self.pool_vms = PoolVMs(config, self._machine, network, self.template)
         self.pool = Pool(
-            parse_factory(config.factory),
+            factory.cache,
             self.pool_vms.boot,
             self.pool_vms.discard,
             lambda: assets_key((self.assets.kernel, self.assets.initrd)),
@@ -78,7 +97,7 @@ class Sandboxes:
         pooled = None
         if self._fits_pool(spec):
             self.pool_vms.remember(spec.disks)  # before take(): its refill boots with them
-            pooled = self.pool.take()
+            pooled = self.pool.take() or await self._clone()
         if pooled is not None:
             try:
                 return await self._take_over(pooled, spec, prepare)
@@ -86,6 +105,29 @@ class Sandboxes:
                 why = getattr(exc, "message", exc)
                 log.warning("pool VM %s failed (%s); booting one", pooled.id, why)
         return await self._boot(spec, prepare)
+
+    async def _clone(self) -> Sandbox | None:
+        """A new pool VM cloned from the template for a sandbox to take, or None (no
+        template ready, or the clone failed: the sandbox boots)."""
+        if self.template is None or not self.template.ready():
+            return None
+        try:
+            return await self.pool_vms.boot()
+        except (AgentError, VirtError, OSError) as exc:
+            log.warning("clone of the template failed (%s); booting", getattr(exc, "message", exc))
+            return None
+
+    def _bare_spec(self, vid: str) -> SandboxSpec:
+        """A VM of the default size for no container (a template's)."""
+        return SandboxSpec(
+            id=vid,
+            owner="",
+            hostname="",
+            cpus=self.config.cpus,
+            memory=self.config.memory_bytes,
+            console_log=str(Path(self.config.root) / "template" / "console.log"),
+            metadata={"pool": "1"},
+        )
 
     async def _boot(self, spec: SandboxSpec, prepare: Prepare | None) -> Sandbox:
         """Reserve the network (a port clash fails before any VM boots), then boot."""
@@ -111,11 +153,24 @@ class Sandboxes:
             tokens = {name[len(POOL_PREFIX) :][:8] for name in running}
             await asyncio.to_thread(self.network.drop_stray_spares, tokens)
         await self.pool_vms.sweep(running)
+        if self.template is not None:
+            self.template.start()
+        else:
+            await asyncio.to_thread(sweep_template, self.config.root)
         self.pool.start()
 
     async def close(self) -> None:
-        """Daemon shutdown: the pool's VMs go (a restart boots a new pool)."""
+        """Daemon shutdown: the pool's VMs go (a restart boots a new pool); a template being
+        made is dropped (one made is kept for the next start)."""
+        if self.template is not None:
+            await self.template.close()
         await self.pool.close()
+
+    def template_status(self) -> str:
+        """ "ready" (VMs start as its clones), "making" or "off" (no template)."""
+        if self.template is None:
+            return "off"
+        return "ready" if self.template.ready() else "making"
 
     @staticmethod
     def is_pooled(name: str) -> bool:

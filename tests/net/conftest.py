@@ -8,6 +8,7 @@ outside it. Control goes over hyperd's unix socket, which crosses network namesp
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -113,6 +114,21 @@ class NetDaemon(Daemon):
             **kw,
         )
 
+    def hyper_info(self) -> dict:
+        """``hyper info``'s Hyper section (accelerator, VM pool, VM template)."""
+        res = self.hyper("info", "--format", "{{json .Hyper}}")
+        assert res.returncode == 0, res.stderr
+        return json.loads(res.stdout)
+
+    def vms(self) -> list[str]:
+        """The domains the namespace's libvirtd runs."""
+        res = self.inside("nsenter", "-t", str(self.ns_pid), "-m", "virsh", "list", "--name")
+        return [n for n in res.stdout.decode().split() if n]
+
+    def inspect_field(self, name: str, fmt: str) -> str:
+        """One field of ``hyper inspect`` (a Go template)."""
+        return self.hyper("inspect", "--format", fmt, name).stdout.decode().strip()
+
     def kill_hyperd(self, sig: int) -> None:
         """Signal hyperd and wait for it to be gone (VMs and libvirtd stay)."""
         pid = self.hyperd_pid()
@@ -152,6 +168,23 @@ class NetDaemon(Daemon):
         for pid in [*pids, self.ns_pid]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def factory_daemon(prefix: str, factory: str):
+    """A NetDaemon with ``factory`` set and busybox loaded; its containers, volumes and
+    namespace go after."""
+    workdir = qemu_workdir(prefix)
+    d = NetDaemon(workdir, f'factory = "{factory}"\n')
+    d.start()
+    try:
+        d.load_busybox()
+        yield d
+    finally:
+        d.remove_containers()
+        d.hyper("volume", "prune", "-f")
+        d.shutdown()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,7 @@ the pool and leaks no VM or tap. Real daemon in its own network namespace, real 
 from __future__ import annotations
 
 import io
-import json
 import os
-import shutil
 import sys
 import tarfile
 import time
@@ -17,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from hyperd.vm import acl
-from tests.net.conftest import NetDaemon
-from tests.workdir import qemu_workdir
+from tests.net.conftest import NetDaemon, factory_daemon
 
 pytestmark = pytest.mark.vm
 POOL_WAIT = 120  # seconds for a pool VM to boot under TCG on a busy machine
@@ -26,39 +23,15 @@ POOL_WAIT = 120  # seconds for a pool VM to boot under TCG on a busy machine
 
 @pytest.fixture(scope="module")
 def poold(libvirt_up, guest_assets):
-    workdir = qemu_workdir("hyperd-pool-")
-    d = NetDaemon(workdir, 'factory = "cache:1"\n')
-    d.start()
-    try:
-        d.load_busybox()
+    with factory_daemon("hyperd-pool-", "cache:1") as d:
         yield d
-    finally:
-        d.remove_containers()
-        d.hyper("volume", "prune", "-f")
-        d.shutdown()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _pool(d: NetDaemon) -> dict:
-    res = d.hyper("info", "--format", "{{json .Hyper.VMPool}}")
-    assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout)
 
 
 def _wait_ready(d: NetDaemon) -> None:
     deadline = time.time() + POOL_WAIT
-    while _pool(d)["Ready"] < 1:
+    while d.hyper_info()["VMPool"]["Ready"] < 1:
         assert time.time() < deadline, "no pool VM became ready"
         time.sleep(0.5)
-
-
-def _vms(d: NetDaemon) -> list[str]:
-    res = d.inside("nsenter", "-t", str(d.ns_pid), "-m", "virsh", "list", "--name")
-    return [n for n in res.stdout.decode().split() if n]
-
-
-def _inspect(d: NetDaemon, name: str, fmt: str) -> str:
-    return d.hyper("inspect", "--format", fmt, name).stdout.decode().strip()
 
 
 def test_a_container_from_the_pool_behaves_as_a_cold_one(poold):
@@ -80,8 +53,8 @@ def test_a_container_from_the_pool_behaves_as_a_cold_one(poold):
             "run", "--name", name, "-v", f"vol-{how}:/vol", *extra, "busybox", "sh", "-c", script
         )
         assert res.returncode == 7, (how, res.stderr)
-        vm = _inspect(poold, name, "{{.Hyper.VM}}")
-        cid = _inspect(poold, name, "{{.Id}}")
+        vm = poold.inspect_field(name, "{{.Hyper.VM}}")
+        cid = poold.inspect_field(name, "{{.Id}}")
         lines = res.stdout.decode().splitlines()
         assert lines[0] == lines[1] == cid[:12], (how, lines)
         out[how] = (lines[2:], vm)
@@ -101,7 +74,7 @@ def test_a_published_port_answers_from_a_pool_vm(poold):
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     try:
-        assert _inspect(poold, "pool-web", "{{.Hyper.VM}}").startswith("hyper-pool-")
+        assert poold.inspect_field("pool-web", "{{.Hyper.VM}}").startswith("hyper-pool-")
         code = "import urllib.request as u; print(u.urlopen(%r, timeout=5).read().decode())"
         deadline = time.time() + 60
         while True:
@@ -121,16 +94,16 @@ def test_a_restart_rebuilds_the_pool_and_leaks_nothing(poold):
     res = poold.hyper("run", "-d", "--name", "pool-stays", "busybox", "sleep", "600")
     assert res.returncode == 0, res.stderr
     try:
-        kept = _inspect(poold, "pool-stays", "{{.Hyper.VM}}")
+        kept = poold.inspect_field("pool-stays", "{{.Hyper.VM}}")
         _wait_ready(poold)
-        old_pool = [v for v in _vms(poold) if v.startswith("hyper-pool-") and v != kept]
-        assert len(old_pool) == 1, _vms(poold)
+        old_pool = [v for v in poold.vms() if v.startswith("hyper-pool-") and v != kept]
+        assert len(old_pool) == 1, poold.vms()
         poold.kill_hyperd(15)
-        assert old_pool[0] not in _vms(poold)
+        assert old_pool[0] not in poold.vms()
         poold.relaunch()
-        assert _inspect(poold, "pool-stays", "{{.State.Running}}") == "true"
+        assert poold.inspect_field("pool-stays", "{{.State.Running}}") == "true"
         _wait_ready(poold)
-        vms = _vms(poold)
+        vms = poold.vms()
         assert kept in vms and old_pool[0] not in vms, vms
         assert len([v for v in vms if v.startswith("hyper-pool-")]) == 2, vms  # kept + new
         taps = poold.inside("ip", "-o", "link", "show").stdout.decode()
@@ -144,8 +117,8 @@ def test_a_restart_rebuilds_the_pool_and_leaks_nothing(poold):
 def _ready_vm(d: NetDaemon) -> str:
     """The pool VM waiting now (a taken one's directory under <root>/pool went)."""
     _wait_ready(d)
-    ready = [v for v in _vms(d) if v.startswith("hyper-pool-") and (d.root / "pool" / v).is_dir()]
-    assert len(ready) == 1, (_vms(d), list((d.root / "pool").iterdir()))
+    ready = [v for v in d.vms() if v.startswith("hyper-pool-") and (d.root / "pool" / v).is_dir()]
+    assert len(ready) == 1, (d.vms(), list((d.root / "pool").iterdir()))
     return ready[0]
 
 
@@ -200,7 +173,7 @@ def _wait_revoked(path: Path) -> None:
 
 
 def _layer(d: NetDaemon, name: str) -> Path:
-    return d.root / "containers" / _inspect(d, name, "{{.Id}}") / "rw.ext4"
+    return d.root / "containers" / d.inspect_field(name, "{{.Id}}") / "rw.ext4"
 
 
 def test_a_pool_vm_brings_the_image_and_a_blank_layer(poold):
@@ -220,7 +193,7 @@ def test_a_pool_vm_brings_the_image_and_a_blank_layer(poold):
     res = poold.hyper("run", "-d", "--name", "pool-blank", "busybox", "sh", "-c", script)
     assert res.returncode == 0, res.stderr
     try:
-        assert _inspect(poold, "pool-blank", "{{.Hyper.VM}}") == vm
+        assert poold.inspect_field("pool-blank", "{{.Hyper.VM}}") == vm
         layer = _layer(poold, "pool-blank")
         assert _disk_sources(poold, vm) == [image, str(poold.root / "pool" / vm / "rw.ext4")]
         assert str(layer) in _qemu_files(poold, vm)
@@ -238,7 +211,7 @@ def test_a_pool_vm_brings_the_image_and_a_blank_layer(poold):
         again = poold.hyper("start", "-a", "pool-blank")
         assert again.returncode == 3, again.stderr
         assert again.stdout == b"one\n", again.stdout
-        second = _inspect(poold, "pool-blank", "{{.Hyper.VM}}")
+        second = poold.inspect_field("pool-blank", "{{.Hyper.VM}}")
         assert second.startswith("hyper-pool-") and second != vm
         res = poold.hyper("run", "--rm", "pool-commit:1", "cat", "/f", "/d/g")
         assert res.returncode == 0 and res.stdout == b"one\ntwo\n", res
@@ -284,7 +257,7 @@ def test_another_image_then_rmi_of_the_image_a_pool_vm_holds(poold):
     assert res.returncode == 0, res.stderr
     assert not Path(other).exists()
     deadline = time.time() + POOL_WAIT
-    while holder in _vms(poold):
+    while holder in poold.vms():
         assert time.time() < deadline, "the pool VM holding a removed image stays"
         time.sleep(0.5)
     vm = _ready_vm(poold)
@@ -302,17 +275,17 @@ def test_a_killed_daemon_keeps_a_pool_started_container_and_sweeps_the_pool(pool
     res = poold.hyper("run", "-d", "--name", "pool-kept", "busybox", "sh", "-c", script)
     assert res.returncode == 0, res.stderr
     try:
-        assert _inspect(poold, "pool-kept", "{{.Hyper.VM}}") == vm
+        assert poold.inspect_field("pool-kept", "{{.Hyper.VM}}") == vm
         old = _ready_vm(poold)
         poold.kill_hyperd(9)
         poold.relaunch()
-        assert _inspect(poold, "pool-kept", "{{.State.Running}}") == "true"
+        assert poold.inspect_field("pool-kept", "{{.State.Running}}") == "true"
         new = _ready_vm(poold)
-        assert old not in _vms(poold) and new != old
+        assert old not in poold.vms() and new != old
         assert sorted(p.name for p in (poold.root / "pool").iterdir()) == [new]
         res = poold.hyper("restart", "-t", "1", "pool-kept")
         assert res.returncode == 0, res.stderr
-        assert _inspect(poold, "pool-kept", "{{.Hyper.VM}}") == vm
+        assert poold.inspect_field("pool-kept", "{{.Hyper.VM}}") == vm
         res = poold.hyper("exec", "pool-kept", "cat", "/f")
         assert res.returncode == 0 and res.stdout == b"run\nrun\n", res
         layer = _layer(poold, "pool-kept")

@@ -7,21 +7,35 @@ import os
 import pytest
 
 from hyperd.errors import HyperError
-from hyperd.sandbox.pool import assets_key, parse_factory
+from hyperd.sandbox.pool import Factory, assets_key, parse_factory
 
 
 @pytest.mark.parametrize(
-    ("value", "size"), [("none", 0), ("", 0), ("cache:0", 0), ("cache:1", 1), (" cache:8 ", 8)]
+    ("value", "factory"),
+    [
+        ("none", Factory()),
+        ("", Factory()),
+        ("cache:0", Factory()),
+        ("cache:1", Factory(1)),
+        (" cache:8 ", Factory(8)),
+        ("template", Factory(0, True)),
+        ("template, cache:2", Factory(2, True)),
+        ("cache:3,template", Factory(3, True)),
+    ],
 )
-def test_factory_values(value, size):
-    """ "none" or empty: no pool; "cache:N": N VMs kept booted."""
-    assert parse_factory(value) == size
+def test_factory_values(value, factory):
+    """ "none" or empty: no pool; "cache:N": N VMs kept booted; "template": VMs start as
+    clones of a template; both may be given, comma-separated."""
+    assert parse_factory(value) == factory
 
 
-@pytest.mark.parametrize("value", ["cache", "cache:", "cache:-1", "cache:x", "tmpl", "cache:65"])
+@pytest.mark.parametrize(
+    "value",
+    ["cache", "cache:", "cache:-1", "cache:x", "tmpl", "cache:65", "template,template", "cache:1,"],
+)
 def test_bad_factory_values_name_the_setting(value):
     """A wrong value stops the daemon with a message naming the key and the forms it takes."""
-    with pytest.raises(HyperError, match='factory = .*expected "none" or "cache:N"'):
+    with pytest.raises(HyperError, match='factory = .*expected "none", "cache:N"'):
         parse_factory(value)
 
 
