@@ -49,18 +49,20 @@ SUITE ?= ../shared/suites/docker-py
 compat: all
 	VENV=$(VENV) tools/compat.sh $(SUITE)
 
-# N containers at once: start time, PSS with KSM off and on, rm -f time (~5 min; 50 VMs).
+# N containers at once: start time, PSS with KSM off and on, rm -f time (~5 min; 50 VMs),
+# with VMs booted, then with VMs cloned from a template.
 density: all
 	$(VENV)/bin/python bench/density.py -n 50
+	$(VENV)/bin/python bench/density.py -n 50 --factory template
 
 # Every benchmark, one after another (each prints its figures beside its same-run baseline),
 # then one table of the headline figures, baselines, ratios and targets (bench/summary.py).
 bench: all
 	rm -f $(BUILD)/bench-results.jsonl; status=0; \
-	for b in boot pull push run volumes logs net density; do \
-		echo "== bench/$$b.py"; \
+	for b in boot pull push run volumes logs net density "density --factory template"; do \
+		echo "== bench/$$b"; set -- $$b; name=$$1; shift; \
 		HYPER_BENCH_RESULTS=$(abspath $(BUILD))/bench-results.jsonl \
-			$(VENV)/bin/python bench/$$b.py || { echo "bench/$$b.py failed"; status=1; }; \
+			$(VENV)/bin/python bench/$$name.py "$$@" || { echo "bench/$$b failed"; status=1; }; \
 	done; \
 	echo "== summary"; $(VENV)/bin/python bench/summary.py $(BUILD)/bench-results.jsonl; \
 	exit $$status

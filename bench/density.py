@@ -1,6 +1,6 @@
 """Density: N containers started at once, their memory, and their removal.
 
-    python bench/density.py [-n 50] [--ksm-wait 60]
+    python bench/density.py [-n 50] [--ksm-wait 60] [--factory template]
 
 Starts its own hyperd with the built-in busybox image, then, as a user would (the `hyper`
 CLI in subprocesses, all issued at once):
@@ -9,6 +9,9 @@ CLI in subprocesses, all issued at once):
   --ksm-wait seconds of merging; the host's KSM settings are restored afterwards);
 - one `hyper rm -f` of all (it removes them at once, as the docker CLI does): seconds
   until all are gone, and VMs left behind.
+With ``--factory template`` the daemon starts VMs as clones of a template VM (made before
+the timing starts); with ``--factory template,cache:50`` a pool of 50 clones is filled
+first (its fill time is printed, not timed). By default each VM boots (``factory = "none"``).
 Beside the figures: the bare-QEMU boot of bench/boot.py measured in the same run (the time
 for N at once over N times that floor, i.e. how well boots overlap) and the issue's targets
 (all running in 15 s, removed in 5 s, 64 MiB PSS per idle container).
@@ -99,12 +102,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=50)
     ap.add_argument("--ksm-wait", type=float, default=60.0)
+    ap.add_argument("--factory", default="none", help='hyperd\'s factory: "none" or "template"')
     args = ap.parse_args()
     subprocess.run([str(ROOT / "tools" / "start-libvirt.sh")], check=True)
     work = qemu_workdir("hyper-bench-density-")
     daemon, saved_ksm = None, ksm_settings() if KSM.exists() else None
     try:
-        daemon = Daemon(work)
+        daemon = Daemon(work, args.factory)
         archive = work / "bb.tar"
         subprocess.run(
             [sys.executable, "-m", "hyperd.images.builtin", "busybox", str(archive)],
@@ -112,14 +116,19 @@ def main() -> None:
             cwd=ROOT,
         )
         daemon.hyper("load", "-i", str(archive))
+        if "template" in args.factory:
+            daemon.template_ready()
         daemon.hyper("run", "--rm", "busybox", "true")  # warm: the root disk is built
+        if "cache:" in args.factory:
+            fill_s = daemon.pool_full()
+            print(f"pool filled in {fill_s:.1f} s (before the timing starts)")
         accel_name = accel.choose("auto")
         floor = boot_floor(str(ROOT / "build" / "vmlinux"), floor_initrd(work), accel_name)
         if saved_ksm:
             ksm_set({"run": "0"})
         ids, failed, start_s = start_all(daemon, args.n)
         time.sleep(10)  # let the guests go idle
-        vms = [f"hyper-{cid[:12]}" for cid in ids]
+        vms = [daemon.vm_of(cid) for cid in ids]
         pss_off = [pss_mib(vm) for vm in vms]
         pss_on, shared = [], 0
         if saved_ksm:
@@ -142,7 +151,7 @@ def main() -> None:
 def _report(args, accel_name, floor, failed, start_s, pss_off, pss_on, shared, removal):
     n = args.n
     t = TARGETS
-    print(f"accel: {accel_name}, {os.cpu_count()} cores, n={n}")
+    print(f"accel: {accel_name}, {os.cpu_count()} cores, n={n}, factory {args.factory}")
     print(f"floor  bare qemu boot + poweroff      : {floor:.3f} s")
     print(
         f"{n} x run -d at once                   : {n - failed}/{n} ok, all running in "
@@ -163,7 +172,14 @@ def _report(args, accel_name, floor, failed, start_s, pss_off, pss_on, shared, r
             f"{med / t['pss_mib']:.2f}x target)"
         )
     rm_s, gone_s, left = removal
-    _record(n, failed, start_s, pss_off, pss_on, gone_s)
+    _record(
+        f"{n}" if args.factory == "none" else f"{n} ({args.factory})",
+        failed,
+        start_s,
+        pss_off,
+        pss_on,
+        gone_s,
+    )
     print(
         f"rm -f of all (one command)            : {rm_s:.1f} s, VMs gone in {gone_s:.1f} s "
         f"(target {t['rm_s']:.0f} s: {gone_s / t['rm_s']:.2f}x); VMs left: {left}"
@@ -177,7 +193,7 @@ def _record(n, failed, start_s, pss_off, pss_on, gone_s) -> None:
     for label, pss in (("KSM off", pss_off), ("KSM on", pss_on)):
         if pss:
             med = statistics.median(pss)
-            record("density", f"PSS per idle container, {label}", med, "MiB",
+            record("density", f"PSS per idle container ({n}), {label}", med, "MiB",
                    target_value=t["pss_mib"])  # fmt: skip
     record("density", f"rm -f of {n}: VMs gone", gone_s, "s", target_value=t["rm_s"])
 

@@ -7,6 +7,8 @@ measures, as a user would (the `hyper` CLI in a subprocess):
 - run:  cold `hyper run --rm busybox true` (a VM booted and torn down per run)
 - warm: the same with the VM pool (``factory = "cache:1"``, a second daemon): a booted VM
         takes the container; each run waits until the pool has refilled
+- clone: the same with the VM template and no pool (``factory = "template"``, a third
+        daemon): each run's VM is a new clone of the template
 - exec: `hyper exec C true` in a running container
 - RSS:  resident memory of each idle container's QEMU process, 5 containers running
 and, in the same run, the floor of bench/boot.py (bare QEMU booting the same kernel to a
@@ -93,6 +95,29 @@ class Daemon:
                 return
             time.sleep(0.2)
 
+    def pool_full(self, timeout: float = 600) -> float:
+        """Wait until the VM pool holds as many ready VMs as its size; seconds waited."""
+        t0 = time.time()
+        fmt = "{{.Hyper.VMPool.Ready}} {{.Hyper.VMPool.Size}}"
+        while len(set(self.hyper("info", "--format", fmt).stdout.split())) > 1:
+            if time.time() - t0 > timeout:
+                sys.exit(f"pool not full after {timeout:.0f} s; see {self.work / 'hyperd.log'}")
+            time.sleep(0.5)
+        return time.time() - t0
+
+    def template_ready(self, timeout: float = 180) -> None:
+        """Wait until the daemon's VM template is made (``factory = "template"``)."""
+        deadline = time.time() + timeout
+        fmt = "{{.Hyper.VMTemplate}}"
+        while self.hyper("info", "--format", fmt).stdout.strip() != b"ready":
+            if time.time() > deadline:
+                sys.exit(f"no template after {timeout:.0f} s; see {self.work / 'hyperd.log'}")
+            time.sleep(0.2)
+
+    def vm_of(self, cid: str) -> str:
+        """The libvirt domain a container runs in."""
+        return self.hyper("inspect", "--format", "{{.Hyper.VM}}", cid).stdout.decode().strip()
+
     def stop(self) -> None:
         for c in self.hyper("ps", "-aq", check=False).stdout.decode().split():
             self.hyper("rm", "-f", c, check=False)
@@ -165,15 +190,22 @@ def main() -> None:
         for _ in range(args.n):
             daemon.pool_ready()
             warm.append(daemon.timed("run", "--rm", "busybox", "true"))
+        daemon.stop()
+        (work / "template").mkdir(mode=0o755)
+        daemon = _loaded(Daemon(work / "template", factory="template"))
+        daemon.template_ready()
+        daemon.hyper("run", "--rm", "busybox", "true")
+        clones = [daemon.timed("run", "--rm", "busybox", "true") for _ in range(args.n)]
     finally:
         if daemon:
             daemon.stop()
         shutil.rmtree(work, ignore_errors=True)
-    floor, run, ex, wr = (statistics.median(x) for x in (floors, runs, execs, warm))
+    floor, run, ex, wr, cl = (statistics.median(x) for x in (floors, runs, execs, warm, clones))
     print(f"accel: {accel_name}, n={args.n} (medians)")
     print(f"floor  bare qemu boot + poweroff          : {floor:.3f} s")
     print(f"hyper run --rm busybox true               : {run:.3f} s  ({run / floor:.2f}x floor)")
     print(f"  the same, warm (a VM from the pool)     : {wr:.3f} s  ({wr / floor:.2f}x floor)")
+    print(f"  the same, a clone of the template       : {cl:.3f} s  ({cl / floor:.2f}x floor)")
     print(f"hyper exec C true                         : {ex * 1000:.0f} ms")
     print(
         f"  the same exec through the API, in-process : "
@@ -185,6 +217,7 @@ def main() -> None:
     )
     record("run", "cold run --rm busybox true", run, "s", floor, "QEMU floor", 1.5)
     record("run", "warm run (pool)", wr, "s", floor, "QEMU floor", 0.5)
+    record("run", "run from a template clone", cl, "s", floor, "QEMU floor")
     record("run", "hyper exec C true (CLI)", ex * 1000, "ms", target_value=60)
 
 
