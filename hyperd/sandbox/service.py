@@ -126,7 +126,7 @@ class Sandboxes:
             cpus=self.config.cpus,
             memory=self.config.memory_bytes,
             console_log=str(Path(self.config.root) / "template" / "console.log"),
-            metadata={"pool": "1"},
+            metadata={"template": "1"},
         )
 
     async def _boot(self, spec: SandboxSpec, prepare: Prepare | None) -> Sandbox:
