@@ -64,11 +64,11 @@ ERRORS_BY_KIND: dict[str, type[APIError]] = {
 def api_error(status: int, body: bytes, reason: str = "") -> APIError:
     """The exception for an error answer: its class from the body's ``kind`` (from the
     status when a Docker-style body has none), its exit code from ``exitCode`` (else 125)."""
-    import json
+    from hyperctl import fastjson
 
     message = body.decode("utf-8", "replace").strip()
     try:
-        data = json.loads(body)
+        data = fastjson.loads(body)
     except ValueError:
         data = None
     if isinstance(data, dict):

@@ -6,7 +6,6 @@ is built from the same options and runs the same body.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 
 from hyperapi.errors import HyperError
@@ -89,7 +88,10 @@ def run_exec(client, detach, interactive, tty, env, env_file, workdir, user, con
     raw = tty and interactive and streams.isatty(sys.stdin)
     resize = (lambda h, w: client.exec_resize(exec_id, h, w)) if tty else None
     try:
-        with streams.RawTerminal() if raw else contextlib.nullcontext():
+        if raw:
+            with streams.RawTerminal():
+                streams.run_pump(pump, resize)
+        else:  # not contextlib.nullcontext(): contextlib imports collections, functools...
             streams.run_pump(pump, resize)
     finally:
         conn.close()

@@ -4,12 +4,14 @@ group does."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Callable
 
 from hyperapi.errors import HyperError
+
+TYPE_CHECKING = False  # for annotations only: typing (~5 ms) and collections.abc (~2 ms)
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 USAGE_EXIT = 125  # Docker's: a usage error, or an error of the daemon
 INTERRUPTED_EXIT = 130
@@ -34,7 +36,9 @@ def run_command(command: Callable[[], object]) -> int:
     except KeyboardInterrupt:
         return INTERRUPTED_EXIT
     except BrokenPipeError:  # stdout's reader went away: no more output, and no traceback
-        with contextlib.suppress(OSError):
+        try:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
         return BROKEN_PIPE_EXIT
     return rv if isinstance(rv, int) else 0

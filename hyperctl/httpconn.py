@@ -2,17 +2,23 @@
 TCP) stream socket.
 
 The stdlib's ``http.client`` imports the email parser and ssl, ~35 ms on every ``hyper``
-run (a third of a short command's time); this needs only ``socket``. It speaks what the
-daemon speaks: request bodies as bytes, files or iterables (streamed, chunked when their
-length is unknown); answers framed by Content-Length, chunked, or the connection's end;
-``101`` answers whose connection is then raw both ways (``fp`` holds what was read past
-the headers).
+run (a third of a short command's time); this needs only ``_socket``, the C module under
+``socket`` (socket itself imports enum and selectors, a few ms: only TCP addresses use
+it). It speaks what the daemon speaks: request bodies as bytes, files or iterables
+(streamed, chunked when their length is unknown); answers framed by Content-Length,
+chunked, or the connection's end; ``101`` answers whose connection is then raw both ways
+(``fp`` holds what was read past the headers).
 """
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterable, Iterator
+import _socket
+import io
+
+TYPE_CHECKING = False  # for annotations only: socket (~5 ms) and collections.abc (~2 ms)
+if TYPE_CHECKING:
+    import socket
+    from collections.abc import Iterable, Iterator
 
 CHUNK = 64 * 1024
 MAX_LINE = 64 * 1024
@@ -46,6 +52,77 @@ def _quote_plus(value: object) -> str:
     return quote(str(value), " ").replace(" ", "+")
 
 
+# --- sockets ------------------------------------------------------------------------------
+
+
+class UnixSocket(_socket.socket):
+    """A unix stream socket: ``_socket``'s, with the part of ``socket.socket`` used here,
+    ``makefile("rb")``, whose reader keeps the connection open until it is closed too."""
+
+    __slots__ = ("__weakref__", "_io_refs", "_closed")
+
+    def __init__(self) -> None:
+        super().__init__(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        self._io_refs, self._closed = 0, False
+
+    def makefile(self, mode: str = "rb") -> io.BufferedReader:
+        """A buffered reader of the socket, as ``socket.socket.makefile("rb")``."""
+        if mode != "rb":
+            raise ValueError(f"invalid mode {mode!r} (only rb)")
+        raw = _SocketReader(self)
+        self._io_refs += 1
+        return io.BufferedReader(raw)
+
+    def _decref_socketios(self) -> None:
+        if self._io_refs > 0:
+            self._io_refs -= 1
+        if self._closed:
+            self.close()
+
+    def close(self) -> None:
+        """Close the socket once no reader of it is open."""
+        self._closed = True
+        if self._io_refs <= 0:
+            _socket.socket.close(self)
+
+
+class _SocketReader(io.RawIOBase):
+    """``socket.SocketIO`` for reading only: the raw side of ``UnixSocket.makefile``."""
+
+    def __init__(self, sock: UnixSocket) -> None:
+        super().__init__()
+        self._sock = sock
+        self._timeout_occurred = False
+
+    def readinto(self, b) -> int | None:
+        self._checkClosed()
+        if self._timeout_occurred:
+            raise OSError("cannot read from timed out object")
+        try:
+            return self._sock.recv_into(b)
+        except TimeoutError:
+            self._timeout_occurred = True
+            raise
+        except BlockingIOError:
+            return None
+
+    def readable(self) -> bool:
+        if self.closed:
+            raise ValueError("I/O operation on closed socket.")
+        return True
+
+    def fileno(self) -> int:
+        self._checkClosed()
+        return self._sock.fileno()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        super().close()
+        self._sock._decref_socketios()
+        self._sock = None
+
+
 # --- requests -----------------------------------------------------------------------------
 
 
@@ -57,13 +134,13 @@ class Connection:
         self, unix_path: str | None = None, netloc: str | None = None, timeout=None
     ) -> None:
         self.unix_path, self.netloc, self.timeout = unix_path, netloc, timeout
-        self.sock: socket.socket | None = None
+        self.sock: UnixSocket | socket.socket | None = None
         self._method = "GET"
 
     def connect(self) -> None:
         """Open the socket (``request`` does it first)."""
         if self.unix_path is not None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock = UnixSocket()
             sock.settimeout(self.timeout)
             try:
                 sock.connect(self.unix_path)
@@ -74,6 +151,8 @@ class Connection:
             host, sep, port = (self.netloc or "").rpartition(":")
             if not sep or "]" in port:  # no port: HTTP's
                 host, port = self.netloc or "", "80"
+            import socket
+
             sock = socket.create_connection((host.strip("[]"), int(port)), self.timeout)
         self.sock = sock
 
@@ -142,7 +221,7 @@ class Response:
     """An answer's head (``status``, ``reason``, ``getheader``) and its body (``read``,
     ``read1``) read by its framing. For a 101 answer, ``fp`` is the raw connection."""
 
-    def __init__(self, sock: socket.socket, method: str = "GET") -> None:
+    def __init__(self, sock: UnixSocket | socket.socket, method: str = "GET") -> None:
         self.fp = sock.makefile("rb")
         while True:
             self.status, self.reason = self._status_line()

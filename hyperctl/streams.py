@@ -1,20 +1,24 @@
-"""Stream pumping and terminal handling for the CLI (attach, exec, logs, pull progress)."""
+"""Stream pumping and terminal handling for the CLI (attach, exec, logs, pull progress).
+
+``hyper exec`` runs through here: this imports ``_signal`` and ``_socket``, not ``signal``
+and ``socket`` (they import enum, selectors...), and errors are ignored with try/except,
+not contextlib.suppress (contextlib imports collections, functools...).
+"""
 
 from __future__ import annotations
 
+import _signal
 import atexit
-import contextlib
 import os
-import signal
-import socket
 import sys
-from collections.abc import Callable, Iterable
+from _socket import SHUT_RDWR
 
 from hyperctl.wire import STDERR, HijackedConnection
 
-TYPE_CHECKING = False  # typing is for annotations only: importing it costs ~5 ms a run
+TYPE_CHECKING = False  # for annotations only: typing (~5 ms) and collections.abc (~2 ms)
 if TYPE_CHECKING:
     import threading
+    from collections.abc import Callable, Iterable
     from typing import BinaryIO, TextIO
 
 DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q, Docker's default
@@ -77,13 +81,17 @@ class RawTerminal:
         import termios
 
         saved, self._saved = self._saved, None
-        with contextlib.suppress(termios.error, OSError):
+        try:
             termios.tcsetattr(self.fd, termios.TCSADRAIN, saved)
+        except (termios.error, OSError):
+            pass
 
     def __exit__(self, *exc):
         self.restore()
-        with contextlib.suppress(Exception):
+        try:
             atexit.unregister(self.restore)
+        except Exception:
+            pass
 
 
 # --- signals ------------------------------------------------------------------------------
@@ -111,20 +119,24 @@ class _Handlers:
         if threading.current_thread() is not threading.main_thread():
             return
         for s in signums:
-            with contextlib.suppress(ValueError, OSError):
-                self._old[s] = signal.signal(s, handler)
+            try:
+                self._old[s] = _signal.signal(s, handler)
+            except (ValueError, OSError):
+                pass
 
     def restore(self) -> None:
         for s, h in self._old.items():
-            with contextlib.suppress(ValueError, OSError, TypeError):
-                signal.signal(s, h)
+            try:
+                _signal.signal(s, h)
+            except (ValueError, OSError, TypeError):
+                pass
         self._old.clear()
 
 
 PROXIED_SIGNALS = [
     s
     for s in (
-        getattr(signal, n, None)
+        getattr(_signal, n, None)
         for n in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
     )
     if s is not None
@@ -137,17 +149,23 @@ class SignalProxy(_Handlers):
     def __init__(self, kill: Callable[[str], None]):
         super().__init__()
         self._kill = kill
+        self._names: dict[int, str] = {}
 
     def _handle(self, signum, frame):
-        name = signal.Signals(signum).name
+        name = self._names[signum]
 
         def forward():
-            with contextlib.suppress(Exception):
+            try:
                 self._kill(name)
+            except Exception:
+                pass
 
         in_background(forward)
 
     def __enter__(self):
+        import signal  # here only: it imports enum (~2 ms), and exec proxies no signals
+
+        self._names = {s: signal.Signals(s).name for s in PROXIED_SIGNALS}
         self.install(PROXIED_SIGNALS, self._handle)
         return self
 
@@ -169,14 +187,16 @@ class ResizeMonitor(_Handlers):
             return
 
         def do():
-            with contextlib.suppress(Exception):
+            try:
                 self._resize(*size)
+            except Exception:
+                pass
 
         in_background(do)
 
     def __enter__(self):
-        if terminal_size(self._stream) is not None and hasattr(signal, "SIGWINCH"):
-            self.install([signal.SIGWINCH], lambda *_: self.send())
+        if terminal_size(self._stream) is not None and hasattr(_signal, "SIGWINCH"):
+            self.install([_signal.SIGWINCH], lambda *_: self.send())
         return self
 
     def __exit__(self, *exc):
@@ -231,8 +251,10 @@ class StreamPump:
                         if cut > 0:
                             self.conn.send(data[:cut])
                         self.detached = True
-                        with contextlib.suppress(OSError):
-                            self.conn.sock.shutdown(socket.SHUT_RDWR)
+                        try:
+                            self.conn.sock.shutdown(SHUT_RDWR)
+                        except OSError:
+                            pass
                         return
                     prev = seen[-(len(self.detach_keys) - 1) :]
                 self.conn.send(data)

@@ -3,15 +3,16 @@ frames, streams of JSON documents, and connections hijacked after ``101 UPGRADED
 
 from __future__ import annotations
 
-import contextlib
-import socket
-from collections.abc import Iterable, Iterator
+from _socket import SHUT_WR
 
+from hyperctl import fastjson
 from hyperctl.errors import APIError
 from hyperctl.httpconn import CHUNK, IncompleteRead
 
-TYPE_CHECKING = False  # typing is for annotations only: importing it costs ~5 ms a run
+TYPE_CHECKING = False  # for annotations only: typing (~5 ms) and collections.abc (~2 ms)
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
     from hyperctl.httpconn import Connection, Response
 
 STDOUT, STDERR = 1, 2
@@ -58,9 +59,6 @@ def demux(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
 
 def json_stream(chunks: Iterable[bytes]) -> Iterator[dict]:
     """JSON values from a stream of concatenated/newline-separated JSON documents."""
-    import json
-
-    decoder = json.JSONDecoder()
     buf = ""
     pending = b""
     for chunk in chunks:
@@ -75,14 +73,14 @@ def json_stream(chunks: Iterable[bytes]) -> Iterator[dict]:
             if not buf:
                 break
             try:
-                obj, end = decoder.raw_decode(buf)
+                obj, end = fastjson.raw_decode(buf)
             except ValueError:
                 break
             buf = buf[end:]
             yield obj
     buf = buf.strip()
     if buf:
-        yield json.loads(buf)
+        yield fastjson.loads(buf)
 
 
 def check_stream_error(msg: dict) -> dict:
@@ -159,14 +157,18 @@ class HijackedConnection:
 
     def close_write(self) -> None:
         """Half-close: stdin EOF for the process."""
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_WR)
+        try:
+            self.sock.shutdown(SHUT_WR)
+        except OSError:
+            pass
 
     def close(self) -> None:
         """Close both ways."""
         for f in (self.fp, self.sock, self._conn):
-            with contextlib.suppress(Exception):
+            try:
                 f.close()
+            except Exception:
+                pass
 
     def __enter__(self):
         return self

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import ast
 import os
+import socket
 import subprocess
 import sys
+import threading
 
 import click
 import pytest
@@ -92,6 +94,79 @@ def test_exec_loads_no_heavy_module():
     assert _loaded_after([["exec", "c", "true"]], [*heavy, "hyperctl.transport"]) == [
         "hyperctl.transport"
     ]
+
+
+class FakeExecDaemon:
+    """hyperd's answers to one ``hyper exec c true`` on a unix socket: create, start
+    (hijacked: one line on stdout, one on stderr), inspect (exit code 3)."""
+
+    FRAMES = b"\1\0\0\0\0\0\0\4out\n" + b"\2\0\0\0\0\0\0\4err\n"
+    ANSWERS = {
+        b"POST /containers/c/exec ": (b"201 Created", b'{"Id": "e1"}'),
+        b"POST /exec/e1/start ": (b"101 UPGRADED", None),
+        b"GET /exec/e1/json ": (b"200 OK", b'{"Running": false, "ExitCode": 3}'),
+    }
+
+    def __init__(self, path: str):
+        self.requests: list[bytes] = []
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(4)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        with self.listener:
+            for _ in self.ANSWERS:
+                conn, _ = self.listener.accept()
+                with conn:
+                    conn.settimeout(10)
+                    self._answer(conn)
+
+    def _answer(self, conn):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        size = int(head.lower().partition(b"content-length: ")[2].split(b"\r\n")[0] or 0)
+        while len(body) < size:
+            body += conn.recv(65536)
+        self.requests.append(head + b"\r\n\r\n" + body)
+        line = head.split(b"\r\n")[0]
+        status, answer = next(a for r, a in self.ANSWERS.items() if line.startswith(r))
+        if answer is None:
+            ctype = b"application/vnd.docker.multiplexed-stream"
+            conn.sendall(b"HTTP/1.1 %b\r\nContent-Type: %b\r\n" % (status, ctype))
+            conn.sendall(b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n" + self.FRAMES)
+            return
+        ctype = b"application/json"
+        head = b"HTTP/1.1 %b\r\nContent-Type: %b\r\nContent-Length: %d\r\n\r\n"
+        conn.sendall(head % (status, ctype, len(answer)) + answer)
+
+
+def test_a_whole_exec_loads_none_of_the_stdlib_modules_it_can_do_without(tmp_path):
+    """Each of these costs ~1 to 5 ms per ``hyper exec`` (json: re and its compiler;
+    socket and signal: enum; contextlib: collections, functools): the exec path uses
+    _socket, _signal and _json (hyperctl.fastjson) instead."""
+    daemon = FakeExecDaemon(str(tmp_path / "d.sock"))
+    avoided = ["json", "re", "socket", "signal", "enum", "selectors", "contextlib"]
+    avoided += ["collections", "functools", "typing", "threading", "struct"]
+    probe = (
+        "import sys\nfrom hyperctl.cli import main\n"
+        "try:\n    main(['exec', 'c', 'true'])\nexcept SystemExit as e:\n    code = e.code\n"
+        f"print('EXIT', code, sorted(m for m in {avoided!r} if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYPER_HOST": f"unix://{tmp_path}/d.sock"}
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert (res.stdout, res.stderr) == ("out\nEXIT 3 []\n", "err\n")
+    daemon.thread.join(10)
+    create, start, inspect = daemon.requests
+    assert create.endswith(
+        b'\r\n\r\n{"AttachStdin": false, "AttachStdout": true, "AttachStderr": true, '
+        b'"Tty": false, "Cmd": ["true"]}'
+    )
+    assert start.endswith(b'\r\n\r\n{"Detach": false, "Tty": false}')
+    assert inspect.startswith(b"GET /exec/e1/json HTTP/1.1\r\n")
 
 
 def test_update_body():

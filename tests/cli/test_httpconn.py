@@ -111,6 +111,28 @@ def test_body_to_the_end_of_the_connection(tmp_path):
     assert resp.read() == b"all of it"
 
 
+def test_the_answer_outlives_the_connection_until_read(tmp_path):
+    """As socket.socket's makefile: closing the connection first leaves the answer
+    readable; the socket closes once its reader has closed too."""
+    srv = Server(tmp_path, b"HTTP/1.0 200 OK\r\n\r\nall of it")
+    conn, resp = srv.exchange()
+    sock = conn.sock
+    conn.close()
+    assert sock.fileno() != -1
+    assert resp.read() == b"all of it"
+    assert sock.fileno() == -1
+
+
+def test_a_read_that_times_out_raises_then_refuses(tmp_path):
+    srv = Server(tmp_path, b"HTTP/1.1 200 OK\r\n\r\nsome", keep_open=True)
+    _, resp = srv.exchange(timeout=0.2)
+    assert resp.read1() == b"some"
+    with pytest.raises(TimeoutError):
+        resp.read1()
+    with pytest.raises(OSError, match="timed out object"):
+        resp.read1()
+
+
 def test_head_and_no_content_have_no_body(tmp_path):
     srv = Server(tmp_path, b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n")
     _, resp = srv.exchange("HEAD")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
 import struct
+import threading
 
 from hyperctl import streams
 
@@ -80,3 +83,14 @@ def test_stream_pump_tty_raw():
     out = io.BytesIO()
     streams.StreamPump(conn, True, stdout=out, stderr=io.BytesIO()).run()
     assert out.getvalue() == b"\x1b[1mraw\r\n"
+
+
+def test_signal_proxy_forwards_signals_by_name_and_restores_handlers():
+    before = signal.getsignal(signal.SIGUSR1)
+    forwarded = threading.Event()
+    names = []
+    with streams.SignalProxy(lambda name: names.append(name) or forwarded.set()):
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert forwarded.wait(5)
+    assert names == ["SIGUSR1"]
+    assert signal.getsignal(signal.SIGUSR1) == before
