@@ -55,7 +55,7 @@ class Sandboxes:
                 ),
                 config.agent_timeout,
             )
-            if factory.template
+            if factory.template and self._template_possible()
             else None
         )
         self.pool_vms = PoolVMs(config, self._machine, network, self.template)
@@ -116,6 +116,14 @@ class Sandboxes:
         except (AgentError, VirtError, OSError) as exc:
             log.warning("clone of the template failed (%s); booting", getattr(exc, "message", exc))
             return None
+
+    def _template_possible(self) -> bool:
+        """Clones need VMs with users of their own (each one is let into the template's
+        RAM file by an ACL, as into its disks)."""
+        if users.of(self.config) is None:
+            log.warning('factory "template" needs VM users (vm_uid_base, ACLs): VMs boot')
+            return False
+        return True
 
     def _bare_spec(self, vid: str) -> SandboxSpec:
         """A VM of the default size for no container (a template's)."""

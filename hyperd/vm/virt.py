@@ -80,6 +80,18 @@ def _errors(name: str, action: str) -> Iterator[None]:
         raise VirtError(f"cannot {action} VM {name}: {exc.get_error_message()}") from exc
 
 
+@contextlib.contextmanager
+def _state_errors() -> Iterator[None]:
+    """Any failure while saving or loading a state is a StateError (a QEMU that lacks a
+    capability, a state it cannot read: the template is not usable as it is)."""
+    try:
+        yield
+    except StateError:
+        raise
+    except VirtError as exc:
+        raise StateError(exc.message) from exc
+
+
 def _silence(_ctx, _err) -> None:
     """libvirt prints every error to stderr by default; we raise them instead."""
 
@@ -144,18 +156,20 @@ class Domain:
         """Write the paused guest's CPU and device state to ``fd``, leaving out RAM shared
         with a file. QEMU's migration, through the monitor: libvirt's own save writes all
         of RAM and restores a domain only under its old name and UUID, never as a clone."""
-        self._qmp("migrate-set-capabilities", capabilities=[_IGNORE_SHARED])
-        self._qmp("getfd", fd=fd, fdname=_STATE_FD)
-        self._qmp("migrate", uri=f"fd:{_STATE_FD}")
-        self._wait_migration("save the state of", timeout)
+        with _state_errors():
+            self._qmp("migrate-set-capabilities", capabilities=[_IGNORE_SHARED])
+            self._qmp("getfd", fd=fd, fdname=_STATE_FD)
+            self._qmp("migrate", uri=f"fd:{_STATE_FD}")
+            self._wait_migration("save the state of", timeout)
 
     def load_state(self, fd: int, timeout: float) -> None:
         """Load a state ``save_state`` wrote into this domain (started with ``-incoming
         defer`` and RAM mapping the same file), then run it."""
-        self._qmp("migrate-set-capabilities", capabilities=[_IGNORE_SHARED])
-        self._qmp("getfd", fd=fd, fdname=_STATE_FD)
-        self._qmp("migrate-incoming", uri=f"fd:{_STATE_FD}")
-        self._wait_migration("load the state of", timeout)
+        with _state_errors():
+            self._qmp("migrate-set-capabilities", capabilities=[_IGNORE_SHARED])
+            self._qmp("getfd", fd=fd, fdname=_STATE_FD)
+            self._qmp("migrate-incoming", uri=f"fd:{_STATE_FD}")
+            self._wait_migration("load the state of", timeout)
         self.resume()
 
     def _wait_migration(self, action: str, timeout: float) -> None:
