@@ -38,6 +38,7 @@ from hyperd.vm import designer
 from hyperd.vm.machine import DOMAIN_PREFIX, Machine, console_tail
 from hyperd.vm.virt import StateError
 
+from .pool import assets_key
 from .sandbox import Sandbox, SandboxSpec
 
 log = logging.getLogger(__name__)
@@ -165,14 +166,9 @@ class Template:
 
 
 def template_key(assets: tuple[str, ...], cpus: int, memory: int, accel: str) -> dict:
-    """What a template is made from; a template made from other files or sizes is stale."""
-    files = {}
-    for path in (*assets, QEMU_BINARY):
-        try:
-            st = os.stat(path)
-            files[path] = [st.st_ino, st.st_size, st.st_mtime_ns]
-        except OSError:
-            files[path] = None
+    """What a template is made from; a template made from other files or sizes is stale.
+    As JSON reads it back (lists, not tuples), so a key read from disk compares equal."""
+    files = [list(key) if key else None for key in assets_key((*assets, QEMU_BINARY))]
     return {"files": files, "cpus": cpus, "memory": memory, "accel": accel}
 
 

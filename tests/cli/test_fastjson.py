@@ -102,6 +102,16 @@ def error(f, *args):
     raise AssertionError(f"{f.__qualname__}{args!r} raised nothing")
 
 
+def loads_as_json(doc) -> None:
+    """fastjson.loads(doc) gives json.loads's value, or fails with json's own error."""
+    try:
+        expected = json.loads(doc)
+    except ValueError:
+        assert error(fastjson.loads, doc) == error(json.loads, doc)
+    else:
+        assert same(fastjson.loads(doc), expected)
+
+
 @pytest.mark.parametrize("value", VALUES + [float("nan"), float("inf"), float("-inf")])
 def test_dumps_and_loads_match_json(value):
     assert fastjson.dumps(value) == json.dumps(value)
@@ -129,12 +139,7 @@ def test_loads_matches_json(text):
     ],
 )
 def test_bytes_in_other_encodings_read_as_with_json(data):
-    try:
-        expected = json.loads(data)
-    except ValueError:
-        assert error(fastjson.loads, data) == error(json.loads, data)
-    else:
-        assert same(fastjson.loads(data), expected)
+    loads_as_json(data)
 
 
 @pytest.mark.parametrize("text", BAD)
@@ -207,12 +212,7 @@ def test_any_value_round_trips_as_with_json(value):
 
 @given(st.text(alphabet=' \t\n\r\x0b[]{}",:0123456789.eE+-truefalsnNIiy\\u'))
 def test_any_text_decodes_or_fails_as_with_json(text):
-    try:
-        expected = json.loads(text)
-    except ValueError:
-        assert error(fastjson.loads, text) == error(json.loads, text)
-    else:
-        assert same(fastjson.loads(text), expected)
+    loads_as_json(text)
 
 
 def test_a_fresh_interpreter_imports_no_json_and_gets_json_errors():
