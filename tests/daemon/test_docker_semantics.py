@@ -92,6 +92,17 @@ def test_links_give_variables_and_names_and_can_be_removed(api):
         api.start(orphan)
 
 
+def _runs(api, c, want: str) -> str:
+    """/runs in the container once it reads `want`, or as it reads after 30 s: the shell
+    writes it a moment after its start is answered."""
+    for _ in range(300):
+        got = _exec(api, c, ["cat", "/runs"])
+        if got == want:
+            break
+        time.sleep(0.1)
+    return got
+
+
 def _names(api, cid: str) -> list[str]:
     return next(c["Names"] for c in api.containers(all=True) if c["Id"] == cid)
 
@@ -104,9 +115,10 @@ def test_restarts_reuse_the_vm(api):
     c = _create(api, ["sh", "-c", "trap 'exit 3' TERM; echo run >> /runs; sleep 300 & wait"])
     api.start(c)
     first = _exec(api, c, boot_id)
-    api.restart(c, timeout=10)  # the first run ends with 3
+    assert _runs(api, c, "run\n") == "run\n"  # its trap is set: TERM ends it with 3
+    api.restart(c, timeout=10)
     assert _exec(api, c, boot_id) == first
-    assert _exec(api, c, ["cat", "/runs"]) == "run\nrun\n"
+    assert _runs(api, c, "run\nrun\n") == "run\nrun\n"
     api.kill(c)  # the new run's own end, not the last one's
     assert api.inspect_container(c)["State"]["ExitCode"] == 137
 

@@ -286,7 +286,9 @@ def test_a_killed_daemon_keeps_a_pool_started_container_and_sweeps_the_pool(pool
         res = poold.hyper("restart", "-t", "1", "pool-kept")
         assert res.returncode == 0, res.stderr
         assert poold.inspect_field("pool-kept", "{{.Hyper.VM}}") == vm
-        res = poold.hyper("exec", "pool-kept", "cat", "/f")
+        # the new run writes /f a moment after its start is answered
+        wait = "for i in $(seq 300); do [ $(wc -l < /f) -ge 2 ] && break; sleep 0.1; done"
+        res = poold.hyper("exec", "pool-kept", "sh", "-c", wait + "; cat /f")
         assert res.returncode == 0 and res.stdout == b"run\nrun\n", res
         layer = _layer(poold, "pool-kept")
         assert acl.named_users(layer)
