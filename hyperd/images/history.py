@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import tarfile
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from hyperd.images.errors import ImageError
+from hyperd.images.layerstream import open_layer, read_tar
 from hyperd.images.manifest import load_json
-from hyperd.images.rootfs import open_layer
 
 if TYPE_CHECKING:
     from hyperd.images.service import ImageService
@@ -30,7 +29,7 @@ def unix_time(text: str) -> int:
 def layer_size(path) -> int:
     """The bytes a layer's regular files hold once unpacked (Docker's layer size)."""
     total = 0
-    with open_layer(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+    with open_layer(path) as stream, read_tar(stream) as tar:
         for m in tar:
             if m.isreg():
                 total += m.size

@@ -5,8 +5,9 @@ file).
 :class:`Budget` keeps the running totals of one image, layer by layer, and raises
 :class:`ImageTooLarge` naming the layer and the limit the moment one is passed; it is fed
 from tar headers, so a bomb is refused at its first header, before anything is written. The
-same budget is spent at pull/load time (``scan_layers`` in rootfs.py, so a hostile image is
-refused before it is listed) and while flattening (so no other way in skips it).
+same budget is spent before an image is listed, so a hostile image is refused first: at
+pull while its root disk is built from the layers, at load by ``scan_layers`` in rootfs.py;
+and on every flatten, so no other way in skips it.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from pathlib import Path
 
 from hyperd.images.errors import ImageNotFound, UnsupportedImage
 from hyperd.images.limits import ImageLimits
@@ -27,6 +28,9 @@ from hyperd.images.store import ContentStore, ImageIndex, ImageRecord
 log = logging.getLogger(__name__)
 
 Progress = Callable[[dict], None]
+#: checks a pulled image's layers before it is listed: (image ID, layer blob paths,
+#: diff_ids, name for errors); raises an ImageError to refuse it
+Check = Callable[[str, list[Path], list[str], str], None]
 
 
 def short_id(digest: str) -> str:
@@ -89,9 +93,11 @@ class Puller:
         max_workers: int = 3,
         progress: Progress | None = None,
         limits: ImageLimits | None = None,
+        check: Check | None = None,
     ):
         self.store, self.index, self.client = store, index, client
         self.limits = limits
+        self.check = check or self._scan
         self.max_workers = max_workers
         self._emit = progress or (lambda _event: None)
         self.downloaded = 0  # blobs fetched by this pull
@@ -121,7 +127,7 @@ class Puller:
             self._fetch_layers(repo, manifest.layers)
             layer_paths = [self.store.path(d.digest) for d in manifest.layers]
             diff_ids = config["rootfs"]["diff_ids"]
-            scan_layers(layer_paths, diff_ids, self.limits, ref.familiar())
+            self.check(manifest.config.digest, layer_paths, diff_ids, ref.familiar())
             self.store.write(raw, digest)
             if index_raw is not None:
                 self.store.write(index_raw, index_digest)
@@ -136,6 +142,9 @@ class Puller:
             self.index.put(rec, refs)
         self._emit({"status": f"Digest: {index_digest or digest}"})
         return rec
+
+    def _scan(self, _image_id: str, layers: list[Path], diff_ids: list[str], name: str) -> None:
+        scan_layers(layers, diff_ids, self.limits, name)
 
     def _check_platform(self, ref, config: dict, want: Platform, strict: bool) -> None:
         have = {k: config.get(k) for k in ("os", "architecture", "variant")}

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import gzip
-import hashlib
-import io
 import logging
 import os
 import posixpath
@@ -30,9 +27,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-import zstandard
-
 from hyperd.images.errors import DigestMismatch, ImageError, RootfsBuildError, UnsafeLayerEntry
+from hyperd.images.layerstream import CORRUPT, TAR_BUFSIZE, open_layer, read_tar
 from hyperd.images.limits import Budget, ImageLimits
 
 log = logging.getLogger(__name__)
@@ -43,18 +39,6 @@ MAX_SYMLINK_HOPS = 40
 FSTYPES = ("erofs", "ext4")
 
 
-def open_layer(path: str | os.PathLike) -> BinaryIO:
-    """Open a layer blob as an uncompressed tar stream (gzip, zstd or plain, by magic)."""
-    f = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
-    magic = f.read(4)
-    f.seek(0)
-    if magic[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=f, mode="rb")
-    if magic == b"\x28\xb5\x2f\xfd":
-        return zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True, closefd=True)
-    return f
-
-
 def _split_name(name: str, what: str = "entry") -> list[str]:
     if name.startswith("/"):
         raise UnsafeLayerEntry(f"layer {what} {name!r} has an absolute path", entry=name)
@@ -62,29 +46,6 @@ def _split_name(name: str, what: str = "entry") -> list[str]:
     if ".." in parts:
         raise UnsafeLayerEntry(f"layer {what} {name!r} contains '..'", entry=name)
     return parts
-
-
-class _HashingReader(io.RawIOBase):
-    """Pass-through reader that hashes everything read (for diff_id checks)."""
-
-    def __init__(self, inner: BinaryIO):
-        self.inner, self.hash = inner, hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf) -> int:
-        data = self.inner.read(len(buf))
-        self.hash.update(data)
-        buf[: len(data)] = data
-        return len(data)
-
-    def drain(self) -> None:
-        while self.readinto(bytearray(1 << 16)):
-            pass
-
-    def digest(self) -> str:
-        return "sha256:" + self.hash.hexdigest()
 
 
 class LayerApplier:
@@ -99,19 +60,27 @@ class LayerApplier:
         if not self.root.is_dir():
             raise ImageError(f"rootfs directory {self.root} does not exist")
         self._dir_times: dict[tuple[str, ...], float] = {}
+        self._root = str(self.root)
         self._layer: set[tuple[str, ...]] = set()
+        self._dirs: dict[tuple[str, ...], tuple[str, ...]] = {}  # parts -> resolved dir
         self.skipped: list[str] = []
+        self._name = "layer"  # the layer being applied, for errors
 
     # -- path resolution -------------------------------------------------------------------
 
-    def _path(self, rel: Iterable[str]) -> Path:
-        return self.root.joinpath(*rel)
+    def _path(self, rel: Iterable[str]) -> str:
+        return "/".join((self._root, *rel))
 
     def _resolve_dir(self, parts: list[str], entry: str, create: bool) -> tuple[str, ...] | None:
         """Resolve ``parts`` to a real directory inside the root, as a tuple of components.
 
         Missing directories are created (0755, root) when ``create``; else None is returned.
+        Answers are remembered until a directory or symlink is removed (``_forget``).
         """
+        key = tuple(parts)
+        known = self._dirs.get(key)
+        if known is not None:
+            return known
         cur: list[str] = []
         todo = list(parts)
         hops = 0
@@ -148,7 +117,8 @@ class LayerApplier:
                 cur.append(comp)
             else:
                 raise ImageError(f"layer entry {entry!r}: {'/'.join(cur + [comp])} is not a dir")
-        return tuple(cur)
+        self._dirs[key] = tuple(cur)
+        return self._dirs[key]
 
     # -- applying ------------------------------------------------------------------------
 
@@ -156,23 +126,26 @@ class LayerApplier:
         """Apply one uncompressed layer tar stream."""
         self._layer = set()
         try:
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
+            with read_tar(stream) as tar:
                 for member in tar:
                     self._entry(tar, member)
         except tarfile.TarError as e:
-            raise ImageError(f"corrupt layer archive: {e}") from None
+            raise ImageError(f"{self.budget.image}: {self._name} is corrupt: {e}") from None
 
     def apply_file(self, path: str | os.PathLike, diff_id: str | None = None) -> None:
         """Apply one layer blob file (compressed or not), checking its ``diff_id`` if given."""
-        self.budget.start_layer(f"layer {os.path.basename(path)}", os.path.getsize(path))
-        with open_layer(path) as raw:
-            stream = _HashingReader(raw)
-            self.apply(stream)
-            stream.drain()
+        self._name = f"layer {os.path.basename(path)[:12]}"
+        self.budget.start_layer(self._name, os.path.getsize(path))
+        try:
+            with open_layer(path, hashed=True) as stream:
+                self.apply(stream)
+                stream.drain()
+        except CORRUPT as e:
+            raise ImageError(f"{self.budget.image}: {self._name} is corrupt: {e}") from None
         if diff_id and diff_id != stream.digest():
             raise DigestMismatch(
-                f"layer {os.path.basename(path)}: uncompressed content has digest "
-                f"{stream.digest()}, the image config says {diff_id}"
+                f"{self.budget.image}: {self._name} has uncompressed digest {stream.digest()}, "
+                f"the image config says {diff_id}"
             )
 
     def _mark(self, rel: tuple[str, ...]) -> None:
@@ -229,32 +202,35 @@ class LayerApplier:
             elif stat.S_ISDIR(os.lstat(path).st_mode):
                 self._clear_lower(child)
 
-    def _remove(self, path: Path) -> None:
+    def _remove(self, path: str) -> None:
         try:
             st = os.lstat(path)
         except FileNotFoundError:
             return
         if stat.S_ISDIR(st.st_mode):
+            self._dirs.clear()
             shutil.rmtree(path)
         else:
+            if stat.S_ISLNK(st.st_mode):
+                self._dirs.clear()
             os.unlink(path)
 
-    def _make_dir(self, path: Path) -> None:
+    def _make_dir(self, path: str) -> None:
         try:
             st = os.lstat(path)
         except FileNotFoundError:
             os.mkdir(path, 0o755)
             return
         if not stat.S_ISDIR(st.st_mode):
-            os.unlink(path)
+            self._remove(path)
             os.mkdir(path, 0o755)
 
-    def _create(self, tar, m: tarfile.TarInfo, parts, rel, path: Path) -> None:
+    def _create(self, tar, m: tarfile.TarInfo, parts, rel, path: str) -> None:
         if m.isreg():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             try:
                 with os.fdopen(fd, "wb") as out, tar.extractfile(m) as src:
-                    shutil.copyfileobj(src, out, 1 << 20)
+                    shutil.copyfileobj(src, out, TAR_BUFSIZE)
             except OSError as exc:
                 if exc.errno is not None and exc.filename is None:
                     exc.filename = str(path)  # a full disk: say which file
@@ -282,7 +258,7 @@ class LayerApplier:
             self.skipped.append(m.name)
             log.warning("skipping layer entry %s of unsupported type %r", m.name, m.type)
 
-    def _hardlink(self, m: tarfile.TarInfo, path: Path) -> None:
+    def _hardlink(self, m: tarfile.TarInfo, path: str) -> None:
         tparts = _split_name(m.linkname, "hard link target")
         if not tparts:
             raise UnsafeLayerEntry(f"hard link {m.name!r} points at the root", entry=m.name)
@@ -339,14 +315,16 @@ def flatten(
     diff_ids: Iterable[str] | None = None,
     limits: ImageLimits | None = None,
     strict_xattrs: bool = False,
+    image: str = "image",
 ) -> LayerApplier:
     """Apply layer blobs (bottom first) onto the existing directory ``dest``.
 
     With ``diff_ids`` (from the image config) each layer's uncompressed digest is checked;
-    the image's expansion is held to ``limits`` as it goes. ``strict_xattrs``: an extended
-    attribute ``dest``'s filesystem does not take raises (else it is skipped, logged).
+    the image's expansion is held to ``limits`` as it goes; errors name ``image`` and the
+    layer. ``strict_xattrs``: an extended attribute ``dest``'s filesystem does not take
+    raises (else it is skipped, logged).
     """
-    applier = LayerApplier(dest, Budget(limits), strict_xattrs)
+    applier = LayerApplier(dest, Budget(limits, image), strict_xattrs)
     paths = list(layer_paths)
     for p, diff_id in zip(paths, _pair_diff_ids(paths, diff_ids), strict=True):
         applier.apply_file(p, diff_id)
@@ -366,15 +344,14 @@ def scan_layers(
     budget = Budget(limits, image)
     for path, diff_id in zip(layer_paths, _pair_diff_ids(layer_paths, diff_ids), strict=True):
         budget.start_layer(f"layer {path.name[:12]}", path.stat().st_size)
-        with open_layer(path) as raw:
-            stream = _HashingReader(raw)
+        with open_layer(path, hashed=True) as stream:
             try:
-                with tarfile.open(fileobj=stream, mode="r|") as tar:
+                with read_tar(stream) as tar:
                     for m in tar:
                         budget.spend(m, len(_split_name(m.name)))
                         if m.islnk():
                             _split_name(m.linkname, "hard link target")
-            except (tarfile.TarError, EOFError, OSError, zstandard.ZstdError) as e:
+            except (tarfile.TarError, OSError, *CORRUPT) as e:
                 raise ImageError(f"{image}: layer {path.name[:12]} is corrupt: {e}") from None
             stream.drain()
         if diff_id and diff_id != stream.digest():
@@ -444,8 +421,10 @@ def build_image(
     diff_ids: list[str] | None = None,
     limits: ImageLimits | None = None,
     strict_xattrs: bool = False,
+    image: str = "image",
 ) -> dict:
-    """Flatten layers (in a temp dir under ``workdir``) and pack them into ``out``.
+    """Flatten layers (in a temp dir under ``workdir``) and pack them into ``out``; errors
+    name ``image``.
 
     ``out`` appears atomically (temp file next to it, fsync, rename). Returns timings.
     """
@@ -458,7 +437,7 @@ def build_image(
         tree.mkdir(mode=0o755)
         os.chmod(tree, 0o755)
         t0 = time.monotonic()
-        flatten(layer_paths, tree, diff_ids, limits, strict_xattrs)
+        flatten(layer_paths, tree, diff_ids, limits, strict_xattrs, image)
         t1 = time.monotonic()
         MAKERS[fstype](tree, img)
         t2 = time.monotonic()

@@ -15,14 +15,20 @@ import requests
 
 from hyperd.images import archive, history, staging
 from hyperd.images.auth import CredentialStore
-from hyperd.images.errors import ImageError, ImageInUse, ImageNotFound, InvalidReference
+from hyperd.images.errors import (
+    ImageError,
+    ImageInUse,
+    ImageNotFound,
+    InvalidReference,
+    RootfsBuildError,
+)
 from hyperd.images.limits import ImageLimits
 from hyperd.images.manifest import load_json, parse_platform
 from hyperd.images.pull import Progress, Puller, config_summary
 from hyperd.images.push import PushClient, Pusher, push_targets
 from hyperd.images.reference import Reference, is_image_id, parse_reference
 from hyperd.images.registry import RegistryClient, RegistryConfig
-from hyperd.images.rootfs import FSTYPES, build_image
+from hyperd.images.rootfs import FSTYPES, build_image, scan_layers
 from hyperd.images.store import ContentStore, ImageIndex, ImageRecord
 
 log = logging.getLogger(__name__)
@@ -123,6 +129,7 @@ class ImageService:
             max_workers=self.config.max_concurrent_downloads,
             progress=progress,
             limits=self.config.limits,
+            check=self._unpack,
         )
         try:
             rec = puller.pull(ref, want, explicit_platform=bool(platform or self.config.platform))
@@ -368,39 +375,61 @@ class ImageService:
     def rootfs_path(self, ref_or_id: str) -> Path:
         """The image's read-only root filesystem image, built on first use."""
         rec = self.resolve(ref_or_id)
-        hexid = rec.id.removeprefix("sha256:")
-        out = self.rootfs_dir / f"{hexid}.{self.config.rootfs_fstype}"
-        with self._lock:
-            lock = self._build_locks.setdefault(rec.id, threading.Lock())
-        with lock:
+        out = self._rootfs_file(rec.id)
+        with self._build_lock(rec.id):
             if not out.exists():
                 with self.store.lease(rec.blobs()):
                     config = load_json(self.store.read(rec.config_digest), "image config")
                     diff_ids = (config.get("rootfs") or {}).get("diff_ids")
                     layers = [self.store.path(d.digest) for d in rec.layers]
-                    self._build_rootfs(layers, out, diff_ids)
+                    self._build_rootfs(layers, out, diff_ids, rec.id)
         return out
 
-    def _build_rootfs(self, layers: list[Path], out: Path, diff_ids) -> None:
+    def _unpack(self, image_id: str, layers: list[Path], diff_ids: list[str], name: str) -> None:
+        """A pull's check of its layers: building the root disk reads each layer once, and
+        checks all that a scan does (names, limits, diff_ids), so a pull does that, as
+        Docker's unpacks, and the first run finds the disk built. A disk already built
+        (the same config pulled again) leaves the layers to a scan; so does an mkfs that
+        fails once the layers were read whole, as the run will say."""
+        out = self._rootfs_file(image_id)
+        with self._build_lock(image_id):
+            if out.exists():
+                scan_layers(layers, diff_ids, self.config.limits, name)
+                return
+            try:
+                self._build_rootfs(layers, out, diff_ids, name)
+            except RootfsBuildError as exc:
+                log.warning("%s: root disk not built at pull: %s", name, exc)
+
+    def _rootfs_file(self, image_id: str) -> Path:
+        hexid = image_id.removeprefix("sha256:")
+        return self.rootfs_dir / f"{hexid}.{self.config.rootfs_fstype}"
+
+    def _build_lock(self, image_id: str) -> threading.Lock:
+        with self._lock:
+            return self._build_locks.setdefault(image_id, threading.Lock())
+
+    def _build_rootfs(self, layers: list[Path], out: Path, diff_ids, image: str) -> None:
         """Build ``out``, flattening where configured, else on tmpfs when it has room
         (hyperd/images/staging.py), else, or when tmpfs gives out, on disk."""
         fstype, limits = self.config.rootfs_fstype, self.config.limits
         if self.config.build_dir:
-            build_image(layers, out, fstype, Path(self.config.build_dir), diff_ids, limits)
+            workdir = Path(self.config.build_dir)
+            build_image(layers, out, fstype, workdir, diff_ids, limits, image=image)
             return
         with self.staging.reserve(layers) as tar_bytes:
             if tar_bytes is not None:
                 try:
                     build_image(
                         layers, out, fstype, self.staging.workdir(), diff_ids,
-                        staging.capped(limits, tar_bytes), strict_xattrs=True,
+                        staging.capped(limits, tar_bytes), strict_xattrs=True, image=image,
                     )  # fmt: skip
                     return
                 except (OSError, ImageError) as exc:
                     if not self.staging.gave_out(exc):
                         raise
                     log.info("root disk %s: staging on tmpfs gave out (%s); on disk", out, exc)
-        build_image(layers, out, fstype, self.rootfs_dir, diff_ids, limits)
+        build_image(layers, out, fstype, self.rootfs_dir, diff_ids, limits, image=image)
 
     @property
     def rootfs_fstype(self) -> str:

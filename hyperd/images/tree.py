@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hyperd.images.errors import ImageError
-from hyperd.images.rootfs import OPAQUE_MARKER, WHITEOUT_PREFIX, open_layer
+from hyperd.images.layerstream import open_layer, read_tar
+from hyperd.images.rootfs import OPAQUE_MARKER, WHITEOUT_PREFIX
 
 MAX_SYMLINK_HOPS = 40
 DIR, FILE, SYMLINK, LINK, OTHER = "dir", "file", "symlink", "link", "other"
@@ -73,7 +74,7 @@ class Tree:
         """Apply one uncompressed layer tar stream."""
         mine: set[str] = set()
         try:
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
+            with read_tar(stream) as tar:
                 for m in tar:
                     self._entry(m, layer, mine)
         except tarfile.TarError as e:
@@ -186,7 +187,7 @@ class Tree:
             return self.read("/" + node.linkname, limit)
         with (
             open_layer(self.layers[node.layer]) as stream,
-            tarfile.open(fileobj=stream, mode="r|") as tar,
+            read_tar(stream) as tar,
         ):
             found = None
             for m in tar:

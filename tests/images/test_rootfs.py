@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from hyperd.images import ImageError, ImageService, UnsafeLayerEntry
+from hyperd.images.errors import RootfsBuildError
 from hyperd.images.rootfs import flatten
 
 from .imagebuilder import Entry, build_image, compress, d, f, hard, sym, tar_bytes
@@ -171,6 +172,25 @@ def test_absolute_symlinks_resolve_inside_root(tmp_path, sentinel):
     assert os.lstat(sentinel / "keep").st_nlink == 1
 
 
+def test_a_replaced_parent_is_looked_up_again(tmp_path, sentinel):
+    """A directory replaced by an absolute symlink, and a symlink by a directory, in one
+    layer: later entries under that name go where it now leads, inside the root (the
+    flattener remembers resolved parents, and must forget them here)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    before = outside_state(tmp_path, sentinel)
+    root = apply(
+        work,
+        [
+            [d("was-dir"), f("was-dir/one"), sym("was-dir", str(sentinel)), f("was-dir/pwned")],
+            [sym("was-link", str(sentinel)), f("was-link/two"), d("was-link"), f("was-link/3")],
+        ],
+    )
+    assert outside_state(tmp_path, sentinel) == before
+    assert sorted(os.listdir(root / str(sentinel).lstrip("/"))) == ["pwned", "two"]
+    assert os.listdir(root / "was-link") == ["3"]
+
+
 def rich_image(compression=("gzip", "zstd", "none")):
     """Layers exercising every feature, for comparison with a reference extraction."""
     l1 = [
@@ -232,9 +252,9 @@ def test_root_disk_contains_tree(tmp_path, registry, repo, fstype):
     svc = ImageService(tmp_path / "store", {"rootfs_fstype": fstype})
     name = f"{registry.host}/{repo}:rich"
     rec = svc.pull(name)
-    disk = svc.rootfs_path(name)
-    assert disk.name == f"{rec.id[7:]}.{fstype}"
-    mtime = disk.stat().st_mtime
+    disk = svc.rootfs_dir / f"{rec.id[7:]}.{fstype}"
+    mtime = disk.stat().st_mtime  # the pull built it
+    assert svc.rootfs_path(name) == disk and disk.stat().st_mtime == mtime
     assert svc.rootfs_path(rec.id) == disk and disk.stat().st_mtime == mtime  # built once
     assert not [p for p in svc.rootfs_dir.iterdir() if p != disk]  # no temp leftovers
     tree = tmp_path / "tree"
@@ -251,11 +271,28 @@ def test_root_disk_contains_tree(tmp_path, registry, repo, fstype):
     assert stat.S_IMODE(os.stat(disk).st_mode) == 0o444
 
 
+@pytest.mark.registry
+def test_a_pull_whose_mkfs_fails_lists_the_image_and_the_run_says_why(
+    tmp_path, registry, repo, monkeypatch
+):
+    """The layers were read whole and found sound, so the image is listed; the disk is
+    built (or refused, with the reason) when a container needs it."""
+    registry.pusher().push_image(repo, "t", build_image([[f("a", "a")]]))
+    svc = ImageService(tmp_path / "store")
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))  # no mkfs.erofs
+    rec = svc.pull(f"{registry.host}/{repo}:t")
+    assert [r.id for r in svc.list()] == [rec.id] and not list(svc.rootfs_dir.iterdir())
+    with pytest.raises(RootfsBuildError, match="mkfs.erofs is not installed"):
+        svc.rootfs_path(rec.id)
+    monkeypatch.undo()
+    assert svc.rootfs_path(rec.id).stat().st_size > 0
+
+
 def test_corrupt_layer_is_an_image_error(tmp_path):
     p = tmp_path / "bad"
     p.write_bytes(compress(b"this is not a tar archive at all" * 20, "gzip"))
     (tmp_path / "root").mkdir()
-    with pytest.raises(ImageError, match="corrupt layer"):
+    with pytest.raises(ImageError, match="^image: layer bad is corrupt: "):
         flatten([p], tmp_path / "root")
 
 

@@ -82,6 +82,8 @@ def staged(tmp_path, small_tmpfs, monkeypatch, registry, repo):
         svc = ImageService(tmp_path / "store")
         name = f"{registry.host}/{repo}:t"
         svc.pull(name)
+        for disk in svc.rootfs_dir.iterdir():  # the pull built it: build it again, watched
+            disk.unlink()
         tried, real = [], service.build_image
 
         def build(*a, **k):
