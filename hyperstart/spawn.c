@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -64,6 +65,7 @@ static void __attribute__((noreturn)) child_exec(struct spawn *s)
 	const char *prog = s->argv[0];
 	const char *path = env_get(s->envp, "PATH");
 	char full[PATH_MAX];
+	struct stat st;
 	int denied = 0;
 
 	if (strchr(prog, '/')) {
@@ -76,7 +78,10 @@ static void __attribute__((noreturn)) child_exec(struct spawn *s)
 		int len = (int)(end - dir);
 
 		snprintf(full, sizeof(full), "%.*s%s%s", len, dir, len ? "/" : "", prog);
-		execve(full, s->argv, s->envp);
+		/* a stat skips a missing file: a failed execve copies argv and env first (~1 ms
+		 * each under TCG, 5 of them to find busybox's /bin/true in Docker's PATH) */
+		if (stat(full, &st) == 0 || (errno != ENOENT && errno != ENOTDIR))
+			execve(full, s->argv, s->envp);
 		if (errno == EACCES)
 			denied = 1;
 		else if (errno != ENOENT && errno != ENOTDIR)

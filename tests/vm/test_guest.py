@@ -62,8 +62,9 @@ def test_sigkill_gives_137(guest, loop_thread):
         (["/bin/no-such-binary"], 127, 'exec: "/bin/no-such-binary": no such file or directory'),
         (["/bin/notexec"], 126, 'exec: "/bin/notexec": permission denied'),
         (["/tmp"], 126, 'exec: "/tmp": permission denied'),
+        (["notexec"], 126, 'exec: "notexec": permission denied'),
     ],
-    ids=["not-in-path", "absolute-missing", "not-executable", "directory"],
+    ids=["not-in-path", "absolute-missing", "not-executable", "directory", "path-not-executable"],
 )
 def test_exec_failure_is_an_error_with_exit_code_and_no_event(guest, loop_thread, args, code, text):
     """A program that cannot start answers ERROR (Docker's text and code), no exit event."""
