@@ -75,7 +75,7 @@ class LayerApplier:
         """Resolve ``parts`` to a real directory inside the root, as a tuple of components.
 
         Missing directories are created (0755, root) when ``create``; else None is returned.
-        Answers are remembered until a directory or symlink is removed (``_forget``).
+        Answers are remembered until a directory or symlink is removed (``_remove``).
         """
         key = tuple(parts)
         known = self._dirs.get(key)

@@ -382,7 +382,7 @@ class ImageService:
                     config = load_json(self.store.read(rec.config_digest), "image config")
                     diff_ids = (config.get("rootfs") or {}).get("diff_ids")
                     layers = [self.store.path(d.digest) for d in rec.layers]
-                    self._build_rootfs(layers, out, diff_ids, rec.id)
+                    self._build_rootfs(layers, out, diff_ids, ref_or_id)
         return out
 
     def _unpack(self, image_id: str, layers: list[Path], diff_ids: list[str], name: str) -> None:
