@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[dict], None]
 #: checks a pulled image's layers before it is listed: (image ID, layer blob paths,
-#: diff_ids, name for errors); raises an ImageError to refuse it
-Check = Callable[[str, list[Path], list[str], str], None]
+#: diff_ids, name for errors, called with each layer unpacked); raises an ImageError to
+#: refuse it
+Check = Callable[[str, list[Path], list[str], str, Callable[[Path], None]], None]
 
 
 def short_id(digest: str) -> str:
@@ -127,7 +128,8 @@ class Puller:
             self._fetch_layers(repo, manifest.layers)
             layer_paths = [self.store.path(d.digest) for d in manifest.layers]
             diff_ids = config["rootfs"]["diff_ids"]
-            self.check(manifest.config.digest, layer_paths, diff_ids, ref.familiar())
+            name = ref.familiar()
+            self.check(manifest.config.digest, layer_paths, diff_ids, name, self._unpacked)
             self.store.write(raw, digest)
             if index_raw is not None:
                 self.store.write(index_raw, index_digest)
@@ -143,8 +145,11 @@ class Puller:
         self._emit({"status": f"Digest: {index_digest or digest}"})
         return rec
 
-    def _scan(self, _image_id: str, layers: list[Path], diff_ids: list[str], name: str) -> None:
+    def _scan(self, _image_id: str, layers: list[Path], diff_ids: list[str], name: str, _done):
         scan_layers(layers, diff_ids, self.limits, name)
+
+    def _unpacked(self, layer: Path) -> None:
+        self._emit({"status": "Pull complete", "id": layer.name[:12]})
 
     def _check_platform(self, ref, config: dict, want: Platform, strict: bool) -> None:
         have = {k: config.get(k) for k in ("os", "architecture", "variant")}

@@ -23,7 +23,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -316,18 +316,21 @@ def flatten(
     limits: ImageLimits | None = None,
     strict_xattrs: bool = False,
     image: str = "image",
+    done: Callable[[Path], None] | None = None,
 ) -> LayerApplier:
     """Apply layer blobs (bottom first) onto the existing directory ``dest``.
 
     With ``diff_ids`` (from the image config) each layer's uncompressed digest is checked;
     the image's expansion is held to ``limits`` as it goes; errors name ``image`` and the
     layer. ``strict_xattrs``: an extended attribute ``dest``'s filesystem does not take
-    raises (else it is skipped, logged).
+    raises (else it is skipped, logged). ``done(path)`` is called as each layer is applied.
     """
     applier = LayerApplier(dest, Budget(limits, image), strict_xattrs)
     paths = list(layer_paths)
     for p, diff_id in zip(paths, _pair_diff_ids(paths, diff_ids), strict=True):
         applier.apply_file(p, diff_id)
+        if done is not None:
+            done(Path(p))
     applier.finish()
     return applier
 
@@ -422,9 +425,10 @@ def build_image(
     limits: ImageLimits | None = None,
     strict_xattrs: bool = False,
     image: str = "image",
+    done: Callable[[Path], None] | None = None,
 ) -> dict:
     """Flatten layers (in a temp dir under ``workdir``) and pack them into ``out``; errors
-    name ``image``.
+    name ``image``; ``done(layer)`` as each layer is flattened.
 
     ``out`` appears atomically (temp file next to it, fsync, rename). Returns timings.
     """
@@ -437,7 +441,7 @@ def build_image(
         tree.mkdir(mode=0o755)
         os.chmod(tree, 0o755)
         t0 = time.monotonic()
-        flatten(layer_paths, tree, diff_ids, limits, strict_xattrs, image)
+        flatten(layer_paths, tree, diff_ids, limits, strict_xattrs, image, done)
         t1 = time.monotonic()
         MAKERS[fstype](tree, img)
         t2 = time.monotonic()

@@ -385,19 +385,22 @@ class ImageService:
                     self._build_rootfs(layers, out, diff_ids, ref_or_id)
         return out
 
-    def _unpack(self, image_id: str, layers: list[Path], diff_ids: list[str], name: str) -> None:
+    def _unpack(
+        self, image_id: str, layers: list[Path], diff_ids: list[str], name: str, done
+    ) -> None:
         """A pull's check of its layers: building the root disk reads each layer once, and
         checks all that a scan does (names, limits, diff_ids), so a pull does that, as
         Docker's unpacks, and the first run finds the disk built. A disk already built
         (the same config pulled again) leaves the layers to a scan; so does an mkfs that
-        fails once the layers were read whole, as the run will say."""
+        fails once the layers were read whole, as the run will say. ``done(layer)`` is
+        called as each layer is unpacked (Docker's "Pull complete")."""
         out = self._rootfs_file(image_id)
         with self._build_lock(image_id):
             if out.exists():
                 scan_layers(layers, diff_ids, self.config.limits, name)
                 return
             try:
-                self._build_rootfs(layers, out, diff_ids, name)
+                self._build_rootfs(layers, out, diff_ids, name, done)
             except RootfsBuildError as exc:
                 log.warning("%s: root disk not built at pull: %s", name, exc)
 
@@ -409,13 +412,13 @@ class ImageService:
         with self._lock:
             return self._build_locks.setdefault(image_id, threading.Lock())
 
-    def _build_rootfs(self, layers: list[Path], out: Path, diff_ids, image: str) -> None:
+    def _build_rootfs(self, layers: list[Path], out: Path, diff_ids, image: str, done=None) -> None:
         """Build ``out``, flattening where configured, else on tmpfs when it has room
         (hyperd/images/staging.py), else, or when tmpfs gives out, on disk."""
         fstype, limits = self.config.rootfs_fstype, self.config.limits
         if self.config.build_dir:
             workdir = Path(self.config.build_dir)
-            build_image(layers, out, fstype, workdir, diff_ids, limits, image=image)
+            build_image(layers, out, fstype, workdir, diff_ids, limits, image=image, done=done)
             return
         with self.staging.reserve(layers) as tar_bytes:
             if tar_bytes is not None:
@@ -423,13 +426,14 @@ class ImageService:
                     build_image(
                         layers, out, fstype, self.staging.workdir(), diff_ids,
                         staging.capped(limits, tar_bytes), strict_xattrs=True, image=image,
+                        done=done,
                     )  # fmt: skip
                     return
                 except (OSError, ImageError) as exc:
                     if not self.staging.gave_out(exc):
                         raise
                     log.info("root disk %s: staging on tmpfs gave out (%s); on disk", out, exc)
-        build_image(layers, out, fstype, self.rootfs_dir, diff_ids, limits, image=image)
+        build_image(layers, out, fstype, self.rootfs_dir, diff_ids, limits, image=image, done=done)
 
     @property
     def rootfs_fstype(self) -> str:

@@ -45,6 +45,10 @@ def test_pull_by_tag_and_digest(registry, service, repo):
     assert set(img.blobs) | {digest} == stored(service)
     assert events[0]["status"].startswith("Pulling from")
     assert any(e.get("status") == "Downloading" for e in events)
+    short = [x.removeprefix("sha256:")[:12] for x in img.layer_digests]
+    unpacked = [e["id"] for e in events if e.get("status") == "Pull complete"]
+    assert unpacked == short  # each layer, bottom first, as its part of the root disk is made
+    assert service.rootfs_dir.joinpath(f"{rec.id[7:]}.erofs").exists()
     assert events[-1]["status"].startswith("Status: Downloaded newer image")
     assert not list(service.store.ingest_dir.iterdir())
 
