@@ -48,6 +48,7 @@ from .teardown import Teardowns
 log = logging.getLogger(__name__)
 DEFAULT_STOP_TIMEOUT = 10
 KILL_WAIT = 10  # seconds a SIGKILLed process has to go before its VM is destroyed
+TEARDOWN_GRACE_S = 15  # at shutdown, for the VMs of ended runs to go down (graceful: synced)
 
 
 class ContainerService:
@@ -544,7 +545,9 @@ class ContainerService:
         await restoring.restore(self)
 
     async def shutdown(self) -> None:
-        """Daemon shutdown: leave VMs running (live restore), close agent connections."""
+        """Daemon shutdown: leave VMs running (live restore), close agent connections; the
+        VMs of ended runs finish going down first."""
+        await self.teardowns.finish(TEARDOWN_GRACE_S)
         for task in list(self._tasks):
             task.cancel()
         await restoring.shutdown(self, self.monitor.runs().values())

@@ -170,3 +170,22 @@ def test_a_chosen_mac_address_is_the_vms_and_outlives_a_daemon_restart(netd):
         assert c.exec_run(["cat", "/sys/class/net/eth0/address"]).output == f"{mac}\n".encode()
     finally:
         c.remove(force=True)
+
+
+def test_sigterm_while_a_removed_containers_vm_goes_down_lets_it_go(netd):
+    """SIGTERM just after a --rm container was removed, while its VM is still going down
+    in the background: the daemon lets that end before it exits, so no VM, tap or
+    container directory is left for the next start to sweep."""
+    res = netd.hyper("run", "-d", "--rm", "busybox", "true")
+    _ok(res)
+    cid = res.stdout.decode().strip()
+    deadline = time.time() + 60
+    while time.time() < deadline and netd.hyper("inspect", cid).returncode == 0:
+        time.sleep(0.05)
+    netd.kill_hyperd(signal.SIGTERM)
+    try:
+        assert not [t for t in _leftovers(netd)["taps"] if cid[:8] in t]
+        assert not [vm for vm in netd.vms() if cid[:12] in vm]
+        assert not (netd.root / "containers" / cid).exists()
+    finally:
+        netd.relaunch()
