@@ -69,6 +69,10 @@ class Budget:
         """Begin counting a layer whose blob weighs ``compressed_size`` bytes."""
         self._layer, self._layer_size, self._compressed = name, 0, max(compressed_size, 1)
 
+    def where(self) -> str:
+        """The image and the layer being counted, for errors: ``<image>: layer <id>``."""
+        return f"{self.image}: {self._layer}"
+
     def spend(self, m: tarfile.TarInfo, depth: int) -> None:
         """Count one entry (its header); raise past a limit."""
         lim = self.limits
@@ -90,7 +94,7 @@ class Budget:
             )
 
     def _refuse(self, what: str) -> None:
-        raise ImageTooLarge(f"{self.image}: {self._layer} {what}; refused")
+        raise ImageTooLarge(f"{self.where()} {what}; refused")
 
 
 def _gib(n: int) -> str:

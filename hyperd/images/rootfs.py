@@ -64,7 +64,6 @@ class LayerApplier:
         self._layer: set[tuple[str, ...]] = set()
         self._dirs: dict[tuple[str, ...], tuple[str, ...]] = {}  # parts -> resolved dir
         self.skipped: list[str] = []
-        self._name = "layer"  # the layer being applied, for errors
 
     # -- path resolution -------------------------------------------------------------------
 
@@ -130,23 +129,18 @@ class LayerApplier:
                 for member in tar:
                     self._entry(tar, member)
         except tarfile.TarError as e:
-            raise ImageError(f"{self.budget.image}: {self._name} is corrupt: {e}") from None
+            raise _corrupt(self.budget, e) from None
 
     def apply_file(self, path: str | os.PathLike, diff_id: str | None = None) -> None:
         """Apply one layer blob file (compressed or not), checking its ``diff_id`` if given."""
-        self._name = f"layer {os.path.basename(path)[:12]}"
-        self.budget.start_layer(self._name, os.path.getsize(path))
+        self.budget.start_layer(_layer_name(path), os.path.getsize(path))
         try:
             with open_layer(path, hashed=True) as stream:
                 self.apply(stream)
                 stream.drain()
         except CORRUPT as e:
-            raise ImageError(f"{self.budget.image}: {self._name} is corrupt: {e}") from None
-        if diff_id and diff_id != stream.digest():
-            raise DigestMismatch(
-                f"{self.budget.image}: {self._name} has uncompressed digest {stream.digest()}, "
-                f"the image config says {diff_id}"
-            )
+            raise _corrupt(self.budget, e) from None
+        _check_diff_id(self.budget, stream.digest(), diff_id)
 
     def _mark(self, rel: tuple[str, ...]) -> None:
         for i in range(1, len(rel) + 1):
@@ -346,7 +340,7 @@ def scan_layers(
     image's expansion within ``limits``."""
     budget = Budget(limits, image)
     for path, diff_id in zip(layer_paths, _pair_diff_ids(layer_paths, diff_ids), strict=True):
-        budget.start_layer(f"layer {path.name[:12]}", path.stat().st_size)
+        budget.start_layer(_layer_name(path), path.stat().st_size)
         with open_layer(path, hashed=True) as stream:
             try:
                 with read_tar(stream) as tar:
@@ -355,13 +349,24 @@ def scan_layers(
                         if m.islnk():
                             _split_name(m.linkname, "hard link target")
             except (tarfile.TarError, OSError, *CORRUPT) as e:
-                raise ImageError(f"{image}: layer {path.name[:12]} is corrupt: {e}") from None
+                raise _corrupt(budget, e) from None
             stream.drain()
-        if diff_id and diff_id != stream.digest():
-            raise DigestMismatch(
-                f"{image}: layer {path.name[:12]} has uncompressed digest {stream.digest()}, "
-                f"the image config says {diff_id}"
-            )
+        _check_diff_id(budget, stream.digest(), diff_id)
+
+
+def _layer_name(path: str | os.PathLike) -> str:
+    return f"layer {os.path.basename(path)[:12]}"
+
+
+def _corrupt(budget: Budget, error: Exception) -> ImageError:
+    return ImageError(f"{budget.where()} is corrupt: {error}")
+
+
+def _check_diff_id(budget: Budget, digest: str, diff_id: str | None) -> None:
+    if diff_id and diff_id != digest:
+        raise DigestMismatch(
+            f"{budget.where()} has uncompressed digest {digest}, the image config says {diff_id}"
+        )
 
 
 # -- filesystem images -----------------------------------------------------------------------

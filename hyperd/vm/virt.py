@@ -156,21 +156,21 @@ class Domain:
         """Write the paused guest's CPU and device state to ``fd``, leaving out RAM shared
         with a file. QEMU's migration, through the monitor: libvirt's own save writes all
         of RAM and restores a domain only under its old name and UUID, never as a clone."""
-        with _state_errors():
-            self._qmp("migrate-set-capabilities", capabilities=[_IGNORE_SHARED])
-            self._qmp("getfd", fd=fd, fdname=_STATE_FD)
-            self._qmp("migrate", uri=f"fd:{_STATE_FD}")
-            self._wait_migration("save the state of", timeout)
+        self._migrate("migrate", fd, "save the state of", timeout)
 
     def load_state(self, fd: int, timeout: float) -> None:
         """Load a state ``save_state`` wrote into this domain (started with ``-incoming
         defer`` and RAM mapping the same file), then run it."""
+        self._migrate("migrate-incoming", fd, "load the state of", timeout)
+        self.resume()
+
+    def _migrate(self, command: str, fd: int, action: str, timeout: float) -> None:
+        """QEMU's ``command`` (out or in) over ``fd``, RAM shared with a file left out."""
         with _state_errors():
             self._qmp("migrate-set-capabilities", capabilities=[_IGNORE_SHARED])
             self._qmp("getfd", fd=fd, fdname=_STATE_FD)
-            self._qmp("migrate-incoming", uri=f"fd:{_STATE_FD}")
-            self._wait_migration("load the state of", timeout)
-        self.resume()
+            self._qmp(command, uri=f"fd:{_STATE_FD}")
+            self._wait_migration(action, timeout)
 
     def _wait_migration(self, action: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
