@@ -4,7 +4,7 @@ LIBDIR ?= $(PREFIX)/lib/hyper
 VENV ?= /opt/hyper/venv
 BUILD := build
 
-.PHONY: all deps kernel initrd install services daemon demo setup test lint compat density bench clean
+.PHONY: all deps kernel initrd erofs-utils install services daemon demo setup test lint compat density bench clean
 
 all: kernel initrd
 
@@ -19,8 +19,13 @@ initrd:
 	$(MAKE) -C hyperstart
 	hyperstart/mkinitrd.sh $(BUILD)/initrd.img
 
-install: kernel initrd
+# mkfs.erofs with --tar (erofs-utils 1.8; Debian 12 has 1.5), cached like the kernel.
+erofs-utils:
+	tools/build-erofs-utils.sh $(BUILD)/mkfs.erofs
+
+install: kernel initrd erofs-utils
 	install -D -m 0644 $(BUILD)/vmlinux $(LIBDIR)/vmlinux
+	install -D -m 0755 $(BUILD)/mkfs.erofs $(LIBDIR)/bin/mkfs.erofs
 	install -D -m 0644 $(BUILD)/initrd.img $(LIBDIR)/initrd.img
 
 services:

@@ -19,6 +19,7 @@ apt-get install -y -qq --no-install-recommends \
     qemu-system-x86 libvirt-daemon-system libvirt-clients libvirt-dev libxml2-utils \
     linux-source-6.1 flex bison bc libelf-dev libssl-dev \
     libjansson-dev busybox-static e2fsprogs erofs-utils \
+    autoconf automake libtool uuid-dev \
     docker-registry umoci skopeo apache2-utils \
     iproute2 iptables util-linux procps nginx-light wrk tini \
     docker-compose >/dev/null

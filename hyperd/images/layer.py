@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from hyperd.errors import InvalidArgument
+from hyperd.images.layerrules import OPAQUE_MARKER, WHITEOUT_PREFIX
 from hyperd.images.manifest import Descriptor
-from hyperd.images.rootfs import OPAQUE_MARKER, WHITEOUT_PREFIX
 from hyperd.images.store import ContentStore
 from hyperd.images.tree import DIR, Tree, normalize
 

@@ -1,7 +1,9 @@
 """Flatten image layers into a directory and pack it as a read-only filesystem image.
 
-Layer application follows the OCI image spec: ``.wh.<name>`` deletes ``<name>`` from lower
-layers, ``.wh..wh..opq`` hides everything a lower layer put in its directory.
+Layer application follows the OCI image spec (hyperd/images/layerrules.py). Where
+mkfs.erofs reads tar streams, an erofs root disk is built without unpacking
+(hyperd/images/tarmerge.py); this module's LayerApplier serves ext4, export, and an
+mkfs.erofs without ``--tar``.
 
 Safety: entries are created only through parent directories that were resolved component
 by component with lstat inside the root. A parent symlink is followed inside the root (an
@@ -16,7 +18,6 @@ import contextlib
 import errno
 import logging
 import os
-import posixpath
 import shutil
 import stat
 import subprocess
@@ -25,53 +26,53 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import BinaryIO
 
-from hyperd.images.errors import DigestMismatch, ImageError, RootfsBuildError, UnsafeLayerEntry
+from hyperd.images.errors import ImageError, RootfsBuildError
+from hyperd.images.layerrules import (
+    DIRECTORY,
+    MISSING,
+    OTHER,
+    SYMLINK,
+    LayerWalker,
+    check_diff_id,
+    corrupt,
+    layer_name,
+    resolve_dir,
+    split_name,
+)
 from hyperd.images.layerstream import CORRUPT, TAR_BUFSIZE, open_layer, read_tar
 from hyperd.images.limits import Budget, ImageLimits
+from hyperd.images.tarmerge import pack_erofs
 
 log = logging.getLogger(__name__)
 
-WHITEOUT_PREFIX = ".wh."
-OPAQUE_MARKER = ".wh..wh..opq"
-MAX_SYMLINK_HOPS = 40
 FSTYPES = ("erofs", "ext4")
+TOOL_DIR = "/usr/local/lib/hyper/bin"  # `make install` puts an mkfs.erofs with --tar here
+_TAR_CAPABLE: dict[tuple[str, int], bool] = {}
 
 
-def _split_name(name: str, what: str = "entry") -> list[str]:
-    if name.startswith("/"):
-        raise UnsafeLayerEntry(f"layer {what} {name!r} has an absolute path", entry=name)
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise UnsafeLayerEntry(f"layer {what} {name!r} contains '..'", entry=name)
-    return parts
-
-
-class LayerApplier:
-    """Applies layer tar streams, in order, onto a root directory."""
+class LayerApplier(LayerWalker):
+    """Applies layer blobs, in order, onto a root directory."""
 
     def __init__(
         self, root: str | os.PathLike, budget: Budget | None = None, strict_xattrs: bool = False
     ):
+        super().__init__(budget or Budget(None))
         self.root = Path(os.path.realpath(root))
-        self.budget = budget or Budget(None)
         self.strict_xattrs = strict_xattrs  # an xattr the filesystem refuses is an error
         if not self.root.is_dir():
             raise ImageError(f"rootfs directory {self.root} does not exist")
         self._dir_times: dict[tuple[str, ...], float] = {}
         self._root = str(self.root)
-        self._layer: set[tuple[str, ...]] = set()
         self._dirs: dict[tuple[str, ...], tuple[str, ...]] = {}  # parts -> resolved dir
-        self.skipped: list[str] = []
-
-    # -- path resolution -------------------------------------------------------------------
 
     def _path(self, rel: Iterable[str]) -> str:
         return "/".join((self._root, *rel))
 
-    def _resolve_dir(self, parts: list[str], entry: str, create: bool) -> tuple[str, ...] | None:
-        """Resolve ``parts`` to a real directory inside the root, as a tuple of components.
+    # -- the tree: the directory -------------------------------------------------------------
+
+    def resolve(self, parts: list[str], entry: str, create: bool) -> tuple[str, ...] | None:
+        """Resolve ``parts`` to a real directory inside the root (layerrules.resolve_dir).
 
         Missing directories are created (0755, root) when ``create``; else None is returned.
         Answers are remembered until a directory or symlink is removed (``_remove``).
@@ -80,121 +81,49 @@ class LayerApplier:
         known = self._dirs.get(key)
         if known is not None:
             return known
-        cur: list[str] = []
-        todo = list(parts)
-        hops = 0
-        while todo:
-            comp = todo.pop(0)
-            if comp in ("", "."):
-                continue
-            if comp == "..":
-                if not cur:
-                    raise UnsafeLayerEntry(
-                        f"layer entry {entry!r} resolves outside the root through a symlink",
-                        entry=entry,
-                    )
-                cur.pop()
-                continue
-            p = self._path([*cur, comp])
-            try:
-                st = os.lstat(p)
-            except FileNotFoundError:
-                if not create:
-                    return None
-                os.mkdir(p, 0o755)
-                cur.append(comp)
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                hops += 1
-                if hops > MAX_SYMLINK_HOPS:
-                    raise UnsafeLayerEntry(f"too many symlinks resolving {entry!r}", entry=entry)
-                target = os.readlink(p)
-                if target.startswith("/"):
-                    cur = []
-                todo = target.split("/") + todo
-            elif stat.S_ISDIR(st.st_mode):
-                cur.append(comp)
-            else:
-                raise ImageError(f"layer entry {entry!r}: {'/'.join(cur + [comp])} is not a dir")
-        self._dirs[key] = tuple(cur)
-        return self._dirs[key]
+
+        def probe(cur: tuple[str, ...], comp: str) -> tuple[str, str]:
+            kind = self.kind_of((*cur, comp))
+            if kind == MISSING and create:
+                os.mkdir(self._path((*cur, comp)), 0o755)
+                return DIRECTORY, ""
+            return kind, os.readlink(self._path((*cur, comp))) if kind == SYMLINK else ""
+
+        found = resolve_dir(parts, entry, probe)
+        if found is not None:
+            self._dirs[key] = found
+        return found
+
+    def kind_of(self, rel: tuple[str, ...]) -> str:
+        try:
+            mode = os.lstat(self._path(rel)).st_mode
+        except FileNotFoundError:
+            return MISSING
+        if stat.S_ISDIR(mode):
+            return DIRECTORY
+        return SYMLINK if stat.S_ISLNK(mode) else OTHER
+
+    def children(self, rel: tuple[str, ...]) -> list[tuple[str, bool]]:
+        with os.scandir(self._path(rel)) as it:
+            return [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
 
     # -- applying ------------------------------------------------------------------------
 
-    def apply(self, stream: BinaryIO) -> None:
-        """Apply one uncompressed layer tar stream."""
-        self._layer = set()
-        try:
-            with read_tar(stream) as tar:
-                for member in tar:
-                    self._entry(tar, member)
-        except tarfile.TarError as e:
-            raise _corrupt(self.budget, e) from None
+    def root_meta(self, m: tarfile.TarInfo) -> None:
+        self._set_meta((), m)
 
-    def apply_file(self, path: str | os.PathLike, diff_id: str | None = None) -> None:
-        """Apply one layer blob file (compressed or not), checking its ``diff_id`` if given."""
-        self.budget.start_layer(_layer_name(path), os.path.getsize(path))
-        try:
-            with open_layer(path, hashed=True) as stream:
-                self.apply(stream)
-                stream.drain()
-        except CORRUPT as e:
-            raise _corrupt(self.budget, e) from None
-        _check_diff_id(self.budget, stream.digest(), diff_id)
-
-    def _mark(self, rel: tuple[str, ...]) -> None:
-        for i in range(1, len(rel) + 1):
-            self._layer.add(rel[:i])
-
-    def _entry(self, tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
-        parts = _split_name(m.name)
-        self.budget.spend(m, len(parts))
-        if not parts:
-            if m.isdir():
-                self._set_meta((), m)
-            return
-        base = parts[-1]
-        if base.startswith(WHITEOUT_PREFIX):
-            self._whiteout(parts, m.name)
-            return
-        parent = self._resolve_dir(parts[:-1], m.name, create=True)
-        rel = (*parent, base)
-        path = self._path(rel)
-        if m.isdir():
-            self._make_dir(path)
-        else:
-            self._remove(path)
-            self._create(tar, m, parts, rel, path)
-        self._mark(rel)
+    def make_dir(self, rel: tuple[str, ...], m: tarfile.TarInfo) -> None:
+        self._make_dir(self._path(rel))
         self._set_meta(rel, m)
 
-    def _whiteout(self, parts: list[str], name: str) -> None:
-        parent = self._resolve_dir(parts[:-1], name, create=parts[-1] == OPAQUE_MARKER)
-        if parent is None:
-            return
-        base = parts[-1]
-        if base == OPAQUE_MARKER:
-            self._mark(parent)
-            self._clear_lower(parent)
-        elif base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):
-            return  # aufs bookkeeping (.wh..wh.plnk etc.), not a whiteout
-        else:
-            target = base[len(WHITEOUT_PREFIX) :]
-            if target in ("", ".", ".."):
-                raise UnsafeLayerEntry(f"whiteout {name!r} names no entry", entry=name)
-            rel = (*parent, target)
-            if rel not in self._layer:
-                self._remove(self._path(rel))
+    def create(self, tar, m, parts: list[str], rel, link: tuple[str, ...] | None) -> None:
+        path = self._path(rel)
+        self._remove(path)
+        self._create(tar, m, path, link)
+        self._set_meta(rel, m)
 
-    def _clear_lower(self, rel: tuple[str, ...]) -> None:
-        """Remove what lower layers put under ``rel``, keeping this layer's entries."""
-        for name in os.listdir(self._path(rel)):
-            child = (*rel, name)
-            path = self._path(child)
-            if child not in self._layer:
-                self._remove(path)
-            elif stat.S_ISDIR(os.lstat(path).st_mode):
-                self._clear_lower(child)
+    def remove(self, rel: tuple[str, ...]) -> None:
+        self._remove(self._path(rel))
 
     def _remove(self, path: str) -> None:
         try:
@@ -219,7 +148,7 @@ class LayerApplier:
             self._remove(path)
             os.mkdir(path, 0o755)
 
-    def _create(self, tar, m: tarfile.TarInfo, parts, rel, path: str) -> None:
+    def _create(self, tar, m: tarfile.TarInfo, path: str, link: tuple[str, ...] | None) -> None:
         if m.isreg():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             try:
@@ -230,16 +159,9 @@ class LayerApplier:
                     exc.filename = str(path)  # a full disk: say which file
                 raise
         elif m.issym():
-            target = m.linkname
-            if not target.startswith("/"):
-                lexical = posixpath.normpath(posixpath.join("/".join(parts[:-1]), target))
-                if lexical == ".." or lexical.startswith("../"):
-                    raise UnsafeLayerEntry(
-                        f"symlink {m.name!r} -> {target!r} points outside the root", entry=m.name
-                    )
-            os.symlink(target, path)
+            os.symlink(m.linkname, path)
         elif m.islnk():
-            self._hardlink(m, path)
+            os.link(self._path(link), path, follow_symlinks=False)
         elif m.ischr() or m.isblk():
             kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
             try:
@@ -251,18 +173,6 @@ class LayerApplier:
         else:
             self.skipped.append(m.name)
             log.warning("skipping layer entry %s of unsupported type %r", m.name, m.type)
-
-    def _hardlink(self, m: tarfile.TarInfo, path: str) -> None:
-        tparts = _split_name(m.linkname, "hard link target")
-        if not tparts:
-            raise UnsafeLayerEntry(f"hard link {m.name!r} points at the root", entry=m.name)
-        parent = self._resolve_dir(tparts[:-1], m.name, create=False)
-        target = None if parent is None else self._path((*parent, tparts[-1]))
-        if target is None or not os.path.lexists(target):
-            raise ImageError(f"hard link {m.name!r}: target {m.linkname!r} does not exist")
-        if stat.S_ISDIR(os.lstat(target).st_mode):
-            raise UnsafeLayerEntry(f"hard link {m.name!r} to a directory", entry=m.name)
-        os.link(target, path, follow_symlinks=False)
 
     def _set_meta(self, rel: tuple[str, ...], m: tarfile.TarInfo) -> None:
         path = self._path(rel)
@@ -340,33 +250,18 @@ def scan_layers(
     image's expansion within ``limits``."""
     budget = Budget(limits, image)
     for path, diff_id in zip(layer_paths, _pair_diff_ids(layer_paths, diff_ids), strict=True):
-        budget.start_layer(_layer_name(path), path.stat().st_size)
+        budget.start_layer(layer_name(path), path.stat().st_size)
         with open_layer(path, hashed=True) as stream:
             try:
                 with read_tar(stream) as tar:
                     for m in tar:
-                        budget.spend(m, len(_split_name(m.name)))
+                        budget.spend(m, len(split_name(m.name)))
                         if m.islnk():
-                            _split_name(m.linkname, "hard link target")
+                            split_name(m.linkname, "hard link target")
             except (tarfile.TarError, OSError, *CORRUPT) as e:
-                raise _corrupt(budget, e) from None
+                raise corrupt(budget, e) from None
             stream.drain()
-        _check_diff_id(budget, stream.digest(), diff_id)
-
-
-def _layer_name(path: str | os.PathLike) -> str:
-    return f"layer {os.path.basename(path)[:12]}"
-
-
-def _corrupt(budget: Budget, error: Exception) -> ImageError:
-    return ImageError(f"{budget.where()} is corrupt: {error}")
-
-
-def _check_diff_id(budget: Budget, digest: str, diff_id: str | None) -> None:
-    if diff_id and diff_id != digest:
-        raise DigestMismatch(
-            f"{budget.where()} has uncompressed digest {digest}, the image config says {diff_id}"
-        )
+        check_diff_id(budget, stream.digest(), diff_id)
 
 
 # -- filesystem images -----------------------------------------------------------------------
@@ -421,6 +316,20 @@ def _run(cmd: list[str]) -> None:
 MAKERS = {"ext4": make_ext4, "erofs": make_erofs}
 
 
+def tar_mkfs_erofs() -> str | None:
+    """An mkfs.erofs that builds from a tar stream (erofs-utils >= 1.7), looked for in
+    TOOL_DIR then on PATH; None when there is none."""
+    search = os.pathsep.join((TOOL_DIR, os.environ.get("PATH", os.defpath)))
+    path = shutil.which("mkfs.erofs", path=search)
+    if path is None:
+        return None
+    key = (path, os.stat(path).st_mtime_ns)
+    if key not in _TAR_CAPABLE:
+        res = subprocess.run([path, "--help"], capture_output=True, text=True, check=False)
+        _TAR_CAPABLE[key] = "--tar" in res.stdout
+    return path if _TAR_CAPABLE[key] else None
+
+
 def build_image(
     layer_paths: list[Path],
     out: Path,
@@ -431,30 +340,41 @@ def build_image(
     strict_xattrs: bool = False,
     image: str = "image",
     done: Callable[[Path], None] | None = None,
+    unpack: bool = False,
 ) -> dict:
-    """Flatten layers (in a temp dir under ``workdir``) and pack them into ``out``; errors
-    name ``image``; ``done(layer)`` as each layer is flattened.
+    """Pack the layers into the filesystem image ``out``; errors name ``image``;
+    ``done(layer)`` as each layer is read.
 
-    ``out`` appears atomically (temp file next to it, fsync, rename). Returns timings.
+    erofs is built straight from the layers' tar streams where mkfs.erofs can (scratch
+    space under ``workdir``); otherwise, or with ``unpack``, the layers are flattened into
+    a temp dir under ``workdir`` and packed from there. ``out`` appears atomically (temp
+    file next to it, fsync, rename). Returns timings: ``build_s``, and for an unpacked
+    build ``flatten_s`` and ``mkfs_s``.
     """
     if fstype not in MAKERS:
         raise RootfsBuildError(f"unsupported root filesystem type {fstype!r} (use {FSTYPES})")
+    mkfs = None if unpack or fstype != "erofs" else tar_mkfs_erofs()
     tmpdir = Path(tempfile.mkdtemp(dir=workdir or out.parent, prefix=".build-"))
     img = out.with_name(f".{out.name}.{os.getpid()}.{id(tmpdir)}.tmp")
     try:
-        tree = tmpdir / "tree"
-        tree.mkdir(mode=0o755)
-        os.chmod(tree, 0o755)
         t0 = time.monotonic()
-        flatten(layer_paths, tree, diff_ids, limits, strict_xattrs, image, done)
-        t1 = time.monotonic()
-        MAKERS[fstype](tree, img)
-        t2 = time.monotonic()
+        if mkfs is not None:
+            ids = _pair_diff_ids(layer_paths, diff_ids)
+            pack_erofs(mkfs, layer_paths, img, ids, Budget(limits, image), tmpdir, done)
+            times = {}
+        else:
+            tree = tmpdir / "tree"
+            tree.mkdir(mode=0o755)
+            os.chmod(tree, 0o755)
+            flatten(layer_paths, tree, diff_ids, limits, strict_xattrs, image, done)
+            t1 = time.monotonic()
+            MAKERS[fstype](tree, img)
+            times = {"flatten_s": t1 - t0, "mkfs_s": time.monotonic() - t1}
         with open(img, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(img, 0o444)
         os.replace(img, out)
-        return {"flatten_s": t1 - t0, "mkfs_s": t2 - t1, "bytes": out.stat().st_size}
+        return {**times, "build_s": time.monotonic() - t0, "bytes": out.stat().st_size}
     finally:
         img.unlink(missing_ok=True)
         shutil.rmtree(tmpdir, ignore_errors=True)

@@ -28,7 +28,7 @@ from hyperd.images.pull import Progress, Puller, config_summary
 from hyperd.images.push import PushClient, Pusher, push_targets
 from hyperd.images.reference import Reference, is_image_id, parse_reference
 from hyperd.images.registry import RegistryClient, RegistryConfig
-from hyperd.images.rootfs import FSTYPES, build_image, scan_layers
+from hyperd.images.rootfs import FSTYPES, build_image, scan_layers, tar_mkfs_erofs
 from hyperd.images.store import ContentStore, ImageIndex, ImageRecord
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,10 @@ class ImageServiceConfig:
     max_concurrent_downloads: int = 3
     push_chunk_size: int = 16 << 20  # larger blobs are pushed in PATCH chunks of this size
     rootfs_fstype: str = "erofs"  # measured faster to build and smaller than ext4
-    # where layers are flattened; default: tmpfs when it has room, else <root>/rootfs
+    # where a build works; default: beside the disk when it streams the layers into
+    # mkfs.erofs, else (unpacking) tmpfs when it has room, else <root>/rootfs
     build_dir: str | None = None
+    unpack: bool = False  # unpack layers to a directory for mkfs even where it reads tars
     credentials_path: str | None = None  # default: <root>/config.json
     limits: ImageLimits = field(default_factory=ImageLimits)
     timeout: float = 30.0
@@ -413,12 +415,21 @@ class ImageService:
             return self._build_locks.setdefault(image_id, threading.Lock())
 
     def _build_rootfs(self, layers: list[Path], out: Path, diff_ids, image: str, done=None) -> None:
-        """Build ``out``, flattening where configured, else on tmpfs when it has room
-        (hyperd/images/staging.py), else, or when tmpfs gives out, on disk."""
-        fstype, limits = self.config.rootfs_fstype, self.config.limits
+        """Build ``out`` where configured; else stream the layers into mkfs.erofs where it
+        can, else unpack them on tmpfs when it has room (hyperd/images/staging.py), else,
+        or when tmpfs gives out, on disk."""
+        fstype, limits, unpack = self.config.rootfs_fstype, self.config.limits, self.config.unpack
         if self.config.build_dir:
             workdir = Path(self.config.build_dir)
-            build_image(layers, out, fstype, workdir, diff_ids, limits, image=image, done=done)
+            build_image(
+                layers, out, fstype, workdir, diff_ids, limits, image=image, done=done,
+                unpack=unpack,
+            )  # fmt: skip
+            return
+        if not unpack and fstype == "erofs" and tar_mkfs_erofs():
+            build_image(
+                layers, out, fstype, self.rootfs_dir, diff_ids, limits, image=image, done=done
+            )
             return
         with self.staging.reserve(layers) as tar_bytes:
             if tar_bytes is not None:
@@ -426,14 +437,17 @@ class ImageService:
                     build_image(
                         layers, out, fstype, self.staging.workdir(), diff_ids,
                         staging.capped(limits, tar_bytes), strict_xattrs=True, image=image,
-                        done=done,
+                        done=done, unpack=True,
                     )  # fmt: skip
                     return
                 except (OSError, ImageError) as exc:
                     if not self.staging.gave_out(exc):
                         raise
                     log.info("root disk %s: staging on tmpfs gave out (%s); on disk", out, exc)
-        build_image(layers, out, fstype, self.rootfs_dir, diff_ids, limits, image=image, done=done)
+        build_image(
+            layers, out, fstype, self.rootfs_dir, diff_ids, limits, image=image, done=done,
+            unpack=True,
+        )  # fmt: skip
 
     @property
     def rootfs_fstype(self) -> str:

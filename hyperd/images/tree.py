@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hyperd.images.errors import ImageError
+from hyperd.images.layerrules import MAX_SYMLINK_HOPS, OPAQUE_MARKER, WHITEOUT_PREFIX
 from hyperd.images.layerstream import open_layer, read_tar
-from hyperd.images.rootfs import OPAQUE_MARKER, WHITEOUT_PREFIX
 
-MAX_SYMLINK_HOPS = 40
 DIR, FILE, SYMLINK, LINK, OTHER = "dir", "file", "symlink", "link", "other"
 
 

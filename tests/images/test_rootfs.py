@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hyperd.images import ImageError, ImageService, UnsafeLayerEntry
+from hyperd.images import ImageError, ImageService, UnsafeLayerEntry, rootfs
 from hyperd.images.errors import RootfsBuildError
 from hyperd.images.rootfs import flatten
 
@@ -280,6 +280,7 @@ def test_a_pull_whose_mkfs_fails_lists_the_image_and_the_run_says_why(
     registry.pusher().push_image(repo, "t", build_image([[f("a", "a")]]))
     svc = ImageService(tmp_path / "store")
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))  # no mkfs.erofs
+    monkeypatch.setattr(rootfs, "TOOL_DIR", str(tmp_path / "nothing"))
     rec = svc.pull(f"{registry.host}/{repo}:t")
     assert [r.id for r in svc.list()] == [rec.id] and not list(svc.rootfs_dir.iterdir())
     with pytest.raises(RootfsBuildError, match="mkfs.erofs is not installed"):

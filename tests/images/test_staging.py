@@ -79,7 +79,7 @@ def staged(tmp_path, small_tmpfs, monkeypatch, registry, repo):
 
     def make(layers):
         registry.pusher().push_image(repo, "t", build_image(layers))
-        svc = ImageService(tmp_path / "store")
+        svc = ImageService(tmp_path / "store", {"unpack": True})  # staging serves unpacking
         name = f"{registry.host}/{repo}:t"
         svc.pull(name)
         for disk in svc.rootfs_dir.iterdir():  # the pull built it: build it again, watched

@@ -18,9 +18,9 @@ from typing import BinaryIO
 
 from hyperd.images.commit import Layer, NewImage, create_image, layer_media_type, lower_tree
 from hyperd.images.layer import store_layer
+from hyperd.images.layerrules import OPAQUE_MARKER, WHITEOUT_PREFIX
 from hyperd.images.layerstream import open_layer
 from hyperd.images.manifest import load_json
-from hyperd.images.rootfs import OPAQUE_MARKER, WHITEOUT_PREFIX
 from hyperd.images.store import ImageRecord
 from hyperd.images.tree import Tree, normalize
 
