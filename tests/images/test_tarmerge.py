@@ -5,8 +5,10 @@ and refuses the same layers."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -14,13 +16,14 @@ import pytest
 from hyperd.images import ImageError, UnsafeLayerEntry
 from hyperd.images.errors import RootfsBuildError
 from hyperd.images.rootfs import build_image, tar_mkfs_erofs
+from hyperd.images.tarmerge import header_bytes
 
 from .imagebuilder import Entry, compress, d, f, hard, sym, tar_bytes
 from .treecmp import describe, mounted
 
 MT = 1_600_000_000
 
-pytestmark = pytest.mark.skipif(
+needs_mkfs = pytest.mark.skipif(
     os.geteuid() != 0 or tar_mkfs_erofs() is None,
     reason="needs root (loop mounts) and an mkfs.erofs with --tar (make install)",
 )
@@ -129,12 +132,14 @@ SCENARIOS = {
 }  # fmt: skip
 
 
+@needs_mkfs
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_streamed_disk_holds_what_the_unpacked_one_holds(tmp_path, name):
     streamed, unpacked = both(tmp_path, SCENARIOS[name])
     assert streamed == unpacked
 
 
+@needs_mkfs
 def test_streamed_disk_applies_the_layers(tmp_path):
     """Not only equal to the unpacking build: the right entries, in the right state."""
     streamed, _ = both(tmp_path, SCENARIOS["whiteouts and opaque dirs"])
@@ -146,6 +151,7 @@ def test_streamed_disk_applies_the_layers(tmp_path):
     assert streamed["etc/sub"][1] == 0o700
 
 
+@needs_mkfs
 def test_streamed_hard_link_keeps_the_content_it_linked(tmp_path):
     streamed, _ = both(tmp_path, SCENARIOS["hard links across layers keep what they linked"])
     assert streamed["data/copy"][4] == hashlib.sha256(b"first").hexdigest()[:16]
@@ -154,6 +160,7 @@ def test_streamed_hard_link_keeps_the_content_it_linked(tmp_path):
     assert streamed["#hardlinks"] == ()  # each link lost its partner to a later layer
 
 
+@needs_mkfs
 @pytest.mark.parametrize(
     "entries, error, words",
     [
@@ -178,6 +185,7 @@ def test_streamed_build_refuses_what_unpacking_refuses(tmp_path, entries, error,
     assert not list(out.parent.iterdir())  # no image, no temp file, no scratch dir
 
 
+@needs_mkfs
 def test_a_corrupt_layer_midway_leaves_nothing(tmp_path):
     good = layer_files(tmp_path, [[f("a", "a" * 5000)]])
     bad = tmp_path / "bad"
@@ -189,6 +197,7 @@ def test_a_corrupt_layer_midway_leaves_nothing(tmp_path):
     assert not list(out.parent.iterdir())
 
 
+@needs_mkfs
 def test_a_full_disk_is_an_error_naming_mkfs(tmp_path):
     """mkfs.erofs itself fails (here: no room for the image); the error carries its words."""
     small = tmp_path / "small"
@@ -201,3 +210,32 @@ def test_a_full_disk_is_an_error_naming_mkfs(tmp_path):
         assert not list(small.iterdir())
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+HEADER_CASES = [
+    ("usr/bin/tool", tarfile.REGTYPE, {"size": 12345, "mode": 0o4755, "uid": 1000, "gid": 50}),
+    ("etc", tarfile.DIRTYPE, {"mode": 0o1777}),
+    ("bin/sh", tarfile.SYMTYPE, {"linkname": "/usr/bin/busybox"}),
+    ("dev/null", tarfile.CHRTYPE, {"devmajor": 1, "devminor": 3}),
+    ("bin/ln", tarfile.LNKTYPE, {"linkname": "usr/bin/tool"}),
+    ("n" * 99, tarfile.REGTYPE, {"size": 8**11 - 1}),  # the largest that fit ustar
+    ("n" * 100, tarfile.REGTYPE, {}),  # from here on: PAX
+    ("big", tarfile.REGTYPE, {"size": 8**11}),
+    ("ünï", tarfile.REGTYPE, {"uid": 8**7, "mtime": 1.5}),
+    ("x", tarfile.REGTYPE, {"pax_headers": {"SCHILY.xattr.user.a": "b"}}),
+]
+
+
+@pytest.mark.parametrize("name, kind, fields", HEADER_CASES)
+def test_header_bytes_read_back_as_written(name, kind, fields):
+    """The packed ustar block (or the PAX fallback) is a valid header with every field."""
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.mtime = kind, 0o644, MT
+    for key, value in fields.items():
+        setattr(info, key, value)
+    with tarfile.open(fileobj=io.BytesIO(header_bytes(info) + bytes(1024))) as tar:
+        back = tar.next()
+    for key in ("name", "type", "mode", "uid", "gid", "size", "mtime", "linkname"):
+        assert getattr(back, key) == getattr(info, key), key
+    assert (back.devmajor, back.devminor) == (info.devmajor, info.devminor)
+    assert {k: v for k, v in back.pax_headers.items() if "xattr" in k} == info.pax_headers
