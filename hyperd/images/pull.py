@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from hyperd.images.errors import ImageNotFound, UnsupportedImage
@@ -82,6 +82,24 @@ def run_all(fn: Callable, items, workers: int) -> None:
                 raise f.exception()
 
 
+class Arrivals(Sequence[Path]):
+    """The layer blobs of a pull, each handed out once its download has finished, so the
+    root disk is built from the first layers while later ones still download; a failed
+    download raises its error to whoever asks for that layer."""
+
+    def __init__(self, paths: list[Path], fetches: list[Future]):
+        self._paths, self._fetches = paths, fetches
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        self._fetches[i].result()
+        return self._paths[i]
+
+
 class Puller:
     """One pull of one reference into a content store and image index."""
 
@@ -125,11 +143,7 @@ class Puller:
             config = load_json(self.store.read(manifest.config.digest), "image config")
             self._check_platform(ref, config, want, explicit_platform and index_raw is None)
             check_config(config, manifest.layers, str(ref))
-            self._fetch_layers(repo, manifest.layers)
-            layer_paths = [self.store.path(d.digest) for d in manifest.layers]
-            diff_ids = config["rootfs"]["diff_ids"]
-            name = ref.familiar()
-            self.check(manifest.config.digest, layer_paths, diff_ids, name, self._unpacked)
+            self._fetch_and_check(repo, manifest, config["rootfs"]["diff_ids"], ref.familiar())
             self.store.write(raw, digest)
             if index_raw is not None:
                 self.store.write(index_raw, index_digest)
@@ -145,6 +159,22 @@ class Puller:
         self._emit({"status": f"Digest: {index_digest or digest}"})
         return rec
 
+    def _fetch_and_check(self, repo: str, manifest, diff_ids: list[str], name: str) -> None:
+        """Download the layers (``max_workers`` at once) while the check reads them, in
+        order, as each arrives; the first failure of either stops the rest."""
+        with ThreadPoolExecutor(max_workers=max(1, self.max_workers)) as pool:
+            fetches = [pool.submit(self._fetch, repo, d) for d in manifest.layers]
+            paths = [self.store.path(d.digest) for d in manifest.layers]
+            try:
+                arrivals = Arrivals(paths, fetches)
+                self.check(manifest.config.digest, arrivals, diff_ids, name, self._unpacked)
+                for f in fetches:
+                    f.result()  # a check that skipped a layer still needs it stored
+            except BaseException:
+                for f in fetches:
+                    f.cancel()
+                raise
+
     def _scan(self, _image_id: str, layers: list[Path], diff_ids: list[str], name: str, _done):
         scan_layers(layers, diff_ids, self.limits, name)
 
@@ -158,9 +188,6 @@ class Puller:
                 f"image {ref.familiar()} was found but does not match the requested platform "
                 f"{want} (it is {have['os']}/{have['architecture']})"
             )
-
-    def _fetch_layers(self, repo: str, layers) -> None:
-        run_all(lambda d: self._fetch(repo, d), layers, self.max_workers)
 
     def _fetch(self, repo: str, desc: Descriptor) -> None:
         sid = short_id(desc.digest)

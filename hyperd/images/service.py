@@ -394,7 +394,7 @@ class ImageService:
         checks all that a scan does (names, limits, diff_ids), so a pull does that, as
         Docker's unpacks, and the first run finds the disk built. A disk already built
         (the same config pulled again) leaves the layers to a scan; so does an mkfs that
-        fails once the layers were read whole, as the run will say. ``done(layer)`` is
+        fails (the run will say why), since it may have stopped reading early. ``done(layer)`` is
         called as each layer is unpacked (Docker's "Pull complete")."""
         out = self._rootfs_file(image_id)
         with self._build_lock(image_id):
@@ -405,6 +405,7 @@ class ImageService:
                 self._build_rootfs(layers, out, diff_ids, name, done)
             except RootfsBuildError as exc:
                 log.warning("%s: root disk not built at pull: %s", name, exc)
+                scan_layers(layers, diff_ids, self.config.limits, name)  # mkfs may stop early
 
     def _rootfs_file(self, image_id: str) -> Path:
         hexid = image_id.removeprefix("sha256:")

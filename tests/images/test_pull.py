@@ -13,11 +13,13 @@ from hyperd.images import (
     DigestMismatch,
     ImageNotFound,
     ImageService,
+    RegistryError,
     UnsupportedImage,
 )
 from hyperd.images.registry import is_insecure, parse_challenge
 
 from .imagebuilder import build_image, d, f
+from .regproxy import RegistryFront
 
 pytestmark = pytest.mark.registry
 
@@ -342,3 +344,64 @@ def test_unreachable_registry_is_a_registry_error(service):
 
     with pytest.raises(RegistryError, match="cannot reach registry"):
         service.pull(f"127.0.0.1:{free_port()}/nothing:here")
+
+
+def test_root_disk_is_built_from_the_first_layers_while_the_last_downloads(
+    registry, tmp_path, repo
+):
+    """The registry holds the top layer back: the layers under it are already unpacked
+    ("Pull complete") before it has arrived ("Download complete")."""
+    img = simple_image(layers=3)
+    registry.pusher().push_image(repo, "v", img)
+    top = img.layer_digests[-1]
+    front = RegistryFront(registry.url)
+    released = threading.Event()
+
+    def hold_top(method, path):
+        if method == "GET" and path.endswith(f"/blobs/{top}"):
+            released.wait(10)
+        return None
+
+    events = []
+
+    def progress(event):
+        events.append(event)
+        if event.get("status") == "Pull complete" and len(events_of("Pull complete")) == 2:
+            released.set()  # both lower layers were unpacked while the top one was held
+
+    def events_of(status):
+        return [e["id"] for e in events if e.get("status") == status]
+
+    try:
+        front.fault = hold_top
+        svc = ImageService(tmp_path / "store")
+        rec = svc.pull(f"{front.host}/{repo}:v", progress=progress)
+    finally:
+        released.set()
+        front.close()
+    short = [x.removeprefix("sha256:")[:12] for x in img.layer_digests]
+    assert events_of("Pull complete") == short
+    statuses = [(e.get("status"), e.get("id")) for e in events]
+    assert statuses.index(("Pull complete", short[1])) < statuses.index(
+        ("Download complete", short[2])
+    )
+    assert svc.rootfs_dir.joinpath(f"{rec.id[7:]}.erofs").exists()
+
+
+def test_a_layer_that_fails_to_download_while_others_unpack_fails_the_pull_cleanly(
+    registry, tmp_path, repo
+):
+    img = simple_image(layers=3)
+    registry.pusher().push_image(repo, "v", img)
+    top = img.layer_digests[-1]
+    front = RegistryFront(registry.url)
+    front.fault = lambda method, path: 500 if path.endswith(f"/blobs/{top}") else None
+    try:
+        svc = ImageService(tmp_path / "store")
+        with pytest.raises(RegistryError, match="HTTP 500"):
+            svc.pull(f"{front.host}/{repo}:v")
+    finally:
+        front.close()
+    assert svc.list() == []
+    assert not list(svc.rootfs_dir.iterdir())  # no disk, no temp file, no scratch dir
+    assert not list(svc.store.ingest_dir.iterdir())
