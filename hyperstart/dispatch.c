@@ -20,6 +20,8 @@
 #include "system.h"
 #include "util.h"
 
+#define FREEZE_WAIT_MS 2000 /* a FREEZE answers once every process has stopped, or fails */
+
 struct reply {
 	struct hs_err err;
 	char *data; /* ACK payload (malloc'd), or NULL */
@@ -281,13 +283,18 @@ static int do_sync(json_t *req, const unsigned char *raw, size_t rawlen, struct 
 static int do_freeze(json_t *req, const unsigned char *raw, size_t rawlen, struct reply *r)
 {
 	struct hs_container *c = container_arg(req, "container", &r->err);
-	int frozen = 0;
+	int frozen = 0, running;
 
 	(void)raw, (void)rawlen;
 	if (!c || hs_json_bool(req, "frozen", &frozen, &r->err) < 0)
 		return -1;
-	hs_ps_signal(c, frozen ? SIGSTOP : SIGCONT);
-	return 0;
+	if (!frozen) {
+		hs_ps_signal(c, SIGCONT);
+		return 0;
+	}
+	running = hs_ps_stop(c, FREEZE_WAIT_MS);
+	return running ? hs_fail(&r->err, "%d processes of %s did not stop in %d ms", running,
+				 c->id, FREEZE_WAIT_MS) : 0;
 }
 
 static int do_statpath(json_t *req, const unsigned char *raw, size_t rawlen, struct reply *r)

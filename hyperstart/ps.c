@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <signal.h>
@@ -57,6 +58,50 @@ static void signal_one(pid_t pid, void *arg)
 void hs_ps_signal(struct hs_container *c, int sig)
 {
 	each_in_container(c, 0, signal_one, &sig);
+}
+
+/* the state letter of /proc/<pid>/stat ('R', 'S', 'T', ...), 0 when it is gone */
+static char state_of(pid_t pid)
+{
+	char path[64], buf[512], *end;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	end = strrchr(buf, ')');
+	return end && end[1] == ' ' ? end[2] : 0;
+}
+
+static void stop_one(pid_t pid, void *arg)
+{
+	char state = state_of(pid);
+
+	if (state && !strchr("TtZX", state)) {
+		kill(pid, SIGSTOP);
+		++*(int *)arg;
+	}
+}
+
+int hs_ps_stop(struct hs_container *c, int timeout_ms)
+{
+	uint64_t deadline = hs_now_ms() + (uint64_t)timeout_ms;
+	int running;
+
+	for (;;) {
+		running = 0;
+		each_in_container(c, 0, stop_one, &running);
+		if (!running || hs_now_ms() >= deadline)
+			return running;
+		usleep(1000);
+	}
 }
 
 static char *proc_file(pid_t pid, const char *name)

@@ -15,7 +15,13 @@ struct json_t;
 int hs_ps(struct hs_container *c, struct json_t **out, struct hs_err *err);
 /* SIGKILLs every process of c's PID namespace (daemons that left the agent's tree) */
 void hs_ps_kill(struct hs_container *c);
-/* sends sig (SIGSTOP, SIGCONT) to every process of c (not an agent-made holder) */
+/* sends sig (SIGCONT) to every process of c (not an agent-made holder) */
 void hs_ps_signal(struct hs_container *c, int sig);
+/*
+ * SIGSTOPs the processes of c until every one is stopped (one forked meanwhile too: a
+ * stopped process forks no more), for at most timeout_ms; returns how many still run.
+ * A signal is only delivered when its process next runs, so sending is not stopping.
+ */
+int hs_ps_stop(struct hs_container *c, int timeout_ms);
 
 #endif

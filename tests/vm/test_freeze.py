@@ -39,3 +39,25 @@ def test_freeze_stops_every_process_of_the_container_and_thaw_continues(guest, l
 def test_freeze_of_an_unknown_container_is_an_error(guest, loop_thread):
     with pytest.raises(AgentError, match="no container nope"):
         loop_thread.run(guest.agent.freeze("nope", True))
+
+
+def test_freeze_answers_once_every_process_has_stopped_even_while_they_fork(guest, loop_thread):
+    """A signal is delivered only when its process next runs, and a shell forks on: FREEZE
+    answers after each process, a child forked meanwhile too, shows as stopped."""
+
+    async def scenario():
+        parent = await guest.start(["sh", "-c", "while :; do sleep 1000 & done"])
+        for _ in range(50):
+            if len(await guest.agent.processes("c0")) >= 4:
+                break
+        await guest.agent.freeze("c0", True)
+        frozen = await guest.agent.processes("c0")
+        await guest.agent.freeze("c0", False)
+        await guest.agent.signal("c0", parent.io.process, signal.SIGKILL)
+        await parent.result()
+        await guest.run(["killall", "-9", "sleep"])
+        return frozen
+
+    frozen = loop_thread.run(scenario())
+    assert len(frozen) >= 4
+    assert {x.state for x in frozen} == {"T"}, [(x.args, x.state) for x in frozen]
