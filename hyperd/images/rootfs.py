@@ -42,7 +42,7 @@ from hyperd.images.layerrules import (
 )
 from hyperd.images.layerstream import CORRUPT, TAR_BUFSIZE, open_layer, read_tar
 from hyperd.images.limits import Budget, ImageLimits
-from hyperd.images.tarmerge import pack_erofs
+from hyperd.images.tarmerge import WideDirectory, pack_erofs
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +316,20 @@ def _run(cmd: list[str]) -> None:
 MAKERS = {"ext4": make_ext4, "erofs": make_erofs}
 
 
+def _once(done: Callable[[Path], None] | None) -> Callable[[Path], None] | None:
+    """``done`` that says each layer once, however many times a build reads it."""
+    if done is None:
+        return None
+    said: set[Path] = set()
+
+    def once(layer: Path) -> None:
+        if layer not in said:
+            said.add(layer)
+            done(layer)
+
+    return once
+
+
 def tar_mkfs_erofs() -> str | None:
     """An mkfs.erofs that builds from a tar stream (erofs-utils >= 1.7), looked for in
     TOOL_DIR then on PATH; None when there is none."""
@@ -346,8 +360,9 @@ def build_image(
     ``done(layer)`` as each layer is read.
 
     erofs is built straight from the layers' tar streams where mkfs.erofs can (scratch
-    space under ``workdir``); otherwise, or with ``unpack``, the layers are flattened into
-    a temp dir under ``workdir`` and packed from there. ``out`` appears atomically (temp
+    space under ``workdir``) and no directory is too wide for it (tarmerge.WideDirectory);
+    otherwise, or with ``unpack``, the layers are flattened into a temp dir under
+    ``workdir`` and packed from there. ``out`` appears atomically (temp
     file next to it, fsync, rename). Returns timings: ``build_s``, and for an unpacked
     build ``flatten_s`` and ``mkfs_s``.
     """
@@ -359,10 +374,16 @@ def build_image(
     try:
         t0 = time.monotonic()
         if mkfs is not None:
-            ids = _pair_diff_ids(layer_paths, diff_ids)
-            pack_erofs(mkfs, layer_paths, img, ids, Budget(limits, image), tmpdir, done)
-            times = {}
-        else:
+            done = _once(done)
+            try:
+                ids = _pair_diff_ids(layer_paths, diff_ids)
+                pack_erofs(mkfs, layer_paths, img, ids, Budget(limits, image), tmpdir, done)
+                times = {}
+            except WideDirectory as exc:
+                log.info("%s: %s for mkfs.erofs --tar; unpacking it", image, exc)
+                img.unlink(missing_ok=True)
+                mkfs = None
+        if mkfs is None:
             tree = tmpdir / "tree"
             tree.mkdir(mode=0o755)
             os.chmod(tree, 0o755)

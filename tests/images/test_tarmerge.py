@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hyperd.images import ImageError, UnsafeLayerEntry
+from hyperd.images import ImageError, UnsafeLayerEntry, tarmerge
 from hyperd.images.errors import RootfsBuildError
 from hyperd.images.rootfs import build_image, tar_mkfs_erofs
 from hyperd.images.tarmerge import header_bytes
@@ -239,3 +239,24 @@ def test_header_bytes_read_back_as_written(name, kind, fields):
         assert getattr(back, key) == getattr(info, key), key
     assert (back.devmajor, back.devminor) == (info.devmajor, info.devminor)
     assert {k: v for k, v in back.pax_headers.items() if "xattr" in k} == info.pax_headers
+
+
+@needs_mkfs
+def test_a_directory_too_wide_for_mkfs_tar_is_unpacked_instead(tmp_path, monkeypatch):
+    """mkfs.erofs --tar looks each new name up in a list (quadratic in a directory's
+    size): past MAX_DIR_NAMES names the build unpacks, with the same result, and says
+    each layer once."""
+    monkeypatch.setattr(tarmerge, "MAX_DIR_NAMES", 50)
+    layers = [
+        [d("wide", mtime=MT)] + [f(f"wide/f{i}", str(i), mtime=MT) for i in range(40)],
+        [d("wide", mtime=MT)] + [f(f"wide/g{i}", str(i), mtime=MT) for i in range(40)],
+    ]
+    files = layer_files(tmp_path, layers)
+    said = []
+    times = build_image(files, tmp_path / "disk.erofs", done=said.append)
+    assert "flatten_s" in times and said == files
+    got = contents(tmp_path / "disk.erofs", tmp_path / "m")
+    assert len([k for k in got if k.startswith("wide/")]) == 80
+    monkeypatch.setattr(tarmerge, "MAX_DIR_NAMES", 100)
+    assert "flatten_s" not in build_image(files, tmp_path / "streamed.erofs")
+    assert contents(tmp_path / "streamed.erofs", tmp_path / "m2") == got
