@@ -37,6 +37,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import MappingProxyType
 from typing import BinaryIO
 
 from hyperd.images.errors import RootfsBuildError
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 
 ZEROS = bytes(TAR_BUFSIZE)
 PIPE_BUFSIZE = 1 << 20
+_NO_CHILDREN = MappingProxyType({})  # what a file holds: one for all of them, read-only
 MAX_DIR_NAMES = 16384  # past this, a build unpacks instead (see WideDirectory)
 
 
@@ -72,7 +74,7 @@ class _Node:
     def __init__(self, kind: str, target: str = ""):
         self.kind = kind
         self.target = target
-        self.children: dict[str, _Node] = {}
+        self.children: dict[str, _Node] = {} if kind == DIRECTORY else _NO_CHILDREN
         self.names = 0  # names mkfs.erofs has seen in this directory, whiteouts too
 
     def put(self, name: str, node: _Node) -> None:
