@@ -28,6 +28,7 @@ What mkfs.erofs is sent is already checked and normalised:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import struct
@@ -292,6 +293,8 @@ def pack_erofs(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, env=env,
             bufsize=PIPE_BUFSIZE,
         )  # fmt: skip
+        with contextlib.suppress(OSError):  # a pipe of 64 KiB had each side wait on the other
+            fcntl.fcntl(proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BUFSIZE)
         broke = False
         try:
             merge_layers(layer_paths, proc.stdin, diff_ids, budget, done)
