@@ -76,16 +76,28 @@ class LogWriter:
         lines[-1] = lines[-1][:-1]  # what follows the last newline, if anything
         if not lines[-1]:
             lines.pop()
-        out = b"".join(
+        records = [
             (json.dumps({"t": stamp, "s": stream, "d": base64.b64encode(piece).decode()},
                         separators=(",", ":")) + "\n").encode()
             for piece in lines
-        )  # fmt: skip
-        limit = self.limits.max_size
-        if limit and self._size and self._size + len(out) > limit and not self._pending:
-            self._rotate()
-        self._pending += out
-        self.flush()
+        ]  # fmt: skip
+        limit, size, start = self.limits.max_size, self._size, 0
+        for i, rec in enumerate(records):
+            # as Docker's json-file: a file passes max-size by no more than one record
+            if limit and size and size + len(rec) > limit and not self._pending:
+                self._write(records[start:i], records[i:])
+                self._rotate()
+                size, start = 0, i
+            size += len(rec)
+        self._write(records[start:], [])
+
+    def _write(self, records: list[bytes], rest: list[bytes]) -> None:
+        self._pending += b"".join(records)
+        try:
+            self.flush()
+        except OSError:
+            self._pending += b"".join(rest)  # kept whole, for the next flush
+            raise
 
     def flush(self) -> None:
         """Write what is pending; an OSError (a full disk) leaves the rest pending, whole,

@@ -39,6 +39,18 @@ def test_rotation_keeps_max_file_files_each_under_max_size(tmp_path):
     assert numbers == list(range(numbers[0], 200)) and numbers[0] > 0
 
 
+def test_a_chunk_of_many_lines_is_split_across_files_at_max_size(tmp_path):
+    """One chunk of output larger than max-size (a fast writer, read in one go) still
+    leaves no file past max-size: rotation goes record by record, as Docker's does."""
+    path = tmp_path / "container.log"
+    w = LogWriter(path, LogLimits(max_size=2000, max_file=20))
+    w.write("stdout", b"".join(f"line {i}\n".encode() for i in range(150)))
+    w.close()
+    files = log_files(path)
+    assert len(files) > 3 and all(p.stat().st_size <= 2000 for p in files)
+    assert [int(r[2].split()[1]) for r in _collect(path)] == list(range(150))
+
+
 def test_max_file_one_truncates_in_place(tmp_path):
     path = tmp_path / "container.log"
     w = LogWriter(path, LogLimits(max_size=500, max_file=1))
