@@ -1,6 +1,6 @@
 """Merge image layers into one tar stream of the flattened root, packed by mkfs.erofs.
 
-The rules are LayerApplier's (rootfs.py), applied to a tree held in memory, so nothing is
+The OCI rules of layerrules.LayerWalker, applied to a tree held in memory, so nothing is
 unpacked on disk: erofs-utils >= 1.7 builds the filesystem straight from a tar stream
 (``mkfs.erofs --tar=f``), and each byte of file data goes once from a layer blob into the
 image::
@@ -9,13 +9,13 @@ image::
                                                                               |
         the merged tree: kinds, symlink targets, what this layer put <--------+
                                                                               v
-    image <- mkfs.erofs --tar=f --aufs --ovlfs-strip=1 <- one tar: PAX headers + data
+    image <- mkfs.erofs --tar=f --aufs --ovlfs-strip=1 <- one tar: fresh headers + data
 
 What mkfs.erofs is sent is already checked and normalised:
 
 * each name is a clean path whose parents are directories of the tree: a symlinked parent
-  is resolved here (inside the root, as LayerApplier does), a missing one is sent first as
-  a 0755 root-owned directory;
+  is resolved here (inside the root, as the on-disk LayerApplier does), a missing one is
+  sent first as a 0755 root-owned directory;
 * an entry at a path replaces what is there, but a directory over a directory keeps its
   contents; mkfs.erofs does the same, as tar extraction does;
 * a whiteout is sent as ``.wh.<name>`` beside a name that exists: with ``--aufs``
@@ -246,7 +246,7 @@ def header_bytes(info: tarfile.TarInfo) -> bytes:
             b"%07o" % info.devmajor,
             b"%07o" % info.devminor,
             b"",
-        )  # fmt: skip
+        )
     )
     block[148:156] = b"%06o\0 " % sum(block)
     return bytes(block)
