@@ -136,7 +136,9 @@ class LayerWalker:
     def make_dir(self, rel: tuple[str, ...], m: tarfile.TarInfo) -> None:
         raise NotImplementedError
 
-    def create(self, tar, m, parts: list[str], rel, link: tuple[str, ...] | None) -> None:
+    def create(self, tar, m, rel: tuple[str, ...], link: tuple[str, ...] | None) -> None:
+        """Put the entry ``m`` (no directory) at ``rel`` in place of what is there; a hard
+        link's checked target is ``link``."""
         raise NotImplementedError
 
     def remove(self, rel: tuple[str, ...]) -> None:
@@ -180,7 +182,7 @@ class LayerWalker:
         else:
             if m.issym():
                 check_symlink(m.name, parts, m.linkname)
-            self.create(tar, m, parts, rel, self._link_target(m, rel) if m.islnk() else None)
+            self.create(tar, m, rel, self._link_target(m, rel) if m.islnk() else None)
         self._mark(rel)
 
     def _link_target(self, m: tarfile.TarInfo, rel: tuple[str, ...]) -> tuple[str, ...]:

@@ -116,7 +116,7 @@ class LayerApplier(LayerWalker):
         self._make_dir(self._path(rel))
         self._set_meta(rel, m)
 
-    def create(self, tar, m, parts: list[str], rel, link: tuple[str, ...] | None) -> None:
+    def create(self, tar, m, rel: tuple[str, ...], link: tuple[str, ...] | None) -> None:
         path = self._path(rel)
         self._remove(path)
         self._create(tar, m, path, link)

@@ -149,7 +149,7 @@ class LayerMerger(LayerWalker):
             parent.put(rel[-1], _Node(DIRECTORY))
         self._send(_header("/".join(rel), m))
 
-    def create(self, tar, m, parts: list[str], rel, link: tuple[str, ...] | None) -> None:
+    def create(self, tar, m, rel: tuple[str, ...], link: tuple[str, ...] | None) -> None:
         parent, name = self._node(rel[:-1]), "/".join(rel)
         if m.isreg():
             parent.put(rel[-1], _Node(OTHER))
