@@ -88,13 +88,19 @@ class HealthChecks:
         start_interval = _seconds(hc.start_interval, interval)
         start_period = _seconds(hc.start_period, 0.0)
         began = time.monotonic()
-        while True:
+        me = asyncio.current_task()
+        # stop() cancels this task, and the loop also ends once stop() has forgotten it:
+        # Python 3.11's wait_for can swallow a cancel that comes as the probe's process
+        # ends (the stop killed it), and the loop then probed a stopped container.
+        while self._loops.get(c.id) is me:
             in_start = time.monotonic() - began < start_period
             await asyncio.sleep(start_interval if in_start and c.state.health == STARTING
                                 else interval)  # fmt: skip
-            if c.state.paused:
+            if c.state.paused or self._loops.get(c.id) is not me:
                 continue
             result = await self._probe(c, run, _seconds(hc.timeout, DEFAULT_TIMEOUT))
+            if self._loops.get(c.id) is not me:
+                return
             in_start = time.monotonic() - began < start_period
             await self._record(c, result, hc.retries or DEFAULT_RETRIES, in_start)
 
