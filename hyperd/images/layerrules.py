@@ -12,6 +12,7 @@ import os
 import posixpath
 import tarfile
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import BinaryIO
 
 from hyperd.images.errors import DigestMismatch, ImageError, UnsafeLayerEntry
@@ -164,6 +165,19 @@ class LayerWalker:
         except CORRUPT as e:
             raise corrupt(self.budget, e) from None
         check_diff_id(self.budget, stream.digest(), diff_id)
+
+    def apply_files(
+        self,
+        paths: Iterable[str | os.PathLike],
+        diff_ids: Iterable[str | None],
+        done: Callable[[Path], None] | None = None,
+    ) -> None:
+        """Apply layer blobs bottom first, each with its ``diff_id`` (taken one at a time,
+        so a pull's layers are read as they arrive); ``done(path)`` after each."""
+        for path, diff_id in zip(paths, diff_ids, strict=True):
+            self.apply_file(path, diff_id)
+            if done is not None:
+                done(Path(path))
 
     def _entry(self, tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
         parts = split_name(m.name)

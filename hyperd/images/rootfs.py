@@ -231,10 +231,7 @@ def flatten(
     """
     applier = LayerApplier(dest, Budget(limits, image), strict_xattrs)
     paths = list(layer_paths)
-    for p, diff_id in zip(paths, _pair_diff_ids(paths, diff_ids), strict=True):
-        applier.apply_file(p, diff_id)
-        if done is not None:
-            done(Path(p))
+    applier.apply_files(paths, _pair_diff_ids(paths, diff_ids), done)
     applier.finish()
     return applier
 

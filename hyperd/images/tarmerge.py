@@ -267,10 +267,7 @@ def merge_layers(
     """Write the flattened root of ``layer_paths`` (bottom first) to ``out`` as one tar."""
     merger = LayerMerger(out, budget)
     merger.begin()
-    for path, diff_id in zip(layer_paths, diff_ids, strict=True):
-        merger.apply_file(path, diff_id)
-        if done is not None:
-            done(Path(path))
+    merger.apply_files(layer_paths, diff_ids, done)
     merger.finish()
     return merger
 
