@@ -3,7 +3,8 @@
 Builds a ~100 MB, 5-layer image (incompressible and compressible files), pushes it to a
 docker-registry started on a free loopback port, then times N rounds of:
   * hyper: ImageService.pull into a fresh store (which builds the root disk), then
-    rootfs_path()
+    rootfs_path(); the disk's fsync, which runs once it is usable
+    (hyperd/images/writebehind.py), is waited for untimed before skopeo starts
   * skopeo copy --src-tls-verify=false docker://127.0.0.1:PORT/bench/img dir:/tmp/…
 and finally the root disk build alone: erofs from the tar stream, and unpacked + mkfs
 for erofs and ext4.
@@ -108,8 +109,11 @@ def main() -> None:
         hyper_pull, hyper_total, skopeo = [], [], []
         for i in range(args.n):
             svc = ImageService(work / f"store{i}", {"build_dir": args.build_dir})
+            os.sync()  # each side starts with nothing left to write back
             tp = timed(lambda svc=svc: svc.pull(name))
             tb = timed(lambda svc=svc: svc.rootfs_path(name))
+            svc.writebehind.flush()  # the disk's sync, after it is usable: not timed, but done
+            os.sync()  # before skopeo runs
             hyper_pull.append(tp)
             hyper_total.append(tp + tb)
             dest = work / f"skopeo{i}"

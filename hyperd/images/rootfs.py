@@ -352,6 +352,7 @@ def build_image(
     image: str = "image",
     done: Callable[[Path], None] | None = None,
     unpack: bool = False,
+    publish: Callable[[Path, Path], None] | None = None,
 ) -> dict:
     """Pack the layers into the filesystem image ``out``; errors name ``image``;
     ``done(layer)`` as each layer is read.
@@ -359,8 +360,9 @@ def build_image(
     erofs is built straight from the layers' tar streams where mkfs.erofs can (scratch
     space under ``workdir``) and no directory is too wide for it (tarmerge.WideDirectory);
     otherwise, or with ``unpack``, the layers are flattened into a temp dir under
-    ``workdir`` and packed from there. ``out`` appears atomically (temp
-    file next to it, fsync, rename). Returns timings: ``build_s``, and for an unpacked
+    ``workdir`` and packed from there. ``out`` appears atomically: a temp
+    file next to it is renamed onto it, after an fsync, or by ``publish(tmp, out)``, which
+    syncs later (hyperd/images/writebehind.py). Returns timings: ``build_s``, and for an unpacked
     build ``flatten_s`` and ``mkfs_s``.
     """
     if fstype not in MAKERS:
@@ -388,10 +390,13 @@ def build_image(
             t1 = time.monotonic()
             MAKERS[fstype](tree, img)
             times = {"flatten_s": t1 - t0, "mkfs_s": time.monotonic() - t1}
-        with open(img, "rb+") as f:
-            os.fsync(f.fileno())
         os.chmod(img, 0o444)
-        os.replace(img, out)
+        if publish is not None:
+            publish(img, out)
+        else:
+            with open(img, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(img, out)
         return {**times, "build_s": time.monotonic() - t0, "bytes": out.stat().st_size}
     finally:
         img.unlink(missing_ok=True)

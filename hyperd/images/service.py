@@ -30,6 +30,7 @@ from hyperd.images.reference import Reference, is_image_id, parse_reference
 from hyperd.images.registry import RegistryClient, RegistryConfig
 from hyperd.images.rootfs import FSTYPES, build_image, scan_layers, tar_mkfs_erofs
 from hyperd.images.store import ContentStore, ImageIndex, ImageRecord
+from hyperd.images.writebehind import WriteBehind
 
 log = logging.getLogger(__name__)
 DEFAULT_ROOT = "/var/lib/hyper"
@@ -81,6 +82,8 @@ class ImageService:
         self.index = ImageIndex(self.root / "images.db")
         self.rootfs_dir = self.root / "rootfs"
         self.rootfs_dir.mkdir(parents=True, exist_ok=True)
+        self.writebehind = WriteBehind(self.rootfs_dir)
+        self.writebehind.recover()
         self.staging = staging.Staging(self.root)
         self.credentials = CredentialStore(config.credentials_path or self.root / "config.json")
         self.session_factory = session_factory
@@ -420,17 +423,19 @@ class ImageService:
         can, else unpack them on tmpfs when it has room (hyperd/images/staging.py), else,
         or when tmpfs gives out, on disk."""
         fstype, limits, unpack = self.config.rootfs_fstype, self.config.limits, self.config.unpack
+        publish = self.writebehind.publish
         if self.config.build_dir:
             workdir = Path(self.config.build_dir)
             build_image(
                 layers, out, fstype, workdir, diff_ids, limits, image=image, done=done,
-                unpack=unpack,
+                unpack=unpack, publish=publish,
             )  # fmt: skip
             return
         if not unpack and fstype == "erofs" and tar_mkfs_erofs():
             build_image(
-                layers, out, fstype, self.rootfs_dir, diff_ids, limits, image=image, done=done
-            )
+                layers, out, fstype, self.rootfs_dir, diff_ids, limits, image=image, done=done,
+                publish=publish,
+            )  # fmt: skip
             return
         with self.staging.reserve(layers) as tar_bytes:
             if tar_bytes is not None:
@@ -438,7 +443,7 @@ class ImageService:
                     build_image(
                         layers, out, fstype, self.staging.workdir(), diff_ids,
                         staging.capped(limits, tar_bytes), strict_xattrs=True, image=image,
-                        done=done, unpack=True,
+                        done=done, unpack=True, publish=publish,
                     )  # fmt: skip
                     return
                 except (OSError, ImageError) as exc:
@@ -447,7 +452,7 @@ class ImageService:
                     log.info("root disk %s: staging on tmpfs gave out (%s); on disk", out, exc)
         build_image(
             layers, out, fstype, self.rootfs_dir, diff_ids, limits, image=image, done=done,
-            unpack=True,
+            unpack=True, publish=publish,
         )  # fmt: skip
 
     @property

@@ -41,8 +41,9 @@ def sha256_file(path: str | os.PathLike) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def fsync_path(path: Path) -> None:
+    """Flush a file's or a directory's data and metadata to disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:
@@ -151,7 +152,7 @@ class ContentStore:
         target = self.path(digest)
         os.chmod(tmp, 0o444)
         os.replace(tmp, target)
-        _fsync_dir(self.blob_dir)
+        fsync_path(self.blob_dir)
         return digest
 
     def write(self, data: bytes, digest: str | None = None) -> str:
