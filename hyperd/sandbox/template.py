@@ -13,9 +13,9 @@ gets them hot-plugged, as a pool VM's extra devices are. Its clock and random st
 template's until STARTPOD sets them (the host's time and a fresh seed).
 
 Files, in ``<root>/template/`` (0711): ``ram``, ``state`` and ``key``, what the template
-was made from (kernel, initrd, QEMU binary, vCPUs, memory). A key that differs from
-today's (a new kernel or initrd, a QEMU upgrade, another default size) or a clone that
-fails to load the state make the template go; it is made again in the background, and
+was made from (kernel, initrd, QEMU binary, vCPUs, memory, kernel arguments). A key that
+differs from today's (a new kernel or initrd, a QEMU upgrade, another default size, a hyper
+with other kernel arguments) or a clone that fails to load the state make the template go; it is made again in the background, and
 starts boot meanwhile. The files survive a daemon restart, and are used again if the key
 still matches.
 
@@ -166,10 +166,18 @@ class Template:
 
 
 def template_key(assets: tuple[str, ...], cpus: int, memory: int, accel: str) -> dict:
-    """What a template is made from; a template made from other files or sizes is stale.
-    As JSON reads it back (lists, not tuples), so a key read from disk compares equal."""
+    """What a template is made from; a template made from other files, sizes or kernel
+    arguments (a hyper upgrade may change them; the saved guest booted with the old ones)
+    is stale. As JSON reads it back (lists, not tuples), so a key read from disk compares
+    equal."""
     files = [list(key) if key else None for key in assets_key((*assets, QEMU_BINARY))]
-    return {"files": files, "cpus": cpus, "memory": memory, "accel": accel}
+    return {
+        "files": files,
+        "cpus": cpus,
+        "memory": memory,
+        "accel": accel,
+        "kernel_args": designer.KERNEL_ARGS,
+    }
 
 
 def sweep(root: str) -> None:

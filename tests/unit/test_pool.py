@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 
 from hyperd.errors import HyperError
 from hyperd.sandbox.pool import Factory, assets_key, parse_factory
+from hyperd.sandbox.template import template_key
+from hyperd.vm import designer
 
 
 @pytest.mark.parametrize(
@@ -52,3 +55,14 @@ def test_assets_key_changes_when_a_file_is_replaced(tmp_path):
     os.replace(new, kernel)
     assert assets_key((str(kernel), str(initrd))) != first
     assert assets_key((str(tmp_path / "gone"),)) == (None,)
+
+
+def test_template_key_changes_with_the_kernel_arguments(tmp_path, monkeypatch):
+    """A template's guest booted with the kernel arguments of its day: other arguments (a
+    hyper upgrade) make it stale, as another kernel does. The key survives JSON as is."""
+    kernel = tmp_path / "vmlinux"
+    kernel.write_bytes(b"k")
+    key = template_key((str(kernel),), 1, 256 << 20, "tcg")
+    assert json.loads(json.dumps(key)) == key == template_key((str(kernel),), 1, 256 << 20, "tcg")
+    monkeypatch.setattr(designer, "KERNEL_ARGS", designer.KERNEL_ARGS + " tsc=reliable")
+    assert template_key((str(kernel),), 1, 256 << 20, "tcg") != key
