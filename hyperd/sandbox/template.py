@@ -15,9 +15,9 @@ template's until STARTPOD sets them (the host's time and a fresh seed).
 Files, in ``<root>/template/`` (0711): ``ram``, ``state`` and ``key``, what the template
 was made from (kernel, initrd, QEMU binary, vCPUs, memory, kernel arguments). A key that
 differs from today's (a new kernel or initrd, a QEMU upgrade, another default size, a hyper
-with other kernel arguments) or a clone that fails to load the state make the template go; it is made again in the background, and
-starts boot meanwhile. The files survive a daemon restart, and are used again if the key
-still matches.
+with other kernel arguments) or a clone that fails to load the state make the template
+go; it is made again in the background, and starts boot meanwhile. The files survive a
+daemon restart, and are used again if the key still matches.
 
 QEMU 7 opens the RAM file read-write even to map it private (``rom=off`` with a read-only
 file came in QEMU 8.2), so each clone's QEMU user is let into it: see docs/isolation.md.
