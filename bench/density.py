@@ -8,7 +8,10 @@ CLI in subprocesses, all issued at once):
 - PSS of each idle container's QEMU (smaps_rollup), with KSM off, then on (after
   --ksm-wait seconds of merging; the host's KSM settings are restored afterwards);
 - one `hyper rm -f` of all (it removes them at once, as the docker CLI does): seconds
-  until all are gone, and VMs left behind.
+  until all are gone, and VMs left behind;
+- the CPU seconds each part used while the containers started (the QEMUs' vCPU threads,
+  their QMP monitor threads and the rest of them, libvirtd, hyperd): what a faster start
+  has to cut, when the cores are the limit.
 With ``--factory template`` the daemon starts VMs as clones of a template VM (made before
 the timing starts); with ``--factory template,cache:50`` a pool of 50 clones is filled
 first (its fill time is printed, not timed). By default each VM boots (``factory = "none"``).
@@ -20,12 +23,14 @@ for N at once over N times that floor, i.e. how well boots overlap) and the issu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -80,6 +85,34 @@ def start_all(daemon: Daemon, n: int) -> tuple[list[str], int, float]:
     return ids, n - len(ids), time.perf_counter() - t0
 
 
+def _cpu_s(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(daemon_pid: int) -> Counter:
+    """CPU seconds used so far by each part: the VMs' QEMUs by thread (vCPU, the QMP
+    monitor's thread, the rest), libvirtd and hyperd."""
+    used: Counter = Counter()
+    for pidfile in Path("/run/libvirt/qemu").glob("hyper-*.pid"):
+        with contextlib.suppress(OSError, ValueError):
+            for task in Path(f"/proc/{int(pidfile.read_text())}/task").iterdir():
+                name = (task / "comm").read_text().strip()
+                part = ("vCPU" if name.startswith("CPU ") else
+                        "monitor" if name == "IO mon_iothread" else "other")  # fmt: skip
+                used[f"QEMU {part}"] += _cpu_s(task / "stat")
+    for part, pids in (("libvirtd", _pids("libvirtd")), ("hyperd", [daemon_pid])):
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                used[part] += _cpu_s(Path(f"/proc/{pid}/stat"))
+    return used
+
+
+def _pids(name: str) -> list[int]:
+    out = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
 def remove_all(daemon: Daemon, ids: list[str], vms: list[str]) -> tuple[float, float, int]:
     """One `hyper rm -f ID...` of every container, as `docker rm -f $(docker ps -q)`:
     (seconds until it answered, seconds until their VMs were gone too, VMs still there
@@ -126,7 +159,10 @@ def main() -> None:
         floor = boot_floor(str(ROOT / "build" / "vmlinux"), floor_initrd(work), accel_name)
         if saved_ksm:
             ksm_set({"run": "0"})
+        before = cpu_seconds(daemon.proc.pid)
         ids, failed, start_s = start_all(daemon, args.n)
+        cpu = cpu_seconds(daemon.proc.pid)
+        cpu.subtract(before)
         time.sleep(10)  # let the guests go idle
         vms = [daemon.vm_of(cid) for cid in ids]
         pss_off = [pss_mib(vm) for vm in vms]
@@ -146,6 +182,18 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     removal = (rm_s, gone_s, left)
     _report(args, accel_name, floor, failed, start_s, pss_off, pss_on, shared, removal)
+    _report_cpu(cpu, args.n - failed, start_s)
+
+
+def _report_cpu(cpu: Counter, started: int, start_s: float) -> None:
+    """Where the CPU went while the containers started: what a faster start must cut."""
+    parts = ", ".join(
+        f"{part} {secs:.1f}" + (f" ({secs / started:.2f} each)" if part.startswith("QEMU") else "")
+        for part, secs in cpu.most_common()
+        if secs > 0
+    )
+    had = start_s * (os.cpu_count() or 1)
+    print(f"CPU-s while starting                  : {parts}; {sum(cpu.values()):.0f} of {had:.0f}")
 
 
 def _report(args, accel_name, floor, failed, start_s, pss_off, pss_on, shared, removal):
