@@ -74,7 +74,7 @@
 #ifndef HYPERSTART_API_H
 #define HYPERSTART_API_H
 
-#define HYPER_API_VERSION 5
+#define HYPER_API_VERSION 6
 
 #define HYPER_CONTROL_PORT "sh.hyper.channel.0"
 #define HYPER_STREAM_PORT  "sh.hyper.channel.1"
@@ -83,6 +83,13 @@
 #define HYPER_STREAM_HEADER_SIZE  12
 #define HYPER_MAX_CONTROL_FRAME   (16u * 1024 * 1024)
 #define HYPER_MAX_STREAM_FRAME    (64u * 1024 + HYPER_STREAM_HEADER_SIZE)
+
+/*
+ * (version 6) The agent's binary run with this as its first argument exits 0 at
+ * once. The host's warm-up container runs it as /proc/self/exe: a static program
+ * that is always there, so the warm-up execs one (hyperd/sandbox/warmup.py).
+ */
+#define HYPER_EXIT_ARG "--exit"
 
 /*
  * Command codes. Numbers are never reused: 2, 3, 5, 7 and 13 were retired by

@@ -4,10 +4,12 @@
  */
 #define _GNU_SOURCE
 #include <signal.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "archive.h"
 #include "channel.h"
 #include "event.h"
@@ -33,7 +35,10 @@ int main(int argc, char **argv)
 	static struct hs_watch sigchld = { .cb = sigchld_cb };
 	sigset_t mask;
 
-	(void)argc;
+	/* the program of the host's warm-up container (hyperd/sandbox/warmup.py), run
+	   there as /proc/self/exe: an exec of a static binary that exits at once */
+	if (argc > 1 && strcmp(argv[1], HYPER_EXIT_ARG) == 0)
+		return 0;
 	hs_spawn_title(argv[0]);
 	hs_system_init();
 	if (hs_ns_boot() < 0)

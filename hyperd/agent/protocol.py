@@ -43,10 +43,13 @@ import stat
 import struct
 from dataclasses import dataclass, field
 
-API_VERSION = 5
+API_VERSION = 6
 
 CONTROL_PORT = "sh.hyper.channel.0"
 STREAM_PORT = "sh.hyper.channel.1"
+# (version 6) The agent's binary run with this first argument exits 0 at once: the
+# program of the warm-up container (hyperd.sandbox.warmup), exec'd as /proc/self/exe.
+EXIT_ARG = "--exit"
 
 CONTROL_HEADER = struct.Struct(">II")
 STREAM_HEADER = struct.Struct(">QI")

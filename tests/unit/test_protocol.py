@@ -22,6 +22,7 @@ def test_constants_match_api_h():
     assert f"#define HYPER_API_VERSION {p.API_VERSION}\n" in text
     assert f'#define HYPER_CONTROL_PORT "{p.CONTROL_PORT}"' in text
     assert f'#define HYPER_STREAM_PORT  "{p.STREAM_PORT}"' in text
+    assert f'#define HYPER_EXIT_ARG "{p.EXIT_ARG}"' in text
 
 
 def test_control_frame_round_trip():
@@ -146,8 +147,9 @@ def test_new_codes_are_the_next_free_numbers():
         29,
         30,
     ]
-    # 3: namespaces, capabilities, seccomp; 4: oomKilled; 5: STARTPOD time and seed
-    assert p.API_VERSION == 5
+    # 3: namespaces, capabilities, seccomp; 4: oomKilled; 5: STARTPOD time and seed;
+    # 6: the agent's binary exits at once given EXIT_ARG
+    assert p.API_VERSION == 6
 
 
 def test_startpod_payload():
