@@ -71,6 +71,7 @@ class ContainerService:
         sandboxes.pool_vms.blank = BlankDisk(
             booting.RW_SERIAL, creating.RW_DISK, creating.make_writable_disk
         )
+        sandboxes.pool_vms.root_fstype = images.rootfs_fstype
         self.events = events
         self.store = ContainerStore(db, self._image_id)
         self.monitor = Monitor(self)

@@ -36,6 +36,7 @@ from hyperd.vm.machine import DOMAIN_PREFIX, Machine, console_tail
 from .disks import Held, Plan, file_key, plan, same_filesystem
 from .sandbox import Sandbox, SandboxSpec
 from .template import Template
+from .warmup import warm_up
 
 log = logging.getLogger(__name__)
 POOL_PREFIX = f"{DOMAIN_PREFIX}pool-"
@@ -59,12 +60,26 @@ class PoolVMs:
         machine: Callable[[SandboxSpec, list[designer.NicSpec]], Machine],
         network: Network | None,
         template: Template | None = None,
+        warm: bool = False,
     ):
         self.config = config
         self.dir = Path(config.root) / "pool"
         self._machine, self.network, self.template = machine, network, template
+        self.warm = warm  # run a warm-up container before handing a VM out (TCG)
         self.blank: BlankDisk | None = None
+        self.root_fstype = "erofs"  # the filesystem of the shared disks (images' root disks)
         self.shared: list[DiskSpec] = []  # the shared disks of the last sandbox that fit
+
+    async def fill(self) -> Sandbox:
+        """A VM for the pool: ``boot()``, then (``warm``) its warm-up (``warmup.py``)."""
+        sb = await self.boot()
+        if self.warm:
+            try:
+                await warm_up(sb, self.root_fstype)
+            except BaseException:
+                await self.discard(sb)
+                raise
+        return sb
 
     async def boot(self) -> Sandbox:
         """A pool VM, READY, with the blank disk and the remembered shared ones: a clone of

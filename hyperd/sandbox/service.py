@@ -58,10 +58,11 @@ class Sandboxes:
             if factory.template and self._template_possible()
             else None
         )
-        self.pool_vms = PoolVMs(config, self._machine, network, self.template)
+        warm = self.accel == "tcg"  # only TCG translates what a guest runs
+        self.pool_vms = PoolVMs(config, self._machine, network, self.template, warm)
         self.pool = Pool(
             factory.cache,
-            self.pool_vms.boot,
+            self.pool_vms.fill,
             self.pool_vms.discard,
             lambda: assets_key((self.assets.kernel, self.assets.initrd)),
             self.pool_vms.unfit,

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from hyperd.vm import acl
+from hyperd.containers.create import writable_disk_blank
+from hyperd.vm import accel, acl
 from tests.net.conftest import NetDaemon, factory_daemon
 
 pytestmark = pytest.mark.vm
@@ -218,6 +219,34 @@ def test_a_pool_vm_brings_the_image_and_a_blank_layer(poold):
     finally:
         poold.hyper("rm", "-f", "pool-blank")
         poold.hyper("rmi", "pool-commit:1")
+
+
+def test_a_pool_vm_warms_up_and_keeps_nothing_of_it(poold):
+    """Under TCG a pool VM starts and removes a throwaway container before it is ready:
+    its console shows the agent making and removing ``hyper-warm-up``. The container that
+    takes the VM finds nothing of it: the blank layer the warm-up mounted read-only is
+    still as made (never mounted, so it is handed over), the taker's changes are what it
+    wrote and no more, and its NIC has its own address and routes alone (the warm-up's
+    TEST-NET-1 address and route are gone)."""
+    if accel.choose("auto") != "tcg":
+        pytest.skip("pool VMs are warmed up under TCG only")
+    vm = _busybox_next(poold)
+    console = (poold.root / "pool" / vm / "console.log").read_text(errors="replace")
+    assert "container hyper-warm-up: ready" in console, console[-2000:]
+    assert "container hyper-warm-up: removed" in console, console[-2000:]
+    assert writable_disk_blank(poold.root / "pool" / vm / "rw.ext4")
+    script = "ip -4 -o addr show; ip route; echo x > /f"
+    res = poold.hyper("run", "--name", "pool-warmed", "busybox", "sh", "-c", script)
+    try:
+        assert res.returncode == 0, res.stderr
+        assert poold.inspect_field("pool-warmed", "{{.Hyper.VM}}") == vm
+        out = res.stdout.decode()
+        assert "192.0.2." not in out, out
+        assert "eth0" in out and "default via" in out, out
+        changes = poold.client().containers.get("pool-warmed").diff()
+        assert {(c["Path"], c["Kind"]) for c in changes} == {("/f", 1)}, changes
+    finally:
+        poold.hyper("rm", "-f", "pool-warmed")
 
 
 def _import_image(d: NetDaemon, name: str) -> None:

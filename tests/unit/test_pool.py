@@ -1,4 +1,5 @@
-"""The VM pool's configuration (``factory``) and the key of the guest files it booted."""
+"""The VM pool's configuration (``factory``), the key of the guest files it booted, and the
+root of its warm-up container."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import os
 import pytest
 
 from hyperd.errors import HyperError
+from hyperd.sandbox.disks import Held
 from hyperd.sandbox.pool import Factory, assets_key, parse_factory
 from hyperd.sandbox.template import template_key
+from hyperd.sandbox.warmup import root_mounts
 from hyperd.vm import designer
 
 
@@ -66,3 +69,21 @@ def test_template_key_changes_with_the_kernel_arguments(tmp_path, monkeypatch):
     assert json.loads(json.dumps(key)) == key == template_key((str(kernel),), 1, 256 << 20, "tcg")
     monkeypatch.setattr(designer, "KERNEL_ARGS", designer.KERNEL_ARGS + " tsc=reliable")
     assert template_key((str(kernel),), 1, 256 << 20, "tcg") != key
+
+
+def test_warm_up_root_is_every_held_disk_read_only():
+    """The warm-up container's root is the image's root disk (the image's filesystem) and
+    the blank layer, both read-only lowers: the blank ext4 with norecovery, so that the
+    mount writes nothing and the layer stays blank for the container that takes the VM."""
+    held = [
+        Held(designer.DiskSpec("/r/img.erofs", "image", True, shared=True)),
+        Held(designer.DiskSpec("/p/rw.ext4", "rw", blank=True)),
+    ]
+    mounts = [m.to_json() for m in root_mounts(held, "erofs")]
+    assert mounts == [
+        {"type": "block", "source": "image", "target": "/", "readonly": True,
+         "fstype": "erofs", "layer": "lower"},
+        {"type": "block", "source": "rw", "target": "/", "readonly": True,
+         "fstype": "ext4", "options": "norecovery", "layer": "lower"},
+    ]  # fmt: skip
+    assert root_mounts([], "erofs") == []  # nothing held: no warm-up container
