@@ -55,16 +55,18 @@ compat: all
 	VENV=$(VENV) tools/compat.sh $(SUITE)
 
 # N containers at once: start time, PSS with KSM off and on, rm -f time (~5 min; 50 VMs),
-# with VMs booted, then with VMs cloned from a template.
+# with VMs booted, with VMs cloned from a template, then from a pool of 50 clones.
 density: all
 	$(VENV)/bin/python bench/density.py -n 50
 	$(VENV)/bin/python bench/density.py -n 50 --factory template
+	$(VENV)/bin/python bench/density.py -n 50 --factory template,cache:50
 
 # Every benchmark, one after another (each prints its figures beside its same-run baseline),
 # then one table of the headline figures, baselines, ratios and targets (bench/summary.py).
 bench: all
 	rm -f $(BUILD)/bench-results.jsonl; status=0; \
-	for b in boot pull push run volumes logs net density "density --factory template"; do \
+	for b in boot pull push run volumes logs net density "density --factory template" \
+		"density --factory template,cache:50"; do \
 		echo "== bench/$$b"; set -- $$b; name=$$1; shift; \
 		HYPER_BENCH_RESULTS=$(abspath $(BUILD))/bench-results.jsonl \
 			$(VENV)/bin/python bench/$$name.py "$$@" || { echo "bench/$$b failed"; status=1; }; \
