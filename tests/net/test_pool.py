@@ -223,17 +223,19 @@ def test_a_pool_vm_brings_the_image_and_a_blank_layer(poold):
 
 def test_a_pool_vm_warms_up_and_keeps_nothing_of_it(poold):
     """Under TCG a pool VM starts and removes a throwaway container before it is ready:
-    its console shows the agent making and removing ``hyper-warm-up``. The container that
-    takes the VM finds nothing of it: the blank layer the warm-up mounted read-only is
-    still as made (never mounted, so it is handed over), the taker's changes are what it
-    wrote and no more, and its NIC has its own address and routes alone (the warm-up's
-    TEST-NET-1 address and route are gone)."""
+    its console shows the agent making and removing ``hyper-warm-up``, and the daemon
+    logged no warm-up failing (or its process exiting non-zero). The container that takes
+    the VM finds nothing of it: the blank layer the warm-up mounted read-only is still as
+    made (never mounted, so it is handed over), the taker's changes are what it wrote and
+    no more, and its NIC has its own address and routes alone (the warm-up's TEST-NET-1
+    address and route are gone)."""
     if accel.choose("auto") != "tcg":
         pytest.skip("pool VMs are warmed up under TCG only")
     vm = _busybox_next(poold)
     console = (poold.root / "pool" / vm / "console.log").read_text(errors="replace")
     assert "container hyper-warm-up: ready" in console, console[-2000:]
     assert "container hyper-warm-up: removed" in console, console[-2000:]
+    assert "warm-up" not in poold.log.read_text()  # no warm-up failed, or exited non-zero
     assert writable_disk_blank(poold.root / "pool" / vm / "rw.ext4")
     script = "ip -4 -o addr show; ip route; echo x > /f"
     res = poold.hyper("run", "--name", "pool-warmed", "busybox", "sh", "-c", script)
