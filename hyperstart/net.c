@@ -288,6 +288,17 @@ int hs_net_setup_route(json_t *req, struct hs_err *err)
 	return 0;
 }
 
+/* the address going is no longer the one new containers' /etc/hosts name */
+static void forget_first_ip(const struct sockaddr *addr)
+{
+	char ip[INET_ADDRSTRLEN];
+
+	if (addr->sa_family == AF_INET &&
+	    inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, ip, sizeof(ip)) &&
+	    strcmp(ip, first_ip) == 0)
+		first_ip[0] = '\0';
+}
+
 /* setting 0.0.0.0 deletes an IPv4 address; aliases are found with SIOCGIFCONF */
 static void flush_addresses(const char *name)
 {
@@ -302,8 +313,10 @@ static void flush_addresses(const char *name)
 	if (ioctl(fd, SIOCGIFCONF, &ifc) == 0)
 		for (size_t i = 0; i < ifc.ifc_len / sizeof(struct ifreq); i++)
 			if (strncmp(reqs[i].ifr_name, name, n) == 0 &&
-			    (!reqs[i].ifr_name[n] || reqs[i].ifr_name[n] == ':'))
+			    (!reqs[i].ifr_name[n] || reqs[i].ifr_name[n] == ':')) {
+				forget_first_ip(&reqs[i].ifr_addr);
 				set_addr(reqs[i].ifr_name, SIOCSIFADDR, zero);
+			}
 	close(fd);
 }
 
