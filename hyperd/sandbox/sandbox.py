@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from hyperd.agent import protocol as p
@@ -22,6 +22,21 @@ from hyperd.vm.machine import Machine
 from .disks import Held
 
 Prepare = Callable[[Agent], None]
+
+
+async def until_nic(call: Callable[[], Awaitable[None]], wait: float) -> None:
+    """``call()`` (a SETUPINTERFACE by MAC), again while the guest has no NIC of that MAC,
+    for at most ``wait`` seconds: a hot-plugged NIC shows up a little after libvirt
+    answers (the guest probes it after the ACPI event)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        try:
+            return await call()
+        except AgentError as exc:
+            if "no interface with MAC" not in exc.message or loop.time() >= deadline:
+                raise
+        await asyncio.sleep(0.1)
 
 
 @dataclass(frozen=True)
@@ -161,18 +176,11 @@ class Sandbox:
         """Name the guest's NIC with the endpoint's MAC (eth0, eth1...) and address it;
         ``wait``: seconds to give a hot-plugged NIC to appear (the guest probes it after
         the ACPI event, a little after libvirt answers)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while True:
-            try:
-                addresses = [(ep.ip, ep.prefix)]
-                addresses += [(ip, 16) for ip in self.link_local.get(ep.device, ())]
-                await self.agent.setup_interface(ep.mac, addresses, new_name=ep.device)
-                return
-            except AgentError as exc:
-                if "no interface with MAC" not in exc.message or loop.time() >= deadline:
-                    raise
-            await asyncio.sleep(0.1)
+        addresses = [(ep.ip, ep.prefix)]
+        addresses += [(ip, 16) for ip in self.link_local.get(ep.device, ())]
+        await until_nic(
+            lambda: self.agent.setup_interface(ep.mac, addresses, new_name=ep.device), wait
+        )
 
     async def set_default_route(self) -> None:
         """The default route via the first network that is not internal (none if all are)."""
