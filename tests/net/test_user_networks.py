@@ -9,6 +9,7 @@ import sqlite3
 import textwrap
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -254,3 +255,41 @@ def test_aux_addresses_link_local_ips_and_an_endpoint_mac(netd):
     finally:
         netd.docker("rm", "-f", name, other)
         netd.docker("network", "rm", net)
+
+
+def test_hosts_files_follow_a_burst_of_starts_and_a_removal(netd):
+    """A running container's /etc/hosts gains every container started on its network after
+    it, three of them started at once (each start rewrites it in the background; the last
+    write must hold all three), and loses one that is removed."""
+    net, uid = f"hosts-{_uid()}", _uid()
+    names = [f"h{i}-{uid}" for i in range(4)]
+    _docker(netd, "network", "create", net)
+
+    def run(name: str) -> str:
+        return _docker(
+            netd, "run", "-d", "--name", name, "--network", net, "busybox", "sleep", "600"
+        )
+
+    try:
+        run(names[0])
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(run, names[1:]))
+        _wait_hosts(netd, names[0], present=names[1:])
+        _docker(netd, "rm", "-f", names[2])
+        _wait_hosts(netd, names[0], present=[names[1], names[3]], absent=[names[2]])
+    finally:
+        netd.docker("rm", "-f", *names)
+        netd.docker("network", "rm", net)
+
+
+def _wait_hosts(netd, ctr: str, present: list[str], absent: tuple | list = ()) -> None:
+    """Wait (30 s at most) until ctr's /etc/hosts names every one of ``present`` and none
+    of ``absent``."""
+    deadline = time.time() + 30
+    while True:
+        text = _docker(netd, "exec", ctr, "cat", "/etc/hosts")
+        words = text.split()
+        if all(n in words for n in present) and not any(n in words for n in absent):
+            return
+        assert time.time() < deadline, text
+        time.sleep(0.3)
